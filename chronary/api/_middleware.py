@@ -1,0 +1,71 @@
+"""Raw ASGI middleware: a request id on every response, and JSON-only request bodies.
+
+Both run before routing so that even 404s and 405s carry `X-Request-Id`, and a body sent as
+text/plain is refused with 415 instead of being parsed as JSON by accident.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from chronary import ids
+
+_BODY_METHODS = {"POST", "PUT", "PATCH"}
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = ids.new_id("req")
+        scope.setdefault("state", {})["request_id"] = request_id  # type: ignore[typeddict-item]
+        header = (b"x-request-id", request_id.encode())
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), header]  # type: ignore[typeddict-unknown-key]
+            await send(message)
+
+        if scope["method"] in _BODY_METHODS and scope["path"].startswith("/v1/") and _has_body(scope):
+            content_type = _header(scope, b"content-type").split(";")[0].strip().lower()
+            if content_type != "application/json" and not content_type.endswith("+json"):
+                await _reject_media_type(send_with_id, request_id, content_type)
+                return
+        await self.app(scope, receive, send_with_id)
+
+
+def _header(scope: Scope, name: bytes) -> str:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return value.decode("latin-1")
+    return ""
+
+
+def _has_body(scope: Scope) -> bool:
+    length = _header(scope, b"content-length")
+    if length:
+        return length.strip() != "0"
+    return bool(_header(scope, b"transfer-encoding"))
+
+
+async def _reject_media_type(send: Send, request_id: str, content_type: str) -> None:
+    body = json.dumps({"error": {
+        "type": "unsupported_media_type",
+        "message": f"Request bodies must be application/json (got {content_type or 'no content type'})",
+        "param": None,
+        "request_id": request_id,
+    }}).encode()
+    await send({"type": "http.response.start", "status": 415,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def header_value(scope: Any, name: str) -> str:
+    return _header(scope, name.lower().encode())

@@ -1,0 +1,95 @@
+"""/v1/calendars/{calendar_id}/events and /v1/agents/{agent_id}/events."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from litestar import Controller, delete, get, patch, post
+from litestar.params import Parameter
+
+from chronary.api._common import ERRORS, Limit, Offset, page_dict
+from chronary.schemas.events import Event, EventCreate, EventList, EventStatus, EventUpdate
+from chronary.services import events as svc
+from chronary.services.context import Ctx
+from chronary.store.db import Database
+
+Source = Literal["internal", "external_ical", "google", "microsoft", "icloud", "caldav"]
+_AFTER = Parameter(default=None, description="Only events starting at or after this instant (ISO 8601)")
+_BEFORE = Parameter(default=None, description="Only events starting before this instant (ISO 8601)")
+
+
+class CalendarEventController(Controller):
+    path = "/calendars/{calendar_id:str}/events"
+    tags = ["events"]
+
+    @post("/", summary="Create an event (or a hold with status hold)", responses=ERRORS)
+    async def create(self, calendar_id: str, data: EventCreate, db: Database, ctx: Ctx) -> Event:
+        return await db.write(lambda tx: svc.create(tx, ctx, calendar_id, data))  # type: ignore[return-value]
+
+    @get("/", summary="List a calendar's events", responses=ERRORS)
+    async def list_events(
+        self,
+        calendar_id: str,
+        db: Database,
+        ctx: Ctx,
+        start_after: str | None = _AFTER,
+        start_before: str | None = _BEFORE,
+        status: EventStatus | None = None,
+        source: Source | None = None,
+        limit: Limit = 50,
+        offset: Offset = 0,
+    ) -> EventList:
+        page = await db.read(
+            lambda tx: svc.list_for_calendar(tx, ctx, calendar_id, start_after, start_before, status, source, limit, offset)
+        )
+        return page_dict(page)  # type: ignore[return-value]
+
+    @get("/{event_id:str}", summary="Get an event", responses=ERRORS)
+    async def get_event(self, calendar_id: str, event_id: str, db: Database, ctx: Ctx) -> Event:
+        return await db.read(lambda tx: svc.get(tx, ctx, calendar_id, event_id))  # type: ignore[return-value]
+
+    @patch("/{event_id:str}", summary="Change an event (≥ 1 field; description: null clears)", responses=ERRORS)
+    async def update(self, calendar_id: str, event_id: str, data: EventUpdate, db: Database, ctx: Ctx) -> Event:
+        return await db.write(lambda tx: svc.update(tx, ctx, calendar_id, event_id, data))  # type: ignore[return-value]
+
+    @delete("/{event_id:str}", summary="Delete an event", responses=ERRORS)
+    async def remove(self, calendar_id: str, event_id: str, db: Database, ctx: Ctx) -> None:
+        await db.write(lambda tx: svc.delete(tx, ctx, calendar_id, event_id))
+
+    @post("/{event_id:str}/cancel", status_code=200, summary="Cancel an event", responses=ERRORS)
+    async def cancel(self, calendar_id: str, event_id: str, db: Database, ctx: Ctx) -> Event:
+        return await db.write(lambda tx: svc.cancel(tx, ctx, calendar_id, event_id))  # type: ignore[return-value]
+
+    @post("/{event_id:str}/confirm", status_code=200, summary="Confirm a hold", responses=ERRORS)
+    async def confirm(self, calendar_id: str, event_id: str, db: Database, ctx: Ctx) -> Event:
+        return await db.write(lambda tx: svc.confirm(tx, ctx, calendar_id, event_id))  # type: ignore[return-value]
+
+    @post("/{event_id:str}/release", status_code=204, summary="Release (delete) a hold", responses=ERRORS)
+    async def release(self, calendar_id: str, event_id: str, db: Database, ctx: Ctx) -> None:
+        await db.write(lambda tx: svc.release(tx, ctx, calendar_id, event_id))
+
+
+class AgentEventController(Controller):
+    path = "/agents/{agent_id:str}/events"
+    tags = ["events"]
+
+    @get("/", summary="List events across an agent's calendars", responses=ERRORS)
+    async def list_events(
+        self,
+        agent_id: str,
+        db: Database,
+        ctx: Ctx,
+        start_after: str | None = _AFTER,
+        start_before: str | None = _BEFORE,
+        status: EventStatus | None = None,
+        source: Source | None = None,
+        limit: Limit = 50,
+        offset: Offset = 0,
+    ) -> EventList:
+        page = await db.read(
+            lambda tx: svc.list_for_agent(tx, ctx, agent_id, start_after, start_before, status, source, limit, offset)
+        )
+        return page_dict(page)  # type: ignore[return-value]
+
+
+ROUTES = [CalendarEventController, AgentEventController]

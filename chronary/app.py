@@ -1,0 +1,114 @@
+"""The app factory: routes, auth, errors, OpenAPI, the bundled UI, and the worker lifespan."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from litestar import Litestar, Router
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.static_files import create_static_files_router
+
+from chronary import __version__, api
+from chronary.api._auth import require_api_key
+from chronary.api._common import provide_ctx, provide_db
+from chronary.api._errors import EXCEPTION_HANDLERS
+from chronary.api._middleware import RequestContextMiddleware
+from chronary.clock import Clock
+from chronary.config import Settings
+from chronary.runtime import Runtime, open_runtime
+from chronary.workers import WorkerSet, discover
+
+MAX_BODY_BYTES = 1024 * 1024
+log = logging.getLogger("chronary")
+
+
+def web_dir() -> Path | None:
+    """The bundled UI: beside the package in a checkout, under _MEIPASS in the binary."""
+    if getattr(sys, "frozen", False):
+        candidate = Path(sys._MEIPASS) / "web"  # type: ignore[attr-defined]
+    else:
+        candidate = Path(__file__).resolve().parent.parent / "web"
+    return candidate if (candidate / "index.html").exists() else None
+
+
+class ChronaryApp(Litestar):
+    """Litestar with the request-context middleware around everything, routing included.
+
+    Litestar runs app middleware only for matched routes; wrapping `__call__` gives 404s and
+    405s their request id and the JSON-only check too.
+    """
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await super().__call__(scope, receive, send)
+            return
+        await RequestContextMiddleware(super().__call__)(scope, receive, send)
+
+
+def create_app(settings: Settings, clock: Clock | None = None, runtime: Runtime | None = None) -> Litestar:
+    runtime = runtime or open_runtime(settings, clock)
+    private_routes, public_routes = api.discover()
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        import asyncio
+
+        runtime.signals.loop = asyncio.get_running_loop()
+        workers = WorkerSet(discover(runtime) if settings.workers else [])
+        app.state.workers = workers
+        workers.start()
+        try:
+            yield
+        finally:
+            await workers.shutdown()
+            runtime.db.close()
+
+    v1 = Router(
+        path="/v1",
+        route_handlers=private_routes,
+        guards=[require_api_key],
+        dependencies={"ctx": Provide(provide_ctx, sync_to_thread=False)},
+        security=[{"apiKey": []}],
+    )
+    handlers: list[Any] = [v1, *public_routes]
+    ui = web_dir()
+    if ui is not None:
+        handlers.append(create_static_files_router(path="/", directories=[ui], html_mode=True, include_in_schema=False))
+
+    app = ChronaryApp(
+        route_handlers=handlers,
+        dependencies={"db": Provide(provide_db, sync_to_thread=False)},
+        exception_handlers=EXCEPTION_HANDLERS,
+        request_max_body_size=MAX_BODY_BYTES,
+        lifespan=[lifespan],
+        openapi_config=OpenAPIConfig(
+            title="Chronary",
+            version=__version__,
+            description=(
+                "Self-hosted calendar server for AI agents. Every error answers "
+                '`{"error": {"type", "message", "param", "request_id"}}`.'
+            ),
+            path="/schema",
+            components=Components(
+                security_schemes={
+                    "apiKey": SecurityScheme(
+                        type="http", scheme="bearer", description="chr_sk_… (org) or chr_ak_… (agent) key"
+                    )
+                }
+            ),
+        ),
+        debug=False,
+        logging_config=None,
+    )
+    app.state.runtime = runtime
+    app.state.db = runtime.db
+    app.state.settings = settings
+    app.state.clock = runtime.clock
+    return app

@@ -1,0 +1,197 @@
+"""The `chronary` command: `serve` (the default), `keys …` and `db …`."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from chronary import __version__
+from chronary.config import Settings, load_settings
+from chronary.errors import SchemaTooNew
+
+
+def _settings(**overrides: Any) -> Settings:
+    return load_settings(overrides)
+
+
+@click.group(invoke_without_command=True)
+@click.version_option(__version__, prog_name="chronary")
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """Chronary: a self-hosted calendar server for AI agents."""
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(serve)
+
+
+@cli.command()
+@click.option("--host", default=None, help="Address to listen on [env CHRONARY_HOST; default 127.0.0.1]")
+@click.option("--port", type=int, default=None, help="Port [env CHRONARY_PORT; default 8765]")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+              help="Directory holding chronary.db [env CHRONARY_DATA_DIR; default: user data dir]")
+@click.option("--public-url", default=None, help="Base URL for ical_url links [env CHRONARY_PUBLIC_URL]")
+def serve(host: str | None = None, port: int | None = None, data_dir: str | None = None,
+          public_url: str | None = None) -> None:
+    """Run the server (creates the database and a first org key on first start)."""
+    import uvicorn
+
+    from chronary.app import create_app
+    from chronary.runtime import open_runtime
+
+    settings = _settings(host=host, port=port, data_dir=data_dir, public_url=public_url)
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        runtime = open_runtime(settings)
+    except SchemaTooNew as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Chronary {__version__} — database {settings.db_path}")
+    if runtime.first_key:
+        click.echo("")
+        click.echo("  First start: here is your org API key. It is shown only this once:")
+        click.echo(f"    {runtime.first_key}")
+        click.echo("")
+    click.echo(f"Listening on http://{settings.host}:{settings.port}  (API docs at /schema)")
+    app = create_app(settings, runtime=runtime)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False)
+
+
+@cli.group()
+def keys() -> None:
+    """Manage API keys."""
+
+
+def _open(data_dir: str | None):  # noqa: ANN202 - returns a Runtime
+    from chronary.runtime import open_runtime
+
+    try:
+        return open_runtime(_settings(data_dir=data_dir, workers=False))
+    except SchemaTooNew as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _org_principal(runtime: Any):  # noqa: ANN202
+    from chronary.services.context import Principal
+
+    return Principal(org_id=runtime.org_id, key_id="cli")
+
+
+@keys.command("create")
+@click.option("--agent", "agent_id", default=None, help="Make an agent key (chr_ak_…) for this agent id")
+@click.option("--name", default="cli key", help="A label for the key")
+@click.option("--data-dir", default=None)
+def keys_create(agent_id: str | None, name: str, data_dir: str | None) -> None:
+    """Create a key and print its secret (shown only now)."""
+    from chronary.errors import ChronaryError
+    from chronary.services import keys as svc
+
+    runtime = _open(data_dir)
+    try:
+        key = runtime.db.write_sync(lambda tx: svc.create(tx, _org_principal(runtime), name, agent_id))
+    except ChronaryError as exc:
+        raise click.ClickException(exc.message) from None
+    finally:
+        runtime.db.close()
+    click.echo(key["secret"])
+    click.echo(f"id {key['id']}  name {key['name']!r}" + (f"  agent {agent_id}" if agent_id else ""), err=True)
+
+
+@keys.command("list")
+@click.option("--data-dir", default=None)
+def keys_list(data_dir: str | None) -> None:
+    """List active keys (prefix and last four characters only)."""
+    from chronary.services import keys as svc
+
+    runtime = _open(data_dir)
+    try:
+        page = runtime.db.read_sync(lambda tx: svc.list_(tx, _org_principal(runtime), None, 200, 0))
+    finally:
+        runtime.db.close()
+    for k in page.items:
+        click.echo(f"{k['id']}  {k['prefix']}…{k['last4']}  {k['agent_id'] or 'org'}  {k['name']}  {k['created_at']}")
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+@click.option("--data-dir", default=None)
+def keys_revoke(key_id: str, data_dir: str | None) -> None:
+    """Revoke a key at once."""
+    from chronary.errors import ChronaryError
+    from chronary.services import keys as svc
+
+    runtime = _open(data_dir)
+    try:
+        runtime.db.write_sync(lambda tx: svc.revoke(tx, _org_principal(runtime), key_id))
+    except ChronaryError as exc:
+        raise click.ClickException(exc.message) from None
+    finally:
+        runtime.db.close()
+    click.echo(f"revoked {key_id}")
+
+
+@cli.group()
+def db() -> None:
+    """Inspect, export and back up the database (separate process; sqlite-utils)."""
+
+
+def _db_path(data_dir: str | None) -> Path:
+    path = _settings(data_dir=data_dir).db_path
+    if not path.exists():
+        raise click.ClickException(f"no database at {path}")
+    return path
+
+
+@db.command("info")
+@click.option("--data-dir", default=None)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON")
+def db_info(data_dir: str | None, as_json: bool) -> None:
+    """Tables, row counts and schema version."""
+    from chronary import dbtools
+
+    info = dbtools.info(_db_path(data_dir))
+    if as_json:
+        import json
+
+        click.echo(json.dumps(info, indent=2))
+        return
+    click.echo(f"database {info['path']}  schema version {info['schema_version']}  ({info['size_bytes']} bytes)")
+    for table, count in info["tables"].items():
+        click.echo(f"  {table:<28} {count}")
+
+
+@db.command("export")
+@click.option("--data-dir", default=None)
+@click.option("--format", "fmt", type=click.Choice(["json", "csv"]), default="json")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="Directory to write into")
+@click.option("--table", "tables", multiple=True, help="Only these tables (repeatable)")
+def db_export(data_dir: str | None, fmt: str, out_dir: str, tables: tuple[str, ...]) -> None:
+    """Write each table to OUT/<table>.json or .csv. api_keys hashes are left out."""
+    from chronary import dbtools
+
+    written = dbtools.export(_db_path(data_dir), Path(out_dir), fmt, list(tables) or None)
+    for path in written:
+        click.echo(str(path))
+
+
+@db.command("backup")
+@click.argument("target", type=click.Path(dir_okay=False))
+@click.option("--data-dir", default=None)
+def db_backup(target: str, data_dir: str | None) -> None:
+    """Consistent copy of a live database (SQLite online backup)."""
+    from chronary import dbtools
+
+    dbtools.backup(_db_path(data_dir), Path(target))
+    click.echo(f"backed up to {target}")
+
+
+def main() -> None:
+    try:
+        cli(prog_name="chronary")
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""One error hierarchy for the whole server; the API layer maps it to the one error envelope.
+
+Services and the store raise these; nothing below `api/` knows about HTTP, only about the
+`status` each kind of failure is documented to answer with.
+"""
+
+from __future__ import annotations
+
+
+class ChronaryError(Exception):
+    status = 500
+    type = "internal_error"
+
+    def __init__(self, message: str, param: str | None = None, *, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.headers = headers or {}
+
+
+class ValidationError(ChronaryError):
+    status = 400
+    type = "validation_error"
+
+
+class Unauthorized(ChronaryError):
+    status = 401
+    type = "unauthorized"
+
+
+class Forbidden(ChronaryError):
+    status = 403
+    type = "forbidden"
+
+
+class NotFound(ChronaryError):
+    status = 404
+    type = "not_found"
+
+
+class MethodNotAllowed(ChronaryError):
+    status = 405
+    type = "method_not_allowed"
+
+
+class Conflict(ChronaryError):
+    status = 409
+    type = "conflict"
+
+
+class PayloadTooLarge(ChronaryError):
+    status = 413
+    type = "payload_too_large"
+
+
+class UnsupportedMediaType(ChronaryError):
+    status = 415
+    type = "unsupported_media_type"
+
+
+class RateLimited(ChronaryError):
+    status = 429
+    type = "rate_limited"
+
+    def __init__(self, message: str, retry_after: int, param: str | None = None):
+        super().__init__(message, param, headers={"Retry-After": str(max(1, int(retry_after)))})
+        self.retry_after = max(1, int(retry_after))
+
+
+class UpstreamError(ChronaryError):
+    """A provider or remote server failed in a way the caller should see (bad credentials, 5xx)."""
+
+    status = 502
+    type = "upstream_error"
+
+
+class SchemaTooNew(RuntimeError):
+    """The database was written by a newer Chronary; starting would risk corrupting it."""
+
+
+def not_found(kind: str, ident: str) -> NotFound:
+    return NotFound(f"No {kind} with id {ident!r}", None)

@@ -1,0 +1,44 @@
+"""Prefixed, sortable ids (`evt_01J…`): a ULID body so ids sort by creation time."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+
+_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32
+_lock = threading.Lock()
+_last_ms = 0
+_last_rand = 0
+
+PREFIXES = frozenset(
+    {"org", "agt", "cal", "evt", "key", "whk", "whe", "dlv", "isub", "con", "prp", "rul", "bkp", "req"}
+)
+
+
+def _encode(value: int, length: int) -> str:
+    chars = []
+    for _ in range(length):
+        value, rem = divmod(value, 32)
+        chars.append(_ALPHABET[rem])
+    return "".join(reversed(chars))
+
+
+def new_id(prefix: str) -> str:
+    """A new id; monotonic within one process even when many are made in the same millisecond."""
+    global _last_ms, _last_rand
+    if prefix not in PREFIXES:
+        raise ValueError(f"unknown id prefix {prefix!r}")
+    with _lock:
+        ms = int(time.time() * 1000)
+        if ms <= _last_ms:
+            ms = _last_ms
+            rand = _last_rand + 1
+        else:
+            rand = secrets.randbits(80)
+        _last_ms, _last_rand = ms, rand
+    return f"{prefix}_{_encode(ms, 10)}{_encode(rand % (1 << 80), 16)}"
+
+
+def has_prefix(value: str, prefix: str) -> bool:
+    return isinstance(value, str) and value.startswith(prefix + "_") and len(value) > len(prefix) + 1

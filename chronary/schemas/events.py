@@ -1,0 +1,104 @@
+"""Event shapes."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import UNSET, Meta, UnsetType
+
+from chronary.schemas.common import Input, Metadata, Reminders, Timestamp
+
+EventStatus = Literal["confirmed", "tentative", "hold", "cancelled"]
+Title = Annotated[str, Meta(min_length=1, max_length=500)]
+Text = Annotated[str, Meta(max_length=8192)]
+Priority = Annotated[int, Meta(ge=0, le=10)]
+Recurrence = Annotated[
+    list[Annotated[str, Meta(max_length=1000)]],
+    Meta(max_length=50, description="RRULE / EXDATE / RDATE lines, e.g. RRULE:FREQ=WEEKLY;BYDAY=MO"),
+]
+DateOrTime = Annotated[
+    str, Meta(description="ISO 8601 timestamp with offset; for all-day events a date YYYY-MM-DD")
+]
+
+
+class Attendee(Input):
+    email: Annotated[str, Meta(min_length=3, max_length=254)]
+    name: Annotated[str, Meta(max_length=255)] | None = None
+    agent_id: str | None = None
+
+
+class EventCreate(Input):
+    title: Title
+    start_time: DateOrTime
+    end_time: DateOrTime
+    description: Text | None = None
+    location: Annotated[str, Meta(max_length=1000)] | None = None
+    all_day: bool = False
+    status: EventStatus = "confirmed"
+    hold_expires_at: Timestamp | None = None
+    priority: Priority | None = None
+    reminders: Reminders | None = None
+    recurrence: Recurrence | None = None
+    attendees: Annotated[list[Attendee], Meta(max_length=200)] | None = None
+    metadata: Metadata | None = None
+    allow_overlap: bool = False
+
+
+class EventUpdate(Input):
+    title: Title | UnsetType = UNSET
+    start_time: DateOrTime | UnsetType = UNSET
+    end_time: DateOrTime | UnsetType = UNSET
+    description: Text | None | UnsetType = UNSET
+    location: Annotated[str, Meta(max_length=1000)] | None | UnsetType = UNSET
+    all_day: bool | UnsetType = UNSET
+    status: EventStatus | UnsetType = UNSET
+    hold_expires_at: Timestamp | None | UnsetType = UNSET
+    priority: Priority | None | UnsetType = UNSET
+    reminders: Reminders | None | UnsetType = UNSET
+    recurrence: Recurrence | None | UnsetType = UNSET
+    attendees: Annotated[list[Attendee], Meta(max_length=200)] | None | UnsetType = UNSET
+    metadata: Metadata | None | UnsetType = UNSET
+    allow_overlap: bool | UnsetType = UNSET
+
+
+class EventAttendee(msgspec.Struct):
+    email: str
+    name: str | None = None
+    agent_id: str | None = None
+
+
+class Event(msgspec.Struct):
+    id: str
+    calendar_id: str
+    agent_id: str | None
+    ical_uid: str
+    title: str
+    description: str | None
+    location: str | None
+    start_time: str
+    end_time: str
+    all_day: bool
+    start_date: str | None
+    end_date: str | None
+    status: str
+    hold_expires_at: str | None
+    priority: int | None
+    reminders: list[int] | None
+    recurrence: list[str] | None
+    attendees: list[EventAttendee]
+    metadata: dict[str, Any]
+    source: str
+    read_only: bool
+    recurring_event_id: str | None
+    sequence: int
+    remote: dict[str, Any] | None
+    created_at: str
+    updated_at: str
+
+
+class EventList(msgspec.Struct):
+    data: list[Event]
+    total: int
+    limit: int
+    offset: int

@@ -1,0 +1,1 @@
+"""Domain rules. No SQL (that is `store/`), no HTTP types (that is `api/`)."""

@@ -1,0 +1,93 @@
+"""Agents: the AI, human or resource actors that own calendars."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chronary import ids
+from chronary.errors import ValidationError, not_found
+from chronary.schemas.agents import AgentCreate, AgentUpdate
+from chronary.schemas.common import set_fields
+from chronary.services import outbox
+from chronary.services.context import Page, Principal
+from chronary.services.validation import check_email, check_metadata
+from chronary.store import agents as agent_store
+from chronary.store import keys as key_store
+from chronary.store.db import Tx
+from chronary.timeutil import iso_ms, require_timezone
+
+FIELDS = ("id", "name", "type", "status", "email", "timezone", "metadata", "created_at", "updated_at")
+
+
+def present(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: row[k] for k in FIELDS}
+
+
+def load(tx: Tx, principal: Principal, agent_id: str) -> dict[str, Any]:
+    """The agent, or 404 if it does not exist or the key may not see it."""
+    row = agent_store.get(tx.conn, agent_id)
+    if row is None or not principal.can_see_agent(agent_id):
+        raise not_found("agent", agent_id)
+    return row
+
+
+def create(tx: Tx, principal: Principal, data: AgentCreate) -> dict[str, Any]:
+    principal.require_org("agent creation")
+    require_timezone(data.timezone, "timezone")
+    now = iso_ms(tx.now)
+    row = {
+        "id": ids.new_id("agt"),
+        "org_id": principal.org_id,
+        "name": data.name,
+        "type": data.type,
+        "status": "active",
+        "email": check_email(data.email, "email"),
+        "timezone": data.timezone,
+        "metadata": check_metadata(data.metadata),
+        "created_at": now,
+        "updated_at": now,
+    }
+    agent_store.create(tx.conn, row)
+    out = present(row)
+    outbox.emit(tx, "agent.created", out, agent_id=row["id"])
+    return out
+
+
+def get(tx: Tx, principal: Principal, agent_id: str) -> dict[str, Any]:
+    return present(load(tx, principal, agent_id))
+
+
+def list_(tx: Tx, principal: Principal, type_: str | None, status: str | None, limit: int, offset: int) -> Page:
+    rows, total = agent_store.list_(
+        tx.conn, only_id=principal.agent_id, type_=type_, status=status, limit=limit, offset=offset
+    )
+    return Page([present(r) for r in rows], total, limit, offset)
+
+
+def update(tx: Tx, principal: Principal, agent_id: str, data: AgentUpdate) -> dict[str, Any]:
+    before = present(load(tx, principal, agent_id))
+    changes = set_fields(data)
+    if not changes:
+        raise ValidationError("PATCH needs at least one field to change", None)
+    if "name" in changes and changes["name"] is None:
+        raise ValidationError("name cannot be null", "name")
+    if "timezone" in changes:
+        require_timezone(changes["timezone"], "timezone")
+    if "email" in changes:
+        check_email(changes["email"], "email")
+    if "metadata" in changes:
+        changes["metadata"] = check_metadata(changes["metadata"])
+    changes["updated_at"] = iso_ms(tx.now)
+    agent_store.patch(tx.conn, agent_id, changes)
+    after = {**before, **changes}
+    outbox.emit(tx, "agent.updated", after, agent_id=agent_id, previous=outbox.changed_fields(before, after))
+    return after
+
+
+def delete(tx: Tx, principal: Principal, agent_id: str) -> None:
+    """Deletes the agent's calendars and events (FK cascade) and revokes its keys."""
+    principal.require_org("agent deletion")
+    before = present(load(tx, principal, agent_id))
+    key_store.revoke_for_agent(tx.conn, agent_id, iso_ms(tx.now))
+    agent_store.delete(tx.conn, agent_id)
+    outbox.emit(tx, "agent.deleted", before, agent_id=agent_id)

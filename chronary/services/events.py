@@ -1,0 +1,311 @@
+"""Events: create, read, change and delete, holds included.
+
+Webhook types emitted (in the transaction of the change): event.created / event.hold_created
+on create, event.updated on PATCH, event.cancelled on cancel, event.hold_confirmed,
+event.hold_released, event.deleted.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from chronary import ids
+from chronary.errors import Conflict, Forbidden, ValidationError, not_found
+from chronary.schemas.common import set_fields
+from chronary.schemas.events import EventCreate, EventUpdate
+from chronary.services import event_times, outbox
+from chronary.services.calendars import load as load_calendar
+from chronary.services.context import Ctx, Page, Principal
+from chronary.services.validation import check_email, check_metadata, check_reminders
+from chronary.store import calendars as cal_store
+from chronary.store import events as event_store
+from chronary.store.db import Tx
+from chronary.store.events import EventFilter
+from chronary.timeutil import from_ts, iso, iso_ms, parse_instant, to_ts, ts_iso
+
+HOLD_DEFAULT = timedelta(minutes=15)
+HOLD_MAX = timedelta(days=7)
+BLOCKING_FOR_HOLDS = ("confirmed",)
+
+
+def present(row: dict[str, Any], calendar: dict[str, Any]) -> dict[str, Any]:
+    start, end = from_ts(row["start_ts"]), from_ts(row["end_ts"])
+    start_date = end_date = None
+    if row["all_day"]:
+        start_date, end_date = event_times.all_day_dates(start, end, ZoneInfo(calendar["timezone"]))
+    return {
+        "id": row["id"],
+        "calendar_id": row["calendar_id"],
+        "agent_id": calendar["agent_id"],
+        "ical_uid": row["ical_uid"],
+        "title": row["title"],
+        "description": row["description"],
+        "location": row["location"],
+        "start_time": iso(start),
+        "end_time": iso(end),
+        "all_day": bool(row["all_day"]),
+        "start_date": start_date,
+        "end_date": end_date,
+        "status": row["status"],
+        "hold_expires_at": ts_iso(row["hold_expires_at"]),
+        "priority": row["priority"],
+        "reminders": row["reminders"],
+        "recurrence": row["recurrence"],
+        "attendees": row["attendees"] or [],
+        "metadata": row["metadata"] or {},
+        "source": row["source"],
+        "read_only": bool(row["read_only"]),
+        "recurring_event_id": row["recurring_event_id"],
+        "sequence": row["sequence"],
+        "remote": row["remote"],
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+    }
+
+
+def _attendees(value: list[Any] | None) -> list[dict[str, Any]]:
+    out = []
+    for i, a in enumerate(value or []):
+        check_email(a.email, f"attendees[{i}].email")
+        out.append({"email": a.email, "name": a.name, "agent_id": a.agent_id})
+    return out
+
+
+def _hold_expiry(now: datetime, value: str | None) -> int:
+    expires = now + HOLD_DEFAULT if value is None else parse_instant(value, "hold_expires_at")
+    if expires <= now:
+        raise ValidationError("hold_expires_at must be in the future", "hold_expires_at")
+    if expires - now > HOLD_MAX:
+        raise ValidationError("hold_expires_at may be at most 7 days from now", "hold_expires_at")
+    return to_ts(expires)
+
+
+def _check_hold_overlap(tx: Tx, calendar: dict[str, Any], start_ts: int, end_ts: int, exclude: str | None) -> None:
+    """A hold may not sit on top of a confirmed event of the same agent (unless allowed)."""
+    agent_id = calendar["agent_id"]
+    scope = EventFilter(agent_id=agent_id) if agent_id else EventFilter(calendar_id=calendar["id"])
+    clashes = event_store.overlapping(tx.conn, scope, start_ts, end_ts, BLOCKING_FOR_HOLDS, exclude)
+    if clashes:
+        raise Conflict(
+            f"The hold overlaps confirmed event {clashes[0]['id']}; send allow_overlap: true to place it anyway",
+            "start_time",
+        )
+
+
+def load(tx: Tx, principal: Principal, calendar_id: str, event_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    calendar = load_calendar(tx, principal, calendar_id)
+    row = event_store.get(tx.conn, event_id)
+    if row is None or row["calendar_id"] != calendar_id:
+        raise not_found("event", event_id)
+    return row, calendar
+
+
+def _touch_calendar(tx: Tx, calendar_id: str) -> None:
+    cal_store.bump_revision(tx.conn, calendar_id)
+
+
+def create(tx: Tx, ctx: Ctx, calendar_id: str, data: EventCreate) -> dict[str, Any]:
+    calendar = load_calendar(tx, ctx.principal, calendar_id)
+    tz = ZoneInfo(calendar["timezone"])
+    start, end = event_times.resolve(data.start_time, data.end_time, data.all_day, tz)
+    if data.status != "hold":
+        for field, value in (("hold_expires_at", data.hold_expires_at),):
+            if value is not None:
+                raise ValidationError(f"{field} is only allowed when status is hold", field)
+    hold_expires = _hold_expiry(tx.now, data.hold_expires_at) if data.status == "hold" else None
+    if data.status == "hold" and not data.allow_overlap:
+        _check_hold_overlap(tx, calendar, to_ts(start), to_ts(end), None)
+    now = iso_ms(tx.now)
+    event_id = ids.new_id("evt")
+    row = {
+        "id": event_id,
+        "calendar_id": calendar_id,
+        "ical_uid": f"{event_id}@chronary",
+        "title": data.title,
+        "description": data.description,
+        "location": data.location,
+        "start_ts": to_ts(start),
+        "end_ts": to_ts(end),
+        "all_day": data.all_day,
+        "status": data.status,
+        "hold_expires_at": hold_expires,
+        "priority": data.priority,
+        "reminders": check_reminders(data.reminders, "reminders"),
+        "recurrence": event_times.check_recurrence(data.recurrence, start),
+        "recurring_event_id": None,
+        "recurrence_id_ts": None,
+        "attendees": _attendees(data.attendees),
+        "metadata": check_metadata(data.metadata),
+        "source": "internal",
+        "read_only": False,
+        "remote": None,
+        "sequence": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
+    event_store.create(tx.conn, row)
+    _touch_calendar(tx, calendar_id)
+    out = present(row, calendar)
+    kind = "event.hold_created" if data.status == "hold" else "event.created"
+    outbox.emit(tx, kind, out, agent_id=calendar["agent_id"])
+    return out
+
+
+def get(tx: Tx, ctx: Ctx, calendar_id: str, event_id: str) -> dict[str, Any]:
+    row, calendar = load(tx, ctx.principal, calendar_id, event_id)
+    return present(row, calendar)
+
+
+def _filter_times(start_after: str | None, start_before: str | None) -> tuple[int | None, int | None]:
+    after = to_ts(parse_instant(start_after, "start_after")) if start_after else None
+    before = to_ts(parse_instant(start_before, "start_before")) if start_before else None
+    if after is not None and before is not None and before <= after:
+        raise ValidationError("start_before must be after start_after", "start_before")
+    return after, before
+
+
+def list_for_calendar(
+    tx: Tx, ctx: Ctx, calendar_id: str, start_after: str | None, start_before: str | None,
+    status: str | None, source: str | None, limit: int, offset: int,
+) -> Page:
+    calendar = load_calendar(tx, ctx.principal, calendar_id)
+    after, before = _filter_times(start_after, start_before)
+    f = EventFilter(calendar_id=calendar_id, start_after=after, start_before=before, status=status, source=source)
+    rows, total = event_store.list_(tx.conn, f, limit, offset)
+    return Page([present(r, calendar) for r in rows], total, limit, offset)
+
+
+def list_for_agent(
+    tx: Tx, ctx: Ctx, agent_id: str, start_after: str | None, start_before: str | None,
+    status: str | None, source: str | None, limit: int, offset: int,
+) -> Page:
+    from chronary.services.agents import load as load_agent
+
+    load_agent(tx, ctx.principal, agent_id)
+    after, before = _filter_times(start_after, start_before)
+    f = EventFilter(agent_id=agent_id, start_after=after, start_before=before, status=status, source=source)
+    rows, total = event_store.list_(tx.conn, f, limit, offset)
+    calendars: dict[str, dict[str, Any]] = {}
+    items = []
+    for r in rows:
+        cal = calendars.get(r["calendar_id"]) or cal_store.get(tx.conn, r["calendar_id"])
+        calendars[r["calendar_id"]] = cal  # type: ignore[assignment]
+        items.append(present(r, cal))  # type: ignore[arg-type]
+    return Page(items, total, limit, offset)
+
+
+def _require_writable(row: dict[str, Any]) -> None:
+    if row["read_only"]:
+        raise Forbidden(f"Event {row['id']} is read-only (source {row['source']}); change it where it comes from")
+
+
+def update(tx: Tx, ctx: Ctx, calendar_id: str, event_id: str, data: EventUpdate) -> dict[str, Any]:
+    row, calendar = load(tx, ctx.principal, calendar_id, event_id)
+    _require_writable(row)
+    changes = set_fields(data)
+    allow_overlap = bool(changes.pop("allow_overlap", False))
+    if not changes:
+        raise ValidationError("PATCH needs at least one field to change", None)
+    for required in ("title", "start_time", "end_time", "all_day", "status"):
+        if required in changes and changes[required] is None:
+            raise ValidationError(f"{required} cannot be null", required)
+    before = present(row, calendar)
+    tz = ZoneInfo(calendar["timezone"])
+    values: dict[str, Any] = {}
+
+    all_day = changes.get("all_day", bool(row["all_day"]))
+    if {"start_time", "end_time", "all_day"} & changes.keys():
+        start_in = changes.get("start_time", before["start_date"] if row["all_day"] and all_day else before["start_time"])
+        end_in = changes.get("end_time", before["end_date"] if row["all_day"] and all_day else before["end_time"])
+        start, end = event_times.resolve(start_in, end_in, all_day, tz)
+        values.update(start_ts=to_ts(start), end_ts=to_ts(end), all_day=all_day)
+    start_ts = values.get("start_ts", row["start_ts"])
+    end_ts = values.get("end_ts", row["end_ts"])
+
+    status = changes.get("status", row["status"])
+    if status == "hold":
+        if "hold_expires_at" in changes or row["status"] != "hold":
+            values["hold_expires_at"] = _hold_expiry(tx.now, changes.get("hold_expires_at"))
+        if not allow_overlap and (row["status"] != "hold" or "start_ts" in values):
+            _check_hold_overlap(tx, calendar, start_ts, end_ts, event_id)
+    else:
+        if changes.get("hold_expires_at") is not None:
+            raise ValidationError("hold_expires_at is only allowed when status is hold", "hold_expires_at")
+        values["hold_expires_at"] = None
+    if "status" in changes:
+        values["status"] = status
+    for simple in ("title", "description", "location", "priority"):
+        if simple in changes:
+            values[simple] = changes[simple]
+    if "reminders" in changes:
+        values["reminders"] = check_reminders(changes["reminders"], "reminders")
+    if "recurrence" in changes:
+        values["recurrence"] = event_times.check_recurrence(changes["recurrence"], from_ts(start_ts))
+    if "attendees" in changes:
+        values["attendees"] = _attendees(changes["attendees"])
+    if "metadata" in changes:
+        values["metadata"] = check_metadata(changes["metadata"])
+    values["sequence"] = row["sequence"] + 1
+    values["updated_at"] = iso_ms(tx.now)
+    event_store.patch(tx.conn, event_id, values)
+    _touch_calendar(tx, calendar_id)
+    after = present({**row, **values}, calendar)
+    kind = "event.cancelled" if status == "cancelled" and row["status"] != "cancelled" else "event.updated"
+    outbox.emit(tx, kind, after, agent_id=calendar["agent_id"], previous=outbox.changed_fields(before, after))
+    return after
+
+
+def delete(tx: Tx, ctx: Ctx, calendar_id: str, event_id: str, *, kind: str = "event.deleted") -> None:
+    row, calendar = load(tx, ctx.principal, calendar_id, event_id)
+    _require_writable(row)
+    before = present(row, calendar)
+    event_store.delete(tx.conn, event_id)
+    _touch_calendar(tx, calendar_id)
+    outbox.emit(tx, kind, before, agent_id=calendar["agent_id"])
+
+
+def cancel(tx: Tx, ctx: Ctx, calendar_id: str, event_id: str) -> dict[str, Any]:
+    row, _ = load(tx, ctx.principal, calendar_id, event_id)
+    if row["status"] == "cancelled":
+        raise Conflict(f"Event {event_id} is already cancelled", "status")
+    return update(tx, ctx, calendar_id, event_id, EventUpdate(status="cancelled"))
+
+
+def confirm(tx: Tx, ctx: Ctx, calendar_id: str, event_id: str) -> dict[str, Any]:
+    """hold → confirmed."""
+    row, calendar = load(tx, ctx.principal, calendar_id, event_id)
+    _require_writable(row)
+    if row["status"] != "hold":
+        raise Conflict(f"Event {event_id} is not a hold (status {row['status']})", "status")
+    before = present(row, calendar)
+    values = {"status": "confirmed", "hold_expires_at": None, "sequence": row["sequence"] + 1,
+              "updated_at": iso_ms(tx.now)}
+    event_store.patch(tx.conn, event_id, values)
+    _touch_calendar(tx, calendar_id)
+    after = present({**row, **values}, calendar)
+    outbox.emit(tx, "event.hold_confirmed", after, agent_id=calendar["agent_id"],
+                previous=outbox.changed_fields(before, after))
+    return after
+
+
+def release(tx: Tx, ctx: Ctx, calendar_id: str, event_id: str) -> None:
+    """Delete a hold."""
+    row, _ = load(tx, ctx.principal, calendar_id, event_id)
+    if row["status"] != "hold":
+        raise Conflict(f"Event {event_id} is not a hold (status {row['status']})", "status")
+    delete(tx, ctx, calendar_id, event_id, kind="event.hold_released")
+
+
+def expire_holds(tx: Tx, base_url: str) -> list[str]:
+    """Delete holds whose expiry has passed (worker); emits event.hold_expired for each."""
+    expired = event_store.expired_holds(tx.conn, to_ts(tx.now))
+    calendars: dict[str, dict[str, Any]] = {}
+    for row in expired:
+        cal = calendars.setdefault(row["calendar_id"], cal_store.get(tx.conn, row["calendar_id"]))  # type: ignore[arg-type]
+        event_store.delete(tx.conn, row["id"])
+        _touch_calendar(tx, row["calendar_id"])
+        outbox.emit(tx, "event.hold_expired", present(row, cal), agent_id=cal["agent_id"])
+    return [r["id"] for r in expired]
+

@@ -1,0 +1,45 @@
+"""Record a webhook event in the same transaction as the change it describes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chronary import ids
+from chronary.store import outbox
+from chronary.store.db import Tx
+from chronary.store.rows import dumps
+from chronary.timeutil import iso_ms
+
+
+def emit(
+    tx: Tx,
+    type_: str,
+    obj: dict[str, Any],
+    *,
+    agent_id: str | None,
+    previous: dict[str, Any] | None = None,
+) -> str:
+    """Append the event; the webhook worker delivers it. Returns the payload id (`whe_…`)."""
+    event_id = ids.new_id("whe")
+    created = iso_ms(tx.now)
+    data: dict[str, Any] = {"object": obj}
+    if previous:
+        data["previous"] = previous
+    payload = {"id": event_id, "type": type_, "created_at": created, "data": data}
+    outbox.append(
+        tx.conn,
+        {
+            "id": event_id,
+            "type": type_,
+            "agent_id": agent_id,
+            "resource_id": obj.get("id", ""),
+            "payload": dumps(payload),
+            "created_at": created,
+        },
+    )
+    return event_id
+
+
+def changed_fields(before: dict[str, Any], after: dict[str, Any], ignore: tuple[str, ...] = ("updated_at",)) -> dict:
+    """Old values of the fields that changed: the `previous` part of an *.updated payload."""
+    return {k: before.get(k) for k in after if k not in ignore and before.get(k) != after.get(k)}

@@ -1,0 +1,42 @@
+"""Rules shared by several resources: metadata size, reminders, emails."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from chronary.errors import PayloadTooLarge, ValidationError
+
+METADATA_MAX_BYTES = 16 * 1024
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def check_metadata(value: Any, param: str = "metadata") -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValidationError(f"{param} must be a JSON object", param)
+    size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > METADATA_MAX_BYTES:
+        raise PayloadTooLarge(f"{param} is {size} bytes; the limit is {METADATA_MAX_BYTES} bytes (16 KB)", param)
+    return value
+
+
+def check_reminders(value: list[int] | None, param: str) -> list[int] | None:
+    if value is None:
+        return None
+    if len(value) > 5:
+        raise ValidationError(f"{param} allows at most 5 entries", param)
+    for i, minutes in enumerate(value):
+        if isinstance(minutes, bool) or not isinstance(minutes, int) or not 1 <= minutes <= 40320:
+            raise ValidationError(f"{param}[{i}] must be a whole number of minutes from 1 to 40320", f"{param}[{i}]")
+    return sorted(set(value))
+
+
+def check_email(value: str | None, param: str) -> str | None:
+    if value is None:
+        return None
+    if len(value) > 254 or not _EMAIL.match(value):
+        raise ValidationError(f"{param} is not a valid email address", param)
+    return value

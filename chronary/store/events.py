@@ -1,0 +1,98 @@
+"""Events table: stored events (series masters, single events and occurrence exceptions)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import apsw
+
+from chronary.store.rows import decode, insert, one, page, update
+
+JSON = ("reminders", "recurrence", "attendees", "metadata", "remote")
+
+
+@dataclass
+class EventFilter:
+    calendar_id: str | None = None
+    agent_id: str | None = None
+    start_after: int | None = None   # start_ts >= this
+    start_before: int | None = None  # start_ts < this
+    status: str | None = None
+    source: str | None = None
+
+
+def _where(f: EventFilter) -> tuple[list[str], list[Any]]:
+    where: list[str] = []
+    params: list[Any] = []
+    if f.calendar_id is not None:
+        where.append("calendar_id = ?")
+        params.append(f.calendar_id)
+    if f.agent_id is not None:
+        where.append("calendar_id IN (SELECT id FROM calendars WHERE agent_id = ?)")
+        params.append(f.agent_id)
+    if f.start_after is not None:
+        where.append("start_ts >= ?")
+        params.append(f.start_after)
+    if f.start_before is not None:
+        where.append("start_ts < ?")
+        params.append(f.start_before)
+    if f.status is not None:
+        where.append("status = ?")
+        params.append(f.status)
+    if f.source is not None:
+        where.append("source = ?")
+        params.append(f.source)
+    return where, params
+
+
+def create(conn: apsw.Connection, row: dict[str, Any]) -> None:
+    insert(conn, "events", row, JSON)
+
+
+def get(conn: apsw.Connection, event_id: str) -> dict[str, Any] | None:
+    return decode(one(conn, "SELECT * FROM events WHERE id = ?", (event_id,)), JSON)
+
+
+def list_(conn: apsw.Connection, f: EventFilter, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
+    where, params = _where(f)
+    rows, total = page(conn, "events", where, params, "start_ts, id", limit, offset)
+    return [decode(r, JSON) for r in rows], total  # type: ignore[misc]
+
+
+def patch(conn: apsw.Connection, event_id: str, values: dict[str, Any]) -> None:
+    update(conn, "events", event_id, values, JSON)
+
+
+def delete(conn: apsw.Connection, event_id: str) -> None:
+    conn.execute("DELETE FROM events WHERE id = ?", (event_id,))
+
+
+def overlapping(
+    conn: apsw.Connection,
+    scope: EventFilter,
+    start_ts: int,
+    end_ts: int,
+    statuses: tuple[str, ...],
+    exclude_id: str | None,
+) -> list[dict[str, Any]]:
+    """Stored events in the scope (an agent or a calendar) with these statuses overlapping [start, end)."""
+    where, params = _where(EventFilter(calendar_id=scope.calendar_id, agent_id=scope.agent_id))
+    marks = ",".join("?" for _ in statuses)
+    where += [f"status IN ({marks})", "start_ts < ?", "end_ts > ?", "id IS NOT ?"]
+    params += [*statuses, end_ts, start_ts, exclude_id]
+    rows = conn.execute(f"SELECT * FROM events WHERE {' AND '.join(where)} ORDER BY start_ts", params)
+    return [decode(r, JSON) for r in rows]  # type: ignore[misc]
+
+
+def expired_holds(conn: apsw.Connection, now_ts: int, limit: int = 200) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        "SELECT * FROM events WHERE status = 'hold' AND hold_expires_at <= ? ORDER BY hold_expires_at LIMIT ?",
+        (now_ts, limit),
+    )
+    return [decode(r, JSON) for r in rows]  # type: ignore[misc]
+
+
+def next_hold_expiry(conn: apsw.Connection) -> int | None:
+    row = one(conn, "SELECT min(hold_expires_at) AS t FROM events WHERE status = 'hold'")
+    return None if row is None else row["t"]

@@ -1,0 +1,70 @@
+"""Named, forward-only migrations recorded in the database.
+
+Each file `migrations/NNNN_name.sql` runs once, in name order, in its own transaction. The
+applied names are kept in `schema_migrations`; a database that records a migration this code
+does not have was written by a newer Chronary and is refused rather than guessed at.
+"""
+
+from __future__ import annotations
+
+import sys
+from importlib import resources
+from pathlib import Path
+
+import apsw
+
+from chronary.errors import SchemaTooNew
+
+
+def _migrations_dir() -> Path:
+    if getattr(sys, "frozen", False):  # PyInstaller one-file: data files unpack under _MEIPASS
+        return Path(sys._MEIPASS) / "chronary" / "store" / "migrations"  # type: ignore[attr-defined]
+    return Path(str(resources.files("chronary.store") / "migrations"))
+
+
+def available() -> list[tuple[str, str]]:
+    """(name, sql) for every migration shipped with this code, in order."""
+    folder = _migrations_dir()
+    return [(p.stem, p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.sql"))]
+
+
+def applied(conn: apsw.Connection) -> list[str]:
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
+    )
+    return [row["name"] for row in conn.execute("SELECT name FROM schema_migrations ORDER BY name")]
+
+
+def schema_version(conn: apsw.Connection) -> int:
+    return len(applied(conn))
+
+
+def migrate(conn: apsw.Connection) -> list[str]:
+    """Apply pending migrations; returns the names applied now."""
+    shipped = available()
+    known = {name for name, _ in shipped}
+    done = applied(conn)
+    unknown = [name for name in done if name not in known]
+    if unknown:
+        raise SchemaTooNew(
+            f"this database was created by a newer Chronary (it has migrations {', '.join(unknown)} "
+            "that this version does not know); upgrade Chronary or restore a matching backup"
+        )
+    ran = []
+    for name, sql in shipped:
+        if name in done:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(sql)
+            conn.execute(
+                "INSERT INTO schema_migrations (name, applied_at) VALUES (?, strftime('%Y-%m-%dT%H:%M:%fZ'))",
+                (name,),
+            )
+            conn.execute(f"PRAGMA user_version = {len(done) + len(ran) + 1}")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        ran.append(name)
+    return ran

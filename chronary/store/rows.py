@@ -1,0 +1,80 @@
+"""Small helpers shared by the repositories: JSON columns, inserts, partial updates, paging."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import apsw
+
+
+def dumps(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def loads(value: str | None) -> Any:
+    return None if value is None else json.loads(value)
+
+
+def decode(row: dict[str, Any] | None, json_columns: Iterable[str]) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    for col in json_columns:
+        if col in row:
+            row[col] = loads(row[col])
+    return row
+
+
+def encode(values: Mapping[str, Any], json_columns: Iterable[str]) -> dict[str, Any]:
+    cols = set(json_columns)
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if key in cols:
+            out[key] = dumps(value)
+        elif isinstance(value, bool):
+            out[key] = int(value)
+        else:
+            out[key] = value
+    return out
+
+
+def insert(conn: apsw.Connection, table: str, values: Mapping[str, Any], json_columns: Iterable[str] = ()) -> None:
+    row = encode(values, json_columns)
+    cols = ", ".join(row)
+    marks = ", ".join("?" for _ in row)
+    conn.execute(f"INSERT INTO {table} ({cols}) VALUES ({marks})", tuple(row.values()))
+
+
+def update(
+    conn: apsw.Connection, table: str, ident: str, values: Mapping[str, Any], json_columns: Iterable[str] = ()
+) -> None:
+    if not values:
+        return
+    row = encode(values, json_columns)
+    sets = ", ".join(f"{col} = ?" for col in row)
+    conn.execute(f"UPDATE {table} SET {sets} WHERE id = ?", (*row.values(), ident))
+
+
+def one(conn: apsw.Connection, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
+    for row in conn.execute(sql, params):
+        return row
+    return None
+
+
+def page(
+    conn: apsw.Connection,
+    table: str,
+    where: list[str],
+    params: list[Any],
+    order: str,
+    limit: int,
+    offset: int,
+    select: str = "*",
+) -> tuple[list[dict[str, Any]], int]:
+    clause = (" WHERE " + " AND ".join(where)) if where else ""
+    total = one(conn, f"SELECT count(*) AS n FROM {table}{clause}", params)["n"]  # type: ignore[index]
+    rows = list(
+        conn.execute(f"SELECT {select} FROM {table}{clause} ORDER BY {order} LIMIT ? OFFSET ?", (*params, limit, offset))
+    )
+    return rows, total
