@@ -15,7 +15,7 @@ from chronary import ids
 from chronary.errors import Conflict, Forbidden, ValidationError, not_found
 from chronary.schemas.common import set_fields
 from chronary.schemas.events import EventCreate, EventUpdate
-from chronary.services import event_times, outbox
+from chronary.services import event_times, hooks, outbox
 from chronary.services.calendars import load as load_calendar
 from chronary.services.context import Ctx, Page, Principal
 from chronary.services.validation import check_email, check_metadata, check_reminders
@@ -102,8 +102,12 @@ def load(tx: Tx, principal: Principal, calendar_id: str, event_id: str) -> tuple
     return row, calendar
 
 
-def _touch_calendar(tx: Tx, calendar_id: str) -> None:
-    cal_store.bump_revision(tx.conn, calendar_id)
+def _changed(tx: Tx, kind: str, before: dict[str, Any] | None, after: dict[str, Any] | None,
+             calendar: dict[str, Any]) -> None:
+    """Every stored-event change funnels here: the calendar's revision moves (feed caches and
+    sync cursors key on it) and in-transaction listeners run (e.g. provider push queues)."""
+    cal_store.bump_revision(tx.conn, calendar["id"])
+    hooks.fire(tx, kind, before, after, calendar)
 
 
 def create(tx: Tx, ctx: Ctx, calendar_id: str, data: EventCreate) -> dict[str, Any]:
@@ -146,7 +150,7 @@ def create(tx: Tx, ctx: Ctx, calendar_id: str, data: EventCreate) -> dict[str, A
         "updated_at": now,
     }
     event_store.create(tx.conn, row)
-    _touch_calendar(tx, calendar_id)
+    _changed(tx, "created", None, row, calendar)
     out = present(row, calendar)
     kind = "event.hold_created" if data.status == "hold" else "event.created"
     outbox.emit(tx, kind, out, agent_id=calendar["agent_id"])
@@ -250,7 +254,7 @@ def update(tx: Tx, ctx: Ctx, calendar_id: str, event_id: str, data: EventUpdate)
     values["sequence"] = row["sequence"] + 1
     values["updated_at"] = iso_ms(tx.now)
     event_store.patch(tx.conn, event_id, values)
-    _touch_calendar(tx, calendar_id)
+    _changed(tx, "updated", row, {**row, **values}, calendar)
     after = present({**row, **values}, calendar)
     kind = "event.cancelled" if status == "cancelled" and row["status"] != "cancelled" else "event.updated"
     outbox.emit(tx, kind, after, agent_id=calendar["agent_id"], previous=outbox.changed_fields(before, after))
@@ -262,7 +266,7 @@ def delete(tx: Tx, ctx: Ctx, calendar_id: str, event_id: str, *, kind: str = "ev
     _require_writable(row)
     before = present(row, calendar)
     event_store.delete(tx.conn, event_id)
-    _touch_calendar(tx, calendar_id)
+    _changed(tx, "deleted", row, None, calendar)
     outbox.emit(tx, kind, before, agent_id=calendar["agent_id"])
 
 
@@ -283,7 +287,7 @@ def confirm(tx: Tx, ctx: Ctx, calendar_id: str, event_id: str) -> dict[str, Any]
     values = {"status": "confirmed", "hold_expires_at": None, "sequence": row["sequence"] + 1,
               "updated_at": iso_ms(tx.now)}
     event_store.patch(tx.conn, event_id, values)
-    _touch_calendar(tx, calendar_id)
+    _changed(tx, "updated", row, {**row, **values}, calendar)
     after = present({**row, **values}, calendar)
     outbox.emit(tx, "event.hold_confirmed", after, agent_id=calendar["agent_id"],
                 previous=outbox.changed_fields(before, after))
@@ -305,7 +309,7 @@ def expire_holds(tx: Tx, base_url: str) -> list[str]:
     for row in expired:
         cal = calendars.setdefault(row["calendar_id"], cal_store.get(tx.conn, row["calendar_id"]))  # type: ignore[arg-type]
         event_store.delete(tx.conn, row["id"])
-        _touch_calendar(tx, row["calendar_id"])
+        _changed(tx, "deleted", row, None, cal)
         outbox.emit(tx, "event.hold_expired", present(row, cal), agent_id=cal["agent_id"])
     return [r["id"] for r in expired]
 

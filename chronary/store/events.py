@@ -85,6 +85,37 @@ def overlapping(
     return [decode(r, JSON) for r in rows]  # type: ignore[misc]
 
 
+def in_window(
+    conn: apsw.Connection, scope: EventFilter, start_ts: int, end_ts: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """What a window needs: (single events overlapping it, series masters that may, their exceptions).
+
+    Singles and exceptions are filtered by overlap in SQL; masters by start only (their
+    occurrences are expanded in Python). The scope's status/source filters apply to all three.
+    """
+    where, params = _where(EventFilter(calendar_id=scope.calendar_id, agent_id=scope.agent_id,
+                                       status=scope.status, source=scope.source))
+    base = " AND ".join(where) if where else "1"
+    singles = conn.execute(
+        f"""SELECT * FROM events WHERE {base} AND recurrence IS NULL AND recurring_event_id IS NULL
+            AND start_ts < ? AND end_ts > ? ORDER BY start_ts, id""",
+        (*params, end_ts, start_ts),
+    )
+    singles_out = [decode(r, JSON) for r in singles]
+    masters = [decode(r, JSON) for r in conn.execute(
+        f"SELECT * FROM events WHERE {base} AND recurrence IS NOT NULL AND start_ts < ? ORDER BY start_ts, id",
+        (*params, end_ts),
+    )]
+    exceptions: list[dict[str, Any]] = []
+    if masters:
+        marks = ",".join("?" for _ in masters)
+        exceptions = [decode(r, JSON) for r in conn.execute(
+            f"SELECT * FROM events WHERE recurring_event_id IN ({marks}) ORDER BY start_ts, id",
+            [m["id"] for m in masters],
+        )]
+    return singles_out, masters, exceptions  # type: ignore[return-value]
+
+
 def expired_holds(conn: apsw.Connection, now_ts: int, limit: int = 200) -> list[dict[str, Any]]:
     rows = conn.execute(
         "SELECT * FROM events WHERE status = 'hold' AND hold_expires_at <= ? ORDER BY hold_expires_at LIMIT ?",

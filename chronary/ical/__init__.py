@@ -1,0 +1,1 @@
+"""RFC 5545: render feeds, parse imports, expand recurrences. Pure functions, no I/O."""

@@ -1,0 +1,78 @@
+"""Events as they happen in a time window: single events plus expanded recurring series.
+
+A series is stored once (its `recurrence` lines). Each occurrence is named
+`<series id>_<original start UTC as YYYYMMDDTHHMMSSZ>` and carries `recurring_event_id`.
+A changed or cancelled occurrence is stored as its own row whose id is that occurrence id, with
+`recurring_event_id` = the series and `recurrence_id_ts` = the original start; it replaces the
+generated occurrence (a cancelled one simply has status cancelled).
+
+Availability, feeds and windowed event lists all read through `in_window`, so they agree.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from chronary.ical.recurrence import expand, occurrence_key
+from chronary.store import calendars as cal_store
+from chronary.store import events as event_store
+from chronary.store.db import Tx
+from chronary.store.events import EventFilter
+from chronary.timeutil import from_ts, to_ts
+
+
+def occurrence_id(series_id: str, original_start_ts: int) -> str:
+    return f"{series_id}_{occurrence_key(from_ts(original_start_ts))}"
+
+
+def expand_series(
+    master: dict[str, Any], tz: ZoneInfo, start_ts: int, end_ts: int, exceptions: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Occurrence rows of one series overlapping [start_ts, end_ts), exceptions applied."""
+    overrides = {e["recurrence_id_ts"]: e for e in exceptions}
+    out: list[dict[str, Any]] = []
+    for occ_start, occ_end in expand(
+        from_ts(master["start_ts"]), from_ts(master["end_ts"]), master["recurrence"], tz,
+        from_ts(start_ts), from_ts(end_ts), bool(master["all_day"]),
+    ):
+        original = to_ts(occ_start)
+        if original in overrides:
+            continue  # the stored exception stands in for it (added below if in the window)
+        out.append({
+            **master,
+            "id": occurrence_id(master["id"], original),
+            "start_ts": original,
+            "end_ts": to_ts(occ_end),
+            "recurrence": None,
+            "recurring_event_id": master["id"],
+            "recurrence_id_ts": original,
+        })
+    for exc in exceptions:
+        if exc["start_ts"] < end_ts and exc["end_ts"] > start_ts:
+            out.append(exc)
+    return out
+
+
+def in_window(
+    tx: Tx, scope: EventFilter, start_ts: int, end_ts: int, calendars: dict[str, dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
+    """Every event and occurrence in scope overlapping the window, sorted by start then id.
+
+    `calendars` is a cache of calendar rows by id (filled as needed) for timezone lookups.
+    """
+    calendars = {} if calendars is None else calendars
+    singles, masters, exceptions = event_store.in_window(tx.conn, scope, start_ts, end_ts)
+    by_series: dict[str, list[dict[str, Any]]] = {}
+    for exc in exceptions:
+        by_series.setdefault(exc["recurring_event_id"], []).append(exc)
+    rows = list(singles)
+    for master in masters:
+        cal = calendars.get(master["calendar_id"])
+        if cal is None:
+            cal = calendars[master["calendar_id"]] = cal_store.get(tx.conn, master["calendar_id"])  # type: ignore[assignment]
+        rows.extend(expand_series(master, ZoneInfo(cal["timezone"]), start_ts, end_ts, by_series.get(master["id"], [])))
+    if scope.status is not None:
+        rows = [r for r in rows if r["status"] == scope.status]
+    rows.sort(key=lambda r: (r["start_ts"], r["id"]))
+    return rows
