@@ -9,7 +9,7 @@ from typing import Any
 from chronary.errors import PayloadTooLarge, ValidationError
 
 METADATA_MAX_BYTES = 16 * 1024
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")  # fullmatch: `$` would accept a trailing newline
 
 
 def check_metadata(value: Any, param: str = "metadata") -> dict[str, Any]:
@@ -37,6 +37,6 @@ def check_reminders(value: list[int] | None, param: str) -> list[int] | None:
 def check_email(value: str | None, param: str) -> str | None:
     if value is None:
         return None
-    if len(value) > 254 or not _EMAIL.match(value):
+    if len(value) > 254 or not _EMAIL.fullmatch(value):
         raise ValidationError(f"{param} is not a valid email address", param)
     return value
