@@ -15,7 +15,8 @@ from chronary import ids
 from chronary.errors import Conflict, Forbidden, ValidationError, not_found
 from chronary.schemas.common import set_fields
 from chronary.schemas.events import EventCreate, EventUpdate
-from chronary.services import event_times, hooks, outbox
+from chronary.services import event_times, hooks, occurrences, outbox
+from chronary.services import feeds as _feeds  # noqa: F401 - registers the feed Last-Modified hook
 from chronary.services.calendars import load as load_calendar
 from chronary.services.context import Ctx, Page, Principal
 from chronary.services.validation import check_email, check_metadata, check_reminders
@@ -83,10 +84,13 @@ def _hold_expiry(now: datetime, value: str | None) -> int:
 
 
 def _check_hold_overlap(tx: Tx, calendar: dict[str, Any], start_ts: int, end_ts: int, exclude: str | None) -> None:
-    """A hold may not sit on top of a confirmed event of the same agent (unless allowed)."""
+    """A hold may not sit on top of a confirmed event (or occurrence of a confirmed series) of
+    the same agent, unless allowed."""
     agent_id = calendar["agent_id"]
-    scope = EventFilter(agent_id=agent_id) if agent_id else EventFilter(calendar_id=calendar["id"])
-    clashes = event_store.overlapping(tx.conn, scope, start_ts, end_ts, BLOCKING_FOR_HOLDS, exclude)
+    scope = (EventFilter(agent_id=agent_id, status="confirmed") if agent_id
+             else EventFilter(calendar_id=calendar["id"], status="confirmed"))
+    clashes = [r for r in occurrences.in_window(tx, scope, start_ts, end_ts, {calendar["id"]: calendar})
+               if r["status"] in BLOCKING_FOR_HOLDS and r["id"] != exclude]
     if clashes:
         raise Conflict(
             f"The hold overlaps confirmed event {clashes[0]['id']}; send allow_overlap: true to place it anyway",
@@ -95,10 +99,27 @@ def _check_hold_overlap(tx: Tx, calendar: dict[str, Any], start_ts: int, end_ts:
 
 
 def load(tx: Tx, principal: Principal, calendar_id: str, event_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The stored event, or a generated occurrence of a series (marked `_virtual`)."""
     calendar = load_calendar(tx, principal, calendar_id)
     row = event_store.get(tx.conn, event_id)
+    if row is None:
+        row = occurrences.virtual(tx, calendar, event_id)
+        if row is not None:
+            row["_virtual"] = True
     if row is None or row["calendar_id"] != calendar_id:
         raise not_found("event", event_id)
+    return row, calendar
+
+
+def _load_for_write(tx: Tx, principal: Principal, calendar_id: str, event_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Like `load`, but a generated occurrence is first stored as an exception row whose id is
+    the occurrence id (recurring_event_id = series, recurrence_id_ts = original start); the
+    change then applies to that row. Rolled back with the transaction if the change fails."""
+    row, calendar = load(tx, principal, calendar_id, event_id)
+    if row.pop("_virtual", False):
+        _require_writable(row)
+        row["updated_at"] = iso_ms(tx.now)
+        event_store.create(tx.conn, row)
     return row, calendar
 
 
@@ -177,8 +198,21 @@ def list_for_calendar(
     calendar = load_calendar(tx, ctx.principal, calendar_id)
     after, before = _filter_times(start_after, start_before)
     f = EventFilter(calendar_id=calendar_id, start_after=after, start_before=before, status=status, source=source)
-    rows, total = event_store.list_(tx.conn, f, limit, offset)
+    if after is not None and before is not None:
+        rows, total = _expanded(tx, f, {calendar_id: calendar}, limit, offset)
+    else:
+        rows, total = event_store.list_(tx.conn, f, limit, offset)
     return Page([present(r, calendar) for r in rows], total, limit, offset)
+
+
+def _expanded(tx: Tx, f: EventFilter, calendars: dict[str, dict[str, Any]], limit: int,
+              offset: int) -> tuple[list[dict[str, Any]], int]:
+    """A window given on both sides: occurrences of series (each with its own id and
+    recurring_event_id) instead of the stored masters, starting inside the window."""
+    assert f.start_after is not None and f.start_before is not None
+    rows = [r for r in occurrences.in_window(tx, f, f.start_after, f.start_before, calendars)
+            if f.start_after <= r["start_ts"] < f.start_before]
+    return rows[offset:offset + limit], len(rows)
 
 
 def list_for_agent(
@@ -190,8 +224,11 @@ def list_for_agent(
     load_agent(tx, ctx.principal, agent_id)
     after, before = _filter_times(start_after, start_before)
     f = EventFilter(agent_id=agent_id, start_after=after, start_before=before, status=status, source=source)
-    rows, total = event_store.list_(tx.conn, f, limit, offset)
     calendars: dict[str, dict[str, Any]] = {}
+    if after is not None and before is not None:
+        rows, total = _expanded(tx, f, calendars, limit, offset)
+    else:
+        rows, total = event_store.list_(tx.conn, f, limit, offset)
     items = []
     for r in rows:
         cal = calendars.get(r["calendar_id"]) or cal_store.get(tx.conn, r["calendar_id"])
@@ -206,12 +243,14 @@ def _require_writable(row: dict[str, Any]) -> None:
 
 
 def update(tx: Tx, ctx: Ctx, calendar_id: str, event_id: str, data: EventUpdate) -> dict[str, Any]:
-    row, calendar = load(tx, ctx.principal, calendar_id, event_id)
-    _require_writable(row)
     changes = set_fields(data)
     allow_overlap = bool(changes.pop("allow_overlap", False))
     if not changes:
         raise ValidationError("PATCH needs at least one field to change", None)
+    row, calendar = _load_for_write(tx, ctx.principal, calendar_id, event_id)
+    _require_writable(row)
+    if row["recurring_event_id"] and changes.get("recurrence") is not None:
+        raise ValidationError("a single occurrence cannot have its own recurrence; change the series", "recurrence")
     for required in ("title", "start_time", "end_time", "all_day", "status"):
         if required in changes and changes[required] is None:
             raise ValidationError(f"{required} cannot be null", required)
@@ -262,9 +301,22 @@ def update(tx: Tx, ctx: Ctx, calendar_id: str, event_id: str, data: EventUpdate)
 
 
 def delete(tx: Tx, ctx: Ctx, calendar_id: str, event_id: str, *, kind: str = "event.deleted") -> None:
-    row, calendar = load(tx, ctx.principal, calendar_id, event_id)
+    """Deletes an event; a series goes with its exceptions. Deleting one occurrence stores it as
+    a cancelled exception (removing the row would bring the generated occurrence back)."""
+    row, calendar = _load_for_write(tx, ctx.principal, calendar_id, event_id)
     _require_writable(row)
     before = present(row, calendar)
+    if row["recurring_event_id"]:
+        values = {"status": "cancelled", "hold_expires_at": None, "sequence": row["sequence"] + 1,
+                  "updated_at": iso_ms(tx.now)}
+        event_store.patch(tx.conn, event_id, values)
+        _changed(tx, "updated", row, {**row, **values}, calendar)
+        outbox.emit(tx, kind, before, agent_id=calendar["agent_id"])
+        return
+    if row["recurrence"]:
+        for exc in event_store.series_exceptions(tx.conn, event_id):
+            event_store.delete(tx.conn, exc["id"])
+            _changed(tx, "deleted", exc, None, calendar)
     event_store.delete(tx.conn, event_id)
     _changed(tx, "deleted", row, None, calendar)
     outbox.emit(tx, kind, before, agent_id=calendar["agent_id"])
@@ -279,7 +331,7 @@ def cancel(tx: Tx, ctx: Ctx, calendar_id: str, event_id: str) -> dict[str, Any]:
 
 def confirm(tx: Tx, ctx: Ctx, calendar_id: str, event_id: str) -> dict[str, Any]:
     """hold → confirmed."""
-    row, calendar = load(tx, ctx.principal, calendar_id, event_id)
+    row, calendar = _load_for_write(tx, ctx.principal, calendar_id, event_id)
     _require_writable(row)
     if row["status"] != "hold":
         raise Conflict(f"Event {event_id} is not a hold (status {row['status']})", "status")

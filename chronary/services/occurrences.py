@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from chronary.ical.recurrence import expand, occurrence_key
+from chronary.ical.recurrence import expand, occurrence_key, parse_occurrence_key
 from chronary.store import calendars as cal_store
 from chronary.store import events as event_store
 from chronary.store.db import Tx
@@ -24,6 +24,42 @@ from chronary.timeutil import from_ts, to_ts
 
 def occurrence_id(series_id: str, original_start_ts: int) -> str:
     return f"{series_id}_{occurrence_key(from_ts(original_start_ts))}"
+
+
+def series_zone(master: dict[str, Any], calendar: dict[str, Any]) -> ZoneInfo:
+    """The zone a series repeats in: the calendar's, or an imported series' own (remote.tzid),
+    so a feed's 09:00 America/New_York meeting stays at 09:00 there across DST."""
+    remote = master.get("remote")
+    if isinstance(remote, dict) and isinstance(remote.get("tzid"), str) and not master["all_day"]:
+        try:
+            return ZoneInfo(remote["tzid"])
+        except (ValueError, KeyError, OSError):
+            pass
+    return ZoneInfo(calendar["timezone"])
+
+
+def split_id(event_id: str) -> tuple[str, int] | None:
+    """(series id, original start ts) of an occurrence id, or None when it is not one."""
+    series_id, sep, key = event_id.rpartition("_")
+    if not sep or "_" not in series_id:
+        return None
+    original = parse_occurrence_key(key)
+    return None if original is None else (series_id, to_ts(original))
+
+
+def virtual(tx: Tx, calendar: dict[str, Any], event_id: str) -> dict[str, Any] | None:
+    """The generated (not stored) occurrence named `event_id`, if its series really has it."""
+    parts = split_id(event_id)
+    if parts is None:
+        return None
+    series_id, original = parts
+    master = event_store.get(tx.conn, series_id)
+    if master is None or not master["recurrence"] or master["calendar_id"] != calendar["id"]:
+        return None
+    for occ in expand_series(master, series_zone(master, calendar), original, original + 1, []):
+        if occ["recurrence_id_ts"] == original:
+            return occ
+    return None
 
 
 def expand_series(
@@ -71,7 +107,7 @@ def in_window(
         cal = calendars.get(master["calendar_id"])
         if cal is None:
             cal = calendars[master["calendar_id"]] = cal_store.get(tx.conn, master["calendar_id"])  # type: ignore[assignment]
-        rows.extend(expand_series(master, ZoneInfo(cal["timezone"]), start_ts, end_ts, by_series.get(master["id"], [])))
+        rows.extend(expand_series(master, series_zone(master, cal), start_ts, end_ts, by_series.get(master["id"], [])))
     if scope.status is not None:
         rows = [r for r in rows if r["status"] == scope.status]
     rows.sort(key=lambda r: (r["start_ts"], r["id"]))

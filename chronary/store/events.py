@@ -127,3 +127,8 @@ def expired_holds(conn: apsw.Connection, now_ts: int, limit: int = 200) -> list[
 def next_hold_expiry(conn: apsw.Connection) -> int | None:
     row = one(conn, "SELECT min(hold_expires_at) AS t FROM events WHERE status = 'hold'")
     return None if row is None else row["t"]
+
+
+def series_exceptions(conn: apsw.Connection, series_id: str) -> list[dict[str, Any]]:
+    rows = conn.execute("SELECT * FROM events WHERE recurring_event_id = ? ORDER BY start_ts, id", (series_id,))
+    return [decode(r, JSON) for r in rows]  # type: ignore[misc]

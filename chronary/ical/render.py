@@ -1,0 +1,221 @@
+"""Render stored events as VEVENT text and whole VCALENDAR bodies (RFC 5545).
+
+Pure functions over stored rows (times in unix seconds, UTC). Timed events are written with
+TZID in their zone (so clients expand RRULEs on the right wall-clock time across DST), UTC
+calendars with `Z`, all-day events as VALUE=DATE. Everything here is string building; see
+`chronary.ical.text` for why.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from icalendar import Timezone
+
+from chronary.ical.text import CRLF, date_stamp, escape_text, fold, local_stamp, param_value, utc_stamp
+from chronary.timeutil import from_ts, parse_stored
+
+PRODID = "-//Chronary//Chronary Calendar Server//EN"
+STATUS = {"confirmed": "CONFIRMED", "tentative": "TENTATIVE", "hold": "TENTATIVE"}
+
+
+@dataclass(frozen=True)
+class TimeFormat:
+    """How one event writes its instants: VALUE=DATE, UTC `Z`, or local time with TZID."""
+
+    tzid: str
+    all_day: bool
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return _zone(self.tzid)
+
+    @property
+    def utc(self) -> bool:
+        return self.tzid in ("UTC", "Etc/UTC", "GMT")
+
+    def params(self) -> str:
+        if self.all_day:
+            return ";VALUE=DATE"
+        return "" if self.utc else f";TZID={param_value(self.tzid)}"
+
+    def value(self, dt: datetime | date) -> str:
+        if self.all_day:
+            day = dt.astimezone(self.tz).date() if isinstance(dt, datetime) else dt
+            return date_stamp(day)
+        if isinstance(dt, datetime):
+            return utc_stamp(dt) if self.utc else local_stamp(dt.astimezone(self.tz))
+        return self.value(datetime(dt.year, dt.month, dt.day, tzinfo=self.tz))
+
+    def prop(self, name: str, ts: int) -> str:
+        return f"{name}{self.params()}:{self.value(from_ts(ts))}"
+
+
+@functools.lru_cache(maxsize=512)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def _parse_value(raw: str, params: dict[str, str], fmt: TimeFormat) -> datetime | date:
+    raw = raw.strip()
+    if len(raw) == 8:
+        return date(int(raw[:4]), int(raw[4:6]), int(raw[6:8]))
+    naive = datetime.strptime(raw.rstrip("Zz"), "%Y%m%dT%H%M%S")
+    if raw.endswith(("Z", "z")):
+        return naive.replace(tzinfo=UTC)
+    tzid = params.get("TZID")
+    try:
+        zone = _zone(tzid.strip('"')) if tzid else fmt.tz
+    except (ValueError, KeyError, OSError):
+        zone = fmt.tz
+    return naive.replace(tzinfo=zone)
+
+
+def _until(rule: str, fmt: TimeFormat) -> str:
+    """UNTIL must match DTSTART's type: a DATE for all-day, UTC for zoned date-times."""
+    parts = []
+    for part in rule.split(";"):
+        key, _, value = part.partition("=")
+        if key.upper() == "UNTIL" and value:
+            try:
+                dt = _parse_value(value, {}, fmt)
+            except ValueError:
+                parts.append(part)
+                continue
+            if fmt.all_day:
+                value = date_stamp(dt.astimezone(fmt.tz).date() if isinstance(dt, datetime) else dt)
+            else:
+                if not isinstance(dt, datetime):
+                    dt = datetime(dt.year, dt.month, dt.day, tzinfo=fmt.tz)
+                value = utc_stamp(dt)
+            part = f"UNTIL={value}"
+        parts.append(part)
+    return ";".join(parts)
+
+
+def recurrence_lines(lines: list[str], fmt: TimeFormat, extra_exdates: list[int]) -> list[str]:
+    """Stored RRULE/EXRULE/RDATE/EXDATE lines rewritten to match DTSTART's value type."""
+    out: list[str] = []
+    for raw in lines:
+        head, _, value = raw.partition(":")
+        name, *param_parts = head.split(";")
+        name = name.upper()
+        if name in ("RRULE", "EXRULE"):
+            out.append(f"{name}:{_until(value, fmt)}")
+            continue
+        params = {}
+        for p in param_parts:
+            k, _, v = p.partition("=")
+            params[k.upper()] = v
+        if "/" in value or params.get("VALUE", "").upper() == "PERIOD":
+            out.append(raw)  # RDATE periods are passed through untouched
+            continue
+        try:
+            values = [fmt.value(_parse_value(v, params, fmt)) for v in value.split(",") if v.strip()]
+        except ValueError:
+            continue  # validated on the way in; never let one odd line break a whole feed
+        if values:
+            out.append(f"{name}{fmt.params()}:{','.join(values)}")
+    if extra_exdates:
+        out.append(f"EXDATE{fmt.params()}:{','.join(fmt.value(from_ts(ts)) for ts in sorted(extra_exdates))}")
+    return out
+
+
+def _stamp(value: str | None) -> str | None:
+    dt = parse_stored(value)
+    return None if dt is None else utc_stamp(dt)
+
+
+def event_tzid(row: dict[str, Any], calendar_tz: str) -> str:
+    """Imported series keep their source zone (remote.tzid) so expansion matches the source."""
+    remote = row.get("remote")
+    if isinstance(remote, dict) and isinstance(remote.get("tzid"), str) and not row["all_day"]:
+        return remote["tzid"]
+    return calendar_tz
+
+
+def render_vevent(
+    row: dict[str, Any],
+    calendar_tz: str,
+    default_reminders: list[int] | None,
+    *,
+    uid: str | None = None,
+    exdates: list[int] | None = None,
+    master: dict[str, Any] | None = None,
+) -> str:
+    """One VEVENT, folded, CRLF-terminated. `master` is given for a RECURRENCE-ID override."""
+    tzid = event_tzid(master or row, calendar_tz)
+    fmt = TimeFormat(tzid, bool(row["all_day"]))
+    lines = ["BEGIN:VEVENT", f"UID:{escape_text(uid or row['ical_uid'])}"]
+    stamp = _stamp(row["updated_at"])
+    if stamp:
+        lines.append(f"DTSTAMP:{stamp}")
+    created = _stamp(row["created_at"])
+    if created:
+        lines.append(f"CREATED:{created}")
+    if stamp:
+        lines.append(f"LAST-MODIFIED:{stamp}")
+    lines.append(f"SEQUENCE:{int(row['sequence'] or 0)}")
+    lines.append(fmt.prop("DTSTART", row["start_ts"]))
+    lines.append(fmt.prop("DTEND", row["end_ts"]))
+    if master is not None and row.get("recurrence_id_ts") is not None:
+        master_fmt = TimeFormat(tzid, bool(master["all_day"]))
+        lines.append(master_fmt.prop("RECURRENCE-ID", row["recurrence_id_ts"]))
+    elif row.get("recurrence"):
+        lines.extend(recurrence_lines(row["recurrence"], fmt, exdates or []))
+    lines.append(f"SUMMARY:{escape_text(row['title'])}")
+    if row.get("description"):
+        lines.append(f"DESCRIPTION:{escape_text(row['description'])}")
+    if row.get("location"):
+        lines.append(f"LOCATION:{escape_text(row['location'])}")
+    status = row["status"]
+    lines.append(f"STATUS:{STATUS.get(status, 'CANCELLED')}")
+    lines.append("TRANSP:OPAQUE")
+    if status == "hold":
+        lines.append("X-CHRONARY-HOLD:TRUE")
+    for att in row.get("attendees") or []:
+        email = str(att.get("email") or "")
+        if not email:
+            continue
+        cn = f";CN={param_value(att['name'])}" if att.get("name") else ""
+        lines.append(f"ATTENDEE{cn}:mailto:{email}")
+    reminders = row["reminders"] if row.get("reminders") is not None else default_reminders
+    for minutes in reminders or []:
+        lines += ["BEGIN:VALARM", "ACTION:DISPLAY", f"DESCRIPTION:{escape_text(row['title'])}",
+                  f"TRIGGER:-PT{int(minutes)}M", "END:VALARM"]
+    lines.append("END:VEVENT")
+    return "".join(fold(line) for line in lines)
+
+
+@functools.lru_cache(maxsize=256)
+def vtimezone(tzid: str, first_year: int) -> str:
+    """A VTIMEZONE covering first_year to 30 years from now (icalendar builds it from tzdata)."""
+    last = date(max(first_year + 1, datetime.now(UTC).year + 30), 1, 1)
+    tz = Timezone.from_tzid(tzid, first_date=date(first_year, 1, 1), last_date=last)
+    text = tz.to_ical().decode("utf-8")
+    return text if text.endswith(CRLF) else text + CRLF
+
+
+def render_calendar(name: str, calendar_tz: str, tzids: set[str], first_year: int, vevents: list[str]) -> str:
+    head = [
+        "BEGIN:VCALENDAR", "VERSION:2.0", f"PRODID:{PRODID}", "CALSCALE:GREGORIAN", "METHOD:PUBLISH",
+        f"X-WR-CALNAME:{escape_text(name)}", f"X-WR-TIMEZONE:{calendar_tz}",
+        "REFRESH-INTERVAL;VALUE=DURATION:PT5M", "X-PUBLISHED-TTL:PT5M",
+    ]
+    parts = ["".join(fold(line) for line in head)]
+    for tzid in sorted(tzids | {calendar_tz}):
+        try:
+            parts.append(vtimezone(tzid, first_year))
+        except Exception:  # noqa: BLE001 - a zone icalendar cannot describe: clients fall back to TZID
+            continue
+    parts.extend(vevents)
+    parts.append("END:VCALENDAR" + CRLF)
+    return "".join(parts)
+
+
+def first_year(start_ts: int) -> int:
+    return max(1970, (from_ts(start_ts) - timedelta(days=366)).year)

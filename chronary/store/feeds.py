@@ -1,0 +1,38 @@
+"""SQL for iCal feeds: what a feed shows, its token, and when its content last changed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import apsw
+
+from chronary.store.events import JSON
+from chronary.store.rows import decode, one
+
+
+def feed_rows(conn: apsw.Connection, calendar_id: str, since_ts: int) -> list[dict[str, Any]]:
+    """Every series master and occurrence exception, plus single events ending after `since_ts`."""
+    rows = conn.execute(
+        """SELECT * FROM events WHERE calendar_id = ?
+             AND (recurrence IS NOT NULL OR recurring_event_id IS NOT NULL OR end_ts > ?)
+           ORDER BY start_ts, id""",
+        (calendar_id, since_ts),
+    )
+    return [decode(r, JSON) for r in rows]  # type: ignore[misc]
+
+
+def set_token(conn: apsw.Connection, calendar_id: str, token: str) -> None:
+    conn.execute("UPDATE calendars SET feed_token = ? WHERE id = ?", (token, calendar_id))
+
+
+def touch(conn: apsw.Connection, calendar_id: str, changed_at: str) -> None:
+    conn.execute(
+        """INSERT INTO feed_state (calendar_id, changed_at) VALUES (?, ?)
+           ON CONFLICT (calendar_id) DO UPDATE SET changed_at = excluded.changed_at""",
+        (calendar_id, changed_at),
+    )
+
+
+def changed_at(conn: apsw.Connection, calendar_id: str) -> str | None:
+    row = one(conn, "SELECT changed_at FROM feed_state WHERE calendar_id = ?", (calendar_id,))
+    return None if row is None else row["changed_at"]
