@@ -19,7 +19,7 @@ def _rule_set(lines: list[str], dtstart_local: datetime) -> rruleset:
     """Parse lines with a naive local dtstart; UTC/offset EXDATE/RDATE values become local too."""
     tz = dtstart_local.tzinfo
     naive = dtstart_local.replace(tzinfo=None)
-    text = "\n".join(lines)
+    text = "\n".join(_local_until(line, tz) for line in lines)
     rs = rrulestr(text, dtstart=naive, forceset=True, ignoretz=False, tzinfos=None)
     # dateutil returns aware datetimes for values written with Z/TZID and naive ones otherwise;
     # normalise everything to naive local wall-clock time so comparisons are consistent.
@@ -36,6 +36,25 @@ def _rule_set(lines: list[str], dtstart_local: datetime) -> rruleset:
     for value in rs._exdate:  # noqa: SLF001
         out.exdate(_local_naive(value, tz))
     return out
+
+
+def _local_until(line: str, tz: object) -> str:
+    """UNTIL=…Z (UTC, as RFC 5545 requires with a zoned DTSTART) → naive local wall-clock time,
+    because dateutil refuses an aware UNTIL with the naive local dtstart used here."""
+    if line[:5].upper() not in ("RRULE", "EXRUL") or "UNTIL=" not in line.upper():
+        return line
+    head, _, rule = line.partition(":")
+    parts = []
+    for part in rule.split(";"):
+        key, _, value = part.partition("=")
+        if key.upper() == "UNTIL" and value.upper().endswith("Z") and len(value) == 16:
+            try:
+                utc = datetime.strptime(value[:15], "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
+                part = "UNTIL=" + utc.astimezone(tz).strftime("%Y%m%dT%H%M%S")  # type: ignore[arg-type]
+            except ValueError:
+                pass
+        parts.append(part)
+    return f"{head}:{';'.join(parts)}"
 
 
 def _local_naive(value: datetime, tz: object) -> datetime:
