@@ -16,9 +16,11 @@ def valid_timezone(name: str) -> bool:
         _ZONES = frozenset(available_timezones())
     if name in _ZONES or name == "UTC":
         return True
+    if len(name) > 64:  # no IANA name is this long; ZoneInfo would hit the filesystem with it
+        return False
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         return False
     return "/" in name or name in {"UTC", "GMT"}
 
@@ -39,7 +41,10 @@ def parse_instant(value: str, param: str) -> datetime:
         raise ValidationError(f"{param} is not a valid ISO 8601 timestamp: {value!r}", param) from None
     if parsed.tzinfo is None:
         raise ValidationError(f"{param} must include a UTC offset or Z (got {value!r})", param)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+14:00 lies before datetime.min in UTC
+        raise ValidationError(f"{param} is out of range: {value!r}", param) from None
 
 
 def parse_date(value: str, param: str) -> date:
