@@ -43,7 +43,10 @@ def resolve(start: str, end: str, all_day: bool, tz: ZoneInfo) -> tuple[datetime
         first, after_last = _as_day(start, "start_time", tz), _as_day(end, "end_time", tz)
         if after_last <= first:
             raise ValidationError("end_time must be after start_time (the end date is exclusive)", "end_time")
-        begin, finish = local_midnight(first, tz), local_midnight(after_last, tz)
+        try:
+            begin, finish = local_midnight(first, tz), local_midnight(after_last, tz)
+        except OverflowError:  # year 1 east of UTC falls before datetime.min
+            raise ValidationError("event times must fall between the years 1900 and 2200", "start_time") from None
     else:
         for value, param in ((start, "start_time"), (end, "end_time")):
             if _DATE_ONLY.match(value):
