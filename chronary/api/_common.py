@@ -13,7 +13,7 @@ from chronary.services.context import Ctx, Page, Principal
 from chronary.store.db import Database
 
 Limit = Annotated[int, Parameter(ge=1, le=200, description="Page size, 1–200")]
-Offset = Annotated[int, Parameter(ge=0, description="Items to skip")]
+Offset = Annotated[int, Parameter(ge=0, le=2**31 - 1, description="Items to skip")]  # le: SQLite binds 64-bit ints
 
 
 def _err(description: str) -> ResponseSpec:
