@@ -64,6 +64,8 @@ def _validation_detail(exc: ValidationException) -> tuple[str, str | None]:
             name = field.group(1) if field else None
             return f"{name} is required", name
         if key == "data":
+            if message.strip("'\"") == "data":  # Litestar's KeyError text for a missing body
+                return "A JSON object request body is required", None
             return f"Request body: {message}", None
     key = str(key).replace(".[", "[")
     if "unknown field" in message:
@@ -104,6 +106,9 @@ def handle_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response
 
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     rid = request_id_of(request.scope)
+    if isinstance(exc, RecursionError) and "deserializ" in str(exc):
+        # msgspec gives up on absurdly deep JSON nesting: the client's fault, not ours
+        return envelope(400, "validation_error", "Request body is nested too deeply", None, rid)
     log.exception("request %s: unhandled %s", rid, type(exc).__name__)
     return envelope(500, "internal_error", f"Internal error; quote request id {rid}", None, rid)
 
