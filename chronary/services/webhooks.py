@@ -1,0 +1,189 @@
+"""Webhook endpoints (whk_) and their delivery log: the rules behind /v1/webhooks.
+
+Org keys only. The signing secret (whsec_…) is stored encrypted with the server's SecretBox —
+the worker must be able to sign with it, so it cannot be a hash — and appears in a response
+only on create and rotate. URL reachability is checked by the API layer before the write
+transaction (it may resolve DNS); this module checks everything that needs no network.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from chronary import ids
+from chronary.crypto import SecretBox
+from chronary.errors import Conflict, ValidationError, not_found
+from chronary.schemas.common import set_fields
+from chronary.schemas.webhooks import WebhookCreate, WebhookUpdate
+from chronary.services.context import Page, Principal
+from chronary.store import agents as agent_store
+from chronary.store import webhooks as store
+from chronary.store.db import Tx
+from chronary.store.rows import dumps, loads
+from chronary.timeutil import iso_ms
+from chronary.webhooks import dispatch
+from chronary.webhooks.types import ALL, EVENT_TYPES, TEST_TYPE
+
+SECRET_PREFIX = "whsec_"
+FIELDS = ("id", "url", "events", "status", "disabled_reason", "description", "agent_id", "created_at", "updated_at")
+DELIVERY_FIELDS = (
+    "id", "event_id", "event_type", "resource_id", "status", "attempts", "next_attempt_at", "last_attempt_at",
+    "last_status_code", "last_response_body", "last_error", "last_duration_ms", "completed_at", "created_at",
+    "updated_at",
+)
+ATTEMPT_FIELDS = ("number", "outcome", "started_at", "finished_at", "status_code", "response_body", "error",
+                  "duration_ms")
+
+
+def present(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: row[k] for k in FIELDS}
+
+
+def present_delivery(row: dict[str, Any]) -> dict[str, Any]:
+    return {**{k: row[k] for k in DELIVERY_FIELDS}, "webhook_id": row["endpoint_id"]}
+
+
+def new_secret() -> str:
+    return SECRET_PREFIX + secrets.token_urlsafe(32)
+
+
+def check_events(events: list[str]) -> list[str]:
+    """Known types, or exactly ["*"]; duplicates dropped, order kept."""
+    out: list[str] = []
+    for i, name in enumerate(events):
+        if name == ALL:
+            if len(events) != 1:
+                raise ValidationError('"*" means every event type and must be the only entry', f"events[{i}]")
+        elif name not in EVENT_TYPES:
+            raise ValidationError(f"unknown event type {name!r}; see the webhook docs for the list",
+                                  f"events[{i}]")
+        if name not in out:
+            out.append(name)
+    return out
+
+
+def load(tx: Tx, principal: Principal, webhook_id: str) -> dict[str, Any]:
+    principal.require_org("webhooks")
+    row = store.get_endpoint(tx.conn, webhook_id)
+    if row is None or row["org_id"] != principal.org_id:
+        raise not_found("webhook", webhook_id)
+    return row
+
+
+def create(tx: Tx, principal: Principal, data: WebhookCreate, box: SecretBox) -> dict[str, Any]:
+    principal.require_org("webhooks")
+    events = check_events(data.events)
+    if data.agent_id is not None and agent_store.get(tx.conn, data.agent_id) is None:
+        raise ValidationError(f"agent_id {data.agent_id!r} does not exist", "agent_id")
+    secret = new_secret()
+    now = iso_ms(tx.now)
+    row = {
+        "id": ids.new_id("whk"),
+        "org_id": principal.org_id,
+        "url": data.url,
+        "events": events,
+        "description": data.description,
+        "agent_id": data.agent_id,
+        "status": "active",
+        "disabled_reason": None,
+        "secret_enc": box.encrypt(secret),
+        "failing_since": None,
+        "since_seq": store.outbox_high_water(tx.conn),
+        "created_at": now,
+        "updated_at": now,
+    }
+    store.create_endpoint(tx.conn, row)
+    return {**present(row), "secret": secret}
+
+
+def list_(tx: Tx, principal: Principal, status: str | None, limit: int, offset: int) -> Page:
+    principal.require_org("webhooks")
+    rows, total = store.list_endpoints(tx.conn, principal.org_id, status, limit, offset)
+    return Page([present(r) for r in rows], total, limit, offset)
+
+
+def get(tx: Tx, principal: Principal, webhook_id: str) -> dict[str, Any]:
+    return present(load(tx, principal, webhook_id))
+
+
+def update(tx: Tx, principal: Principal, webhook_id: str, data: WebhookUpdate) -> dict[str, Any]:
+    row = load(tx, principal, webhook_id)
+    changes = set_fields(data)
+    if not changes:
+        raise ValidationError("PATCH needs at least one field to change", None)
+    for field in ("url", "events", "status"):
+        if field in changes and changes[field] is None:
+            raise ValidationError(f"{field} cannot be null", field)
+    if "events" in changes:
+        changes["events"] = check_events(changes["events"])
+    if changes.get("status") == "active" and row["status"] != "active":
+        # resuming or re-enabling starts with a clean record
+        changes.update(disabled_reason=None, failing_since=None)
+    changes["updated_at"] = iso_ms(tx.now)
+    store.patch_endpoint(tx.conn, webhook_id, changes)
+    return present({**row, **changes})
+
+
+def delete(tx: Tx, principal: Principal, webhook_id: str) -> None:
+    load(tx, principal, webhook_id)
+    store.delete_endpoint(tx.conn, webhook_id)  # deliveries and attempts cascade
+
+
+def rotate_secret(tx: Tx, principal: Principal, webhook_id: str, box: SecretBox) -> dict[str, Any]:
+    """A new secret, effective for every attempt from now on (the old one stops at once)."""
+    row = load(tx, principal, webhook_id)
+    secret = new_secret()
+    values = {"secret_enc": box.encrypt(secret), "updated_at": iso_ms(tx.now)}
+    store.patch_endpoint(tx.conn, webhook_id, values)
+    return {**present({**row, **values}), "secret": secret}
+
+
+def send_test(tx: Tx, principal: Principal, webhook_id: str) -> dict[str, Any]:
+    """Queue a `webhook.test` delivery to this endpoint only; returns the delivery."""
+    row = load(tx, principal, webhook_id)
+    now = iso_ms(tx.now)
+    event_id = ids.new_id("whe")
+    payload = dumps({"id": event_id, "type": TEST_TYPE, "created_at": now, "data": {"object": present(row)}})
+    event = {"id": event_id, "type": TEST_TYPE, "resource_id": event_id}
+    delivery = dispatch.new_delivery(webhook_id, event, payload or "", 0, now)
+    store.create_delivery(tx.conn, delivery)
+    return present_delivery(delivery | {"last_attempt_at": None, "last_status_code": None,
+                                        "last_response_body": None, "last_error": None,
+                                        "last_duration_ms": None, "completed_at": None})
+
+
+def list_deliveries(tx: Tx, principal: Principal, webhook_id: str, status: str | None,
+                    limit: int, offset: int) -> Page:
+    load(tx, principal, webhook_id)
+    rows, total = store.list_deliveries(tx.conn, webhook_id, status, limit, offset)
+    return Page([present_delivery(r) for r in rows], total, limit, offset)
+
+
+def _load_delivery(tx: Tx, principal: Principal, delivery_id: str) -> dict[str, Any]:
+    principal.require_org("webhook deliveries")
+    row = store.get_delivery(tx.conn, delivery_id)
+    if row is None:
+        raise not_found("webhook delivery", delivery_id)
+    endpoint = store.get_endpoint(tx.conn, row["endpoint_id"])
+    if endpoint is None or endpoint["org_id"] != principal.org_id:
+        raise not_found("webhook delivery", delivery_id)
+    return row
+
+
+def get_delivery(tx: Tx, principal: Principal, delivery_id: str) -> dict[str, Any]:
+    row = _load_delivery(tx, principal, delivery_id)
+    attempts = [{k: a[k] for k in ATTEMPT_FIELDS} for a in store.attempts_for(tx.conn, delivery_id)]
+    return {**present_delivery(row), "payload": loads(row["payload"]), "attempt_log": attempts}
+
+
+def redeliver(tx: Tx, principal: Principal, delivery_id: str) -> dict[str, Any]:
+    """Attempt again now with the same payload id, whatever the delivery's state."""
+    row = _load_delivery(tx, principal, delivery_id)
+    if row["status"] in ("pending", "retrying") and row["next_attempt_at"] is None:
+        raise Conflict(f"Delivery {delivery_id} is being sent right now; try again when it finishes")
+    now = iso_ms(tx.now)
+    values = {"status": "pending" if row["status"] != "retrying" else "retrying", "next_attempt_at": now,
+              "completed_at": None, "updated_at": now}
+    store.patch_delivery(tx.conn, delivery_id, values)
+    return get_delivery(tx, principal, delivery_id)

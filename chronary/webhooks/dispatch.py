@@ -1,0 +1,180 @@
+"""The delivery state machine, one short write transaction per step (run by the worker).
+
+fan_out   outbox rows → one `dlv_` per matching endpoint, outbox row marked dispatched, atomically.
+claim     pick the next due delivery of an endpoint (per-resource order), record an in-flight
+          attempt and take it off the due list — committed *before* the HTTP request, so a crash
+          mid-request leaves evidence that `recover` turns into an immediate retry with the same
+          payload id (at-least-once).
+record    store the outcome; schedule a retry, finish the delivery, or disable the endpoint.
+
+Paused endpoints still get deliveries at fan-out; they wait (pending) until the endpoint is
+resumed. Disabled endpoints get none.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from chronary import ids
+from chronary.store import outbox
+from chronary.store import webhooks as store
+from chronary.store.db import Tx
+from chronary.timeutil import iso_ms, parse_stored
+from chronary.webhooks import policy
+from chronary.webhooks.types import matches
+
+INTERRUPTED = "interrupted: the server stopped before the receiver answered; retried with the same id"
+
+
+@dataclass
+class Claim:
+    delivery_id: str
+    event_id: str
+    payload: str
+    attempt_id: int
+    number: int
+    url: str
+    secret_enc: str
+
+
+@dataclass
+class Outcome:
+    status_code: int | None = None
+    body: str | None = None
+    error: str | None = None
+    duration_ms: int | None = None
+    retryable: bool = False
+    retry_after: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code is not None and policy.succeeded(self.status_code)
+
+
+def new_delivery(endpoint_id: str, event: dict[str, Any], payload: str, seq: int, now: str) -> dict[str, Any]:
+    return {
+        "id": ids.new_id("dlv"),
+        "endpoint_id": endpoint_id,
+        "event_id": event["id"],
+        "event_type": event["type"],
+        "resource_id": event["resource_id"],
+        "seq": seq,
+        "payload": payload,
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def fan_out(tx: Tx, limit: int = 500) -> int:
+    """Turn undispatched outbox rows into deliveries; returns how many rows were dispatched."""
+    rows = outbox.pending(tx.conn, limit)
+    if not rows:
+        return 0
+    endpoints = store.active_endpoints(tx.conn)
+    now = iso_ms(tx.now)
+    for row in rows:
+        for ep in endpoints:
+            if row["seq"] <= ep["since_seq"] or not matches(ep["events"], row["type"]):
+                continue
+            if ep["agent_id"] is not None and row["agent_id"] != ep["agent_id"]:
+                continue
+            store.create_delivery(tx.conn, new_delivery(ep["id"], row, row["payload"], row["seq"], now))
+    outbox.mark_dispatched(tx.conn, [r["seq"] for r in rows], now)
+    return len(rows)
+
+
+def claim(tx: Tx, endpoint_id: str) -> Claim | None:
+    ep = store.get_endpoint(tx.conn, endpoint_id)
+    if ep is None or ep["status"] != "active":
+        return None
+    now = iso_ms(tx.now)
+    row = store.next_due(tx.conn, endpoint_id, now, [])
+    if row is None:
+        return None
+    number = row["attempts"] + 1
+    attempt_id = store.start_attempt(tx.conn, row["id"], number, now)
+    # next_attempt_at NULL + an in-flight attempt = "being sent"; still open, so it keeps
+    # later deliveries of the same resource waiting.
+    store.patch_delivery(tx.conn, row["id"], {"attempts": number, "last_attempt_at": now,
+                                              "next_attempt_at": None, "updated_at": now})
+    return Claim(row["id"], row["event_id"], row["payload"], attempt_id, number, ep["url"], ep["secret_enc"])
+
+
+def record(
+    tx: Tx,
+    claimed: Claim,
+    outcome: Outcome,
+    *,
+    schedule: Sequence[float] = policy.RETRY_SCHEDULE,
+    jitter: float = policy.JITTER,
+    disable_after: timedelta = policy.DISABLE_AFTER,
+    rng: random.Random | None = None,
+) -> str | None:
+    """Store an attempt's outcome; returns the delivery's new status (None if it is gone)."""
+    now = iso_ms(tx.now)
+    attempt_outcome = "succeeded" if outcome.ok else "failed"
+    delivery = store.get_delivery(tx.conn, claimed.delivery_id)
+    values: dict[str, Any] = {"last_status_code": outcome.status_code, "last_response_body": outcome.body,
+                              "last_error": outcome.error, "last_duration_ms": outcome.duration_ms,
+                              "updated_at": now}
+    if outcome.ok:
+        values.update(status="succeeded", next_attempt_at=None, completed_at=now)
+    else:
+        delay = policy.retry_delay(claimed.number, outcome.retry_after, schedule, jitter, rng) \
+            if outcome.retryable else None
+        if delay is None:
+            values.update(status="failed", next_attempt_at=None, completed_at=now)
+        else:
+            attempt_outcome = "retry"
+            values.update(status="retrying", next_attempt_at=iso_ms(tx.now + timedelta(seconds=delay)))
+    store.finish_attempt(tx.conn, claimed.attempt_id, {
+        "outcome": attempt_outcome, "finished_at": now, "status_code": outcome.status_code,
+        "response_body": outcome.body, "error": outcome.error, "duration_ms": outcome.duration_ms,
+    })
+    if delivery is None:
+        return None
+    if delivery["status"] in ("pending", "retrying"):
+        store.patch_delivery(tx.conn, claimed.delivery_id, values)
+    _endpoint_health(tx, delivery["endpoint_id"], outcome, disable_after)
+    return values.get("status", delivery["status"])
+
+
+def _endpoint_health(tx: Tx, endpoint_id: str, outcome: Outcome, disable_after: timedelta) -> None:
+    ep = store.get_endpoint(tx.conn, endpoint_id)
+    if ep is None:
+        return
+    now = iso_ms(tx.now)
+    if outcome.ok:
+        if ep["failing_since"] is not None:
+            store.patch_endpoint(tx.conn, endpoint_id, {"failing_since": None})
+        return
+    since = ep["failing_since"] or now
+    if ep["failing_since"] is None:
+        store.patch_endpoint(tx.conn, endpoint_id, {"failing_since": since})
+    started = parse_stored(since)
+    if ep["status"] == "active" and started is not None and tx.now - started >= disable_after:
+        last = outcome.error or f"HTTP {outcome.status_code}"
+        reason = (f"disabled automatically: every delivery attempt failed since {since} "
+                  f"(last: {last}); fix the receiver, then PATCH status to active")
+        store.patch_endpoint(tx.conn, endpoint_id, {"status": "disabled", "disabled_reason": reason,
+                                                    "updated_at": now})
+        store.close_open_deliveries(tx.conn, endpoint_id, "endpoint disabled after 3 days of failures", now)
+
+
+def recover(tx: Tx) -> int:
+    """At worker start: attempts left in flight by a previous process become retries due now."""
+    now = iso_ms(tx.now)
+    stale = store.interrupted_attempts(tx.conn)
+    for attempt in stale:
+        store.finish_attempt(tx.conn, attempt["id"], {"outcome": "interrupted", "finished_at": now,
+                                                      "error": INTERRUPTED})
+        store.patch_delivery(tx.conn, attempt["delivery_id"], {"last_error": INTERRUPTED, "updated_at": now})
+    store.reopen_stranded(tx.conn, now)
+    return len(stale)
