@@ -132,7 +132,7 @@ async def fetch(
             await asyncio.to_thread(check_target, current, settings)
             try:
                 async with client.stream(method, current, headers=send_headers, content=content, auth=auth) as resp:
-                    if resp.is_redirect and method in {"GET", "HEAD"}:
+                    if resp.has_redirect_location and method in {"GET", "HEAD"}:
                         location = resp.headers.get("location", "")
                         redirects.append(current)
                         current = urljoin(current, location)
