@@ -100,17 +100,18 @@ class MeetingSlots(msgspec.Struct):
     slots: list[Interval]
 
 
-class AgentStatus(msgspec.Struct):
+class ContextAgent(msgspec.Struct):
+    id: str
+    name: str
     status: str
-    calendar_status: str | None
-    calendar_id: str | None
-    calendar_status_updated_at: str | None
+    timezone: str
 
 
 class Context(msgspec.Struct):
     now: str
-    agent_id: str
+    agent: ContextAgent
     current_event: Event | None
     upcoming: list[Event]
     recent: list[Event]
-    agent_status: AgentStatus
+    agent_status: str
+    agent_status_calendar_id: str | None

@@ -48,7 +48,8 @@ def _check_ranges(ranges: list[TimeRange], param: str) -> list[dict[str, str]]:
     spans.sort()
     for (_, prev_end, j), (start, _, i) in zip(spans, spans[1:], strict=False):
         if start < prev_end:
-            raise ValidationError(f"{param}[{i}] overlaps {param}[{j}]", f"{param}[{i}].start")
+            later, earlier = max(i, j), min(i, j)  # blame the one listed later
+            raise ValidationError(f"{param}[{later}] overlaps {param}[{earlier}]", f"{param}[{later}].start")
     return [{"start": ranges[i].start, "end": ranges[i].end} for _, _, i in spans]
 
 
