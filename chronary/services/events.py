@@ -131,6 +131,12 @@ def _changed(tx: Tx, kind: str, before: dict[str, Any] | None, after: dict[str, 
     hooks.fire(tx, kind, before, after, calendar)
 
 
+def record_change(tx: Tx, kind: str, before: dict[str, Any] | None, after: dict[str, Any] | None,
+                  calendar: dict[str, Any]) -> None:
+    """For writers of imported events (iCal subscriptions): the same funnel as native changes."""
+    _changed(tx, kind, before, after, calendar)
+
+
 def create(tx: Tx, ctx: Ctx, calendar_id: str, data: EventCreate) -> dict[str, Any]:
     calendar = load_calendar(tx, ctx.principal, calendar_id)
     tz = ZoneInfo(calendar["timezone"])

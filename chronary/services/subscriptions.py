@@ -1,0 +1,297 @@
+"""iCal subscriptions (`isub_`): read-only import of a .ics URL into one of an agent's calendars.
+
+CRUD here, plus the three write steps of a sync (success, not modified, failure). The fetch and
+parse happen outside any transaction (see workers/subscriptions.py); `apply_success` then writes
+the whole parsed feed in one transaction, so a feed that fails to fetch or parse changes nothing.
+Imported events are `source: external_ical`, `read_only: true`, linked by (UID, RECURRENCE-ID).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from chronary import ids
+from chronary.crypto import SecretBox
+from chronary.errors import ValidationError, not_found
+from chronary.ical.parse import ImportedEvent
+from chronary.services import events as event_service
+from chronary.services import outbox
+from chronary.services.agents import load as load_agent
+from chronary.services.calendars import load as load_calendar
+from chronary.services.context import Ctx, Page, Principal
+from chronary.services.occurrences import occurrence_id
+from chronary.store import calendars as cal_store
+from chronary.store import events as event_store
+from chronary.store import subscriptions as store
+from chronary.store.db import Tx
+from chronary.timeutil import iso_ms, to_ts
+
+FIELDS = ("id", "agent_id", "calendar_id", "url", "label", "refresh_interval_minutes", "status",
+          "last_synced_at", "last_error", "event_count", "created_at", "updated_at")
+
+
+def present(row: dict[str, Any]) -> dict[str, Any]:
+    out = {k: row[k] for k in FIELDS}
+    out["has_credentials"] = row["credentials"] is not None  # the credentials themselves never leave
+    return out
+
+
+def normalize_url(url: str) -> str:
+    """http(s) as given; webcal:// → http://, webcals:// → https://."""
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise ValidationError("url is not a valid URL", "url") from None
+    scheme = {"webcal": "http", "webcals": "https"}.get(parts.scheme.lower(), parts.scheme.lower())
+    if scheme not in ("http", "https"):
+        raise ValidationError("url must start with http://, https:// or webcal://", "url")
+    if not parts.hostname:
+        raise ValidationError("url has no host", "url")
+    if parts.username or parts.password:
+        raise ValidationError("put credentials in username/password, not in the url", "url")
+    return urlunsplit((scheme, parts.netloc, parts.path or "/", parts.query, ""))
+
+
+def load(tx: Tx, principal: Principal, sub_id: str) -> dict[str, Any]:
+    row = store.get(tx.conn, sub_id)
+    if row is None or not principal.can_see_agent(row["agent_id"]):
+        raise not_found("ical_subscription", sub_id)
+    return row
+
+
+def _credentials(secrets: SecretBox, username: str | None, password: str | None) -> str | None:
+    if username is None and password is None:
+        return None
+    if not username:
+        raise ValidationError("username is required when a password is given", "username")
+    return secrets.encrypt(json.dumps({"username": username, "password": password or ""}))
+
+
+def create(tx: Tx, ctx: Ctx, secrets: SecretBox, agent_id: str, data: dict[str, Any]) -> dict[str, Any]:
+    load_agent(tx, ctx.principal, agent_id)
+    calendar = load_calendar(tx, ctx.principal, data["calendar_id"])
+    if calendar["agent_id"] != agent_id:
+        raise ValidationError(f"calendar_id must be a calendar of agent {agent_id}", "calendar_id")
+    now = iso_ms(tx.now)
+    row = {
+        "id": ids.new_id("isub"),
+        "org_id": ctx.principal.org_id,
+        "agent_id": agent_id,
+        "calendar_id": calendar["id"],
+        "url": normalize_url(data["url"]),
+        "label": data.get("label"),
+        "refresh_interval_minutes": data.get("refresh_interval_minutes") or 60,
+        "credentials": _credentials(secrets, data.get("username"), data.get("password")),
+        "status": "active",
+        "last_synced_at": None,
+        "last_attempt_at": None,
+        "last_error": None,
+        "event_count": 0,
+        "next_sync_ts": 0,  # due now: the first sync runs at once
+        "etag": None,
+        "last_modified": None,
+        "created_at": now,
+        "updated_at": now,
+    }
+    store.create(tx.conn, row)
+    return present(row)
+
+
+def get(tx: Tx, ctx: Ctx, sub_id: str) -> dict[str, Any]:
+    return present(load(tx, ctx.principal, sub_id))
+
+
+def list_(tx: Tx, ctx: Ctx, agent_id: str, limit: int, offset: int) -> Page:
+    load_agent(tx, ctx.principal, agent_id)
+    rows, total = store.list_for_agent(tx.conn, agent_id, limit, offset)
+    return Page([present(r) for r in rows], total, limit, offset)
+
+
+def update(tx: Tx, ctx: Ctx, secrets: SecretBox, sub_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+    row = load(tx, ctx.principal, sub_id)
+    if not changes:
+        raise ValidationError("PATCH needs at least one field to change", None)
+    for required in ("url", "refresh_interval_minutes", "status"):
+        if required in changes and changes[required] is None:
+            raise ValidationError(f"{required} cannot be null", required)
+    values: dict[str, Any] = {}
+    if "url" in changes:
+        values["url"] = normalize_url(changes["url"])
+        if values["url"] != row["url"]:  # a different feed: forget validators, sync at once
+            values.update(etag=None, last_modified=None, next_sync_ts=0)
+    if "label" in changes:
+        values["label"] = changes["label"]
+    if "refresh_interval_minutes" in changes:
+        values["refresh_interval_minutes"] = changes["refresh_interval_minutes"]
+    if "status" in changes:
+        values["status"] = changes["status"]
+        if changes["status"] == "active" and row["status"] != "active":
+            values["next_sync_ts"] = 0
+    if "username" in changes or "password" in changes:
+        old = json.loads(secrets.decrypt(row["credentials"])) if row["credentials"] else {}
+        username = changes.get("username", old.get("username"))
+        password = changes.get("password", old.get("password"))
+        values["credentials"] = _credentials(secrets, username, password) if username or password else None
+        values.update(etag=None, last_modified=None, next_sync_ts=0)
+    values["updated_at"] = iso_ms(tx.now)
+    store.patch(tx.conn, sub_id, values)
+    return present({**row, **values})
+
+
+def delete(tx: Tx, ctx: Ctx, sub_id: str) -> None:
+    """Deletes the subscription and every event it imported."""
+    row = load(tx, ctx.principal, sub_id)
+    calendar = cal_store.get(tx.conn, row["calendar_id"])
+    for event_id in store.imported_event_ids(tx.conn, sub_id):
+        event = event_store.get(tx.conn, event_id)
+        if event is not None:
+            event_store.delete(tx.conn, event_id)
+            event_service.record_change(tx, "deleted", event, None, calendar)  # type: ignore[arg-type]
+    store.delete(tx.conn, sub_id)
+
+
+def request_sync(tx: Tx, ctx: Ctx, sub_id: str) -> dict[str, Any]:
+    row = load(tx, ctx.principal, sub_id)
+    store.patch(tx.conn, sub_id, {"next_sync_ts": 0})
+    return present(row)
+
+
+# -- sync steps (the worker calls these around its fetch) ---------------------------------------
+
+@dataclass(frozen=True)
+class SyncJob:
+    sub_id: str
+    url: str
+    auth: tuple[str, str] | None
+    etag: str | None
+    last_modified: str | None
+    timezone: str
+
+
+def job(tx: Tx, sub_id: str, secrets: SecretBox, only_if_due: bool) -> SyncJob | None:
+    row = store.get(tx.conn, sub_id)
+    if row is None or (only_if_due and (row["status"] == "paused" or row["next_sync_ts"] > to_ts(tx.now))):
+        return None
+    calendar = cal_store.get(tx.conn, row["calendar_id"])
+    auth = None
+    if row["credentials"]:
+        creds = json.loads(secrets.decrypt(row["credentials"]))
+        auth = (creds["username"], creds.get("password") or "")
+    return SyncJob(sub_id, row["url"], auth, row["etag"], row["last_modified"], calendar["timezone"])  # type: ignore[index]
+
+
+def _finish(tx: Tx, row: dict[str, Any], values: dict[str, Any], kind: str) -> dict[str, Any]:
+    values.update(last_attempt_at=iso_ms(tx.now), updated_at=iso_ms(tx.now),
+                  next_sync_ts=to_ts(tx.now) + 60 * row["refresh_interval_minutes"])
+    if row["status"] == "paused":
+        values.pop("status", None)
+    store.patch(tx.conn, row["id"], values)
+    out = present({**row, **values})
+    outbox.emit(tx, kind, out, agent_id=row["agent_id"])
+    return out
+
+
+def apply_failure(tx: Tx, sub_id: str, message: str) -> dict[str, Any] | None:
+    row = store.get(tx.conn, sub_id)
+    if row is None:
+        return None
+    return _finish(tx, row, {"status": "error", "last_error": message[:1000]}, "ical_subscription.failed")
+
+
+def apply_not_modified(tx: Tx, sub_id: str) -> dict[str, Any] | None:
+    row = store.get(tx.conn, sub_id)
+    if row is None:
+        return None
+    values = {"status": "active", "last_error": None, "last_synced_at": iso_ms(tx.now)}
+    values.update(last_attempt_at=iso_ms(tx.now), updated_at=iso_ms(tx.now),
+                  next_sync_ts=to_ts(tx.now) + 60 * row["refresh_interval_minutes"])
+    if row["status"] == "paused":
+        values.pop("status")
+    store.patch(tx.conn, sub_id, values)
+    return present({**row, **values})
+
+
+def _event_row(item: ImportedEvent, sub_id: str, calendar_id: str, now: str) -> dict[str, Any]:
+    return {
+        "calendar_id": calendar_id, "ical_uid": item.uid, "title": item.title, "description": item.description,
+        "location": item.location, "start_ts": item.start_ts, "end_ts": item.end_ts, "all_day": item.all_day,
+        "status": item.status, "hold_expires_at": None, "priority": None, "reminders": item.reminders,
+        "recurrence": item.recurrence, "attendees": [], "metadata": {}, "source": "external_ical",
+        "read_only": True, "updated_at": now,
+        "remote": {"type": "ical_subscription", "subscription_id": sub_id, "tzid": item.tzid,
+                   "transparent": item.transparent},
+    }
+
+
+def apply_success(tx: Tx, sub_id: str, items: list[ImportedEvent], etag: str | None,
+                  last_modified: str | None) -> dict[str, Any] | None:
+    """Upsert by (UID, RECURRENCE-ID), delete what vanished, record the result: one transaction."""
+    row = store.get(tx.conn, sub_id)
+    if row is None:
+        return None  # deleted while we were fetching
+    calendar = cal_store.get(tx.conn, row["calendar_id"])
+    assert calendar is not None
+    now = iso_ms(tx.now)
+    links = store.links(tx.conn, sub_id)
+    seen: set[tuple[str, int]] = set()
+    series: dict[str, str] = {}  # uid → stored id of a recurring master
+
+    def upsert(item: ImportedEvent, target_id: str | None, extra: dict[str, Any]) -> str:
+        key = (item.uid, item.recurrence_id_ts)
+        seen.add(key)
+        digest = item.digest()
+        link = links.get(key)
+        if link is not None and target_id is not None and link["event_id"] != target_id:
+            _remove(tx, link["event_id"], calendar)  # re-parented (its series was re-created)
+            link = None
+        if link is not None:
+            if link["digest"] == digest:
+                return link["event_id"]
+            before = event_store.get(tx.conn, link["event_id"])
+            if before is not None:
+                values = {**_event_row(item, sub_id, calendar["id"], now), **extra,
+                          "sequence": before["sequence"] + 1}
+                event_store.patch(tx.conn, link["event_id"], values)
+                store.set_digest(tx.conn, link["event_id"], digest)
+                event_service.record_change(tx, "updated", before, {**before, **values}, calendar)
+                return link["event_id"]
+        event_id = target_id or ids.new_id("evt")
+        new = {"id": event_id, **_event_row(item, sub_id, calendar["id"], now), **extra,
+               "sequence": 0, "created_at": now}
+        event_store.create(tx.conn, new)
+        store.add_link(tx.conn, sub_id, event_id, item.uid, item.recurrence_id_ts, digest)
+        event_service.record_change(tx, "created", None, new, calendar)
+        return event_id
+
+    for item in items:
+        if item.recurrence_id_ts == 0:
+            stored = upsert(item, None, {"recurring_event_id": None, "recurrence_id_ts": None})
+            if item.recurrence:
+                series[item.uid] = stored
+    for item in items:
+        if item.recurrence_id_ts == 0:
+            continue
+        master_id = series.get(item.uid)
+        if master_id is None:  # an override without its series: keep it as a plain event
+            if item.status != "cancelled":
+                upsert(item, None, {"recurring_event_id": None, "recurrence_id_ts": None})
+            continue
+        upsert(item, occurrence_id(master_id, item.recurrence_id_ts),
+               {"recurring_event_id": master_id, "recurrence_id_ts": item.recurrence_id_ts})
+    vanished = sorted((k for k in links if k not in seen), key=lambda k: -k[1])  # exceptions first
+    for key in vanished:
+        _remove(tx, links[key]["event_id"], calendar)
+    values = {"status": "active", "last_error": None, "last_synced_at": now, "etag": etag,
+              "last_modified": last_modified, "event_count": len(seen)}
+    return _finish(tx, row, values, "ical_subscription.synced")
+
+
+def _remove(tx: Tx, event_id: str, calendar: dict[str, Any]) -> None:
+    before = event_store.get(tx.conn, event_id)
+    if before is not None:
+        event_store.delete(tx.conn, event_id)  # its link goes with it (FK cascade)
+        event_service.record_change(tx, "deleted", before, None, calendar)

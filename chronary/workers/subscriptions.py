@@ -1,0 +1,128 @@
+"""Refreshes iCal subscriptions when due: conditional GET, parse, then one write transaction.
+
+Order matters for safety: fetch (guarded by chronary.outbound: timeout, 10 MB cap, bounded
+redirects, never this server) and parse (in a thread; icalendar is slow) happen with no
+transaction open; only a fully parsed feed is written, so a broken or hostile feed records
+an error and leaves what was imported untouched. One sync per subscription at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+from chronary.ical.parse import FeedError, parse_feed
+from chronary.outbound import OutboundError, fetch
+from chronary.services import subscriptions as svc
+from chronary.store import subscriptions as store
+from chronary.timeutil import to_ts
+from chronary.workers import Worker, sleep_or_stop
+
+if TYPE_CHECKING:
+    from chronary.runtime import Runtime
+
+log = logging.getLogger("chronary.workers.subscriptions")
+SIGNAL = "ical_subscriptions"
+POLL_SECONDS = 1.0
+FETCH_TIMEOUT = 20.0
+MAX_FEED_BYTES = 10 * 1024 * 1024
+MAX_REDIRECTS = 5
+CONCURRENCY = 4
+
+
+def _lock(runtime: Runtime, sub_id: str) -> asyncio.Lock:
+    locks: dict[str, asyncio.Lock] = runtime.extras.setdefault("ical_subscription_locks", {})
+    if sub_id not in locks:
+        locks[sub_id] = asyncio.Lock()
+    return locks[sub_id]
+
+
+def _describe_status(status: int) -> str:
+    if status in (401, 403):
+        return f"the feed server refused access (HTTP {status}); check username and password"
+    if status == 404:
+        return "the feed server answered 404 Not Found; check the URL"
+    return f"the feed server answered HTTP {status}"
+
+
+async def sync_subscription(runtime: Runtime, sub_id: str, *, only_if_due: bool = False) -> str:
+    """Sync one subscription now; returns "synced", "not_modified", "failed" or "skipped"."""
+    db = runtime.db
+    lock = _lock(runtime, sub_id)
+    async with lock:
+        job = await db.read(lambda tx: svc.job(tx, sub_id, runtime.secrets, only_if_due))
+        if job is None:
+            return "skipped"
+        headers = {"Accept": "text/calendar, */*;q=0.5"}
+        if job.etag:
+            headers["If-None-Match"] = job.etag
+        if job.last_modified:
+            headers["If-Modified-Since"] = job.last_modified
+        try:
+            resp = await fetch(job.url, runtime.settings, headers=headers, auth=job.auth,
+                               timeout=FETCH_TIMEOUT, max_bytes=MAX_FEED_BYTES, max_redirects=MAX_REDIRECTS)
+        except OutboundError as exc:
+            return await _fail(runtime, sub_id, f"cannot fetch the feed: {exc.reason}")
+        if resp.status == 304:
+            await db.write(lambda tx: svc.apply_not_modified(tx, sub_id))
+            return "not_modified"
+        if not 200 <= resp.status < 300:
+            return await _fail(runtime, sub_id, _describe_status(resp.status))
+        try:
+            items = await asyncio.to_thread(parse_feed, resp.body, ZoneInfo(job.timezone))
+        except FeedError as exc:
+            return await _fail(runtime, sub_id, f"the feed cannot be imported: {exc}")
+        except Exception as exc:  # noqa: BLE001 - a parser bug on hostile input must not kill the worker
+            log.exception("parsing subscription %s failed", sub_id)
+            return await _fail(runtime, sub_id, f"the feed cannot be imported: {type(exc).__name__}")
+        etag, modified = resp.headers.get("etag"), resp.headers.get("last-modified")
+        try:
+            await db.write(lambda tx: svc.apply_success(tx, sub_id, items, etag, modified))
+        except Exception as exc:  # noqa: BLE001 - rolled back; record it so it is not retried every second
+            log.exception("importing subscription %s failed", sub_id)
+            return await _fail(runtime, sub_id, f"importing the feed failed ({type(exc).__name__}); see the server log")
+        log.info("subscription %s synced: %d events", sub_id, len(items))
+        return "synced"
+
+
+async def _fail(runtime: Runtime, sub_id: str, message: str) -> str:
+    log.warning("subscription %s failed: %s", sub_id, message)
+    await runtime.db.write(lambda tx: svc.apply_failure(tx, sub_id, message))
+    return "failed"
+
+
+class SubscriptionWorker:
+    name = "ical-subscriptions"
+
+    def __init__(self, runtime: Runtime, poll_seconds: float = POLL_SECONDS) -> None:
+        self.runtime = runtime
+        self.poll_seconds = poll_seconds
+
+    async def sweep(self) -> int:
+        now_ts = to_ts(self.runtime.clock.now())
+        due = await self.runtime.db.read(lambda tx: store.due_ids(tx.conn, now_ts))
+        if not due:
+            return 0
+        gate = asyncio.Semaphore(CONCURRENCY)
+
+        async def one(sub_id: str) -> None:
+            async with gate:
+                try:
+                    await sync_subscription(self.runtime, sub_id, only_if_due=True)
+                except Exception:  # noqa: BLE001 - one subscription must not stop the others
+                    log.exception("sync of subscription %s crashed", sub_id)
+
+        await asyncio.gather(*(one(s) for s in due))
+        return len(due)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        wake = self.runtime.signals.event(SIGNAL)
+        while not stop.is_set():
+            await self.sweep()
+            await sleep_or_stop(stop, self.poll_seconds, wake)
+
+
+def build(runtime: Runtime) -> list[Worker]:
+    return [SubscriptionWorker(runtime)]
