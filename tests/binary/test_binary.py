@@ -1,0 +1,99 @@
+"""The one-file PyInstaller binary: build it from chronary.spec, then run it like a user would.
+
+Slow (about a minute to build on two cores), so it carries the `binary` marker: CI runs it,
+locally `pytest -m "not binary"` leaves it out. It checks what freezing tends to break:
+bundled migrations (the database is created), modules found by discovery (API routes and the
+hold-expiry worker), lazily imported libraries, and the sqlite-utils `db` commands.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.cli.serveproc import ServerProcess, db_file, free_port, run_cli
+
+pytestmark = pytest.mark.binary
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    dist = tmp_path_factory.mktemp("dist")
+    env = {**os.environ, "PYTHON": sys.executable}
+    result = subprocess.run(["bash", str(ROOT / "packaging" / "build-binary.sh"), str(dist)], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, f"build failed:\n{result.stdout[-4000:]}\n{result.stderr[-8000:]}"
+    exe = dist / "chronary"
+    assert exe.is_file() and os.access(exe, os.X_OK)
+    return exe
+
+
+def test_binary_serves_with_bundled_migrations_and_discovered_modules(binary: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    port = free_port()
+    # no subcommand (the default command is serve), configured through the environment
+    server = ServerProcess([], port, command=[str(binary)],
+                           env={"CHRONARY_PORT": str(port), "CHRONARY_DATA_DIR": str(data)})
+    server.start(timeout=60)  # one-file binaries unpack themselves first: allow a slow start
+    try:
+        health = httpx.get(f"{server.base_url}/health")
+        assert health.status_code == 200
+        assert health.json()["schema_version"] == len(list((ROOT / "chronary/store/migrations").glob("*.sql")))
+        assert db_file(data).is_file()
+        key = server.first_key()
+        assert key, server.output
+
+        with server.client(key) as c:
+            assert c.get("/v1/agents").status_code == 200
+            agent = c.post("/v1/agents", json={"name": "Ada", "timezone": "America/New_York"})
+            assert agent.status_code == 201, agent.text  # zoneinfo data present in the binary
+            cal = c.post(f"/v1/agents/{agent.json()['id']}/calendars", json={"name": "Work", "timezone": "Asia/Tokyo"})
+            assert cal.status_code == 201, cal.text
+            events_url = f"/v1/calendars/{cal.json()['id']}/events"
+            soon = datetime.now(UTC) + timedelta(seconds=2)
+            hold = c.post(events_url, json={
+                "title": "Tentative", "status": "hold", "hold_expires_at": soon.isoformat(),
+                "start_time": "2030-03-01T10:00:00Z", "end_time": "2030-03-01T11:00:00Z"})
+            assert hold.status_code == 201, hold.text
+
+            schema = c.get("/schema/openapi.json")
+            assert schema.status_code == 200
+            paths = schema.json()["paths"]
+            assert "/v1/agents" in paths and "/v1/keys" in paths and "/health" in paths
+            assert any(p.endswith("/events") for p in paths)
+
+            # the hold-expiry worker was discovered and runs inside the frozen serve
+            deadline = time.monotonic() + 15
+            status = 200
+            while time.monotonic() < deadline:
+                status = c.get(f"{events_url}/{hold.json()['id']}").status_code
+                if status == 404:
+                    break
+                time.sleep(0.2)
+            assert status == 404, "hold was not expired: workers not discovered in the binary?"
+
+        # the maintenance commands work from the binary too, against the live database
+        listed = run_cli("keys", "list", "--data-dir", str(data), command=[str(binary)])
+        assert listed.returncode == 0, listed.stderr
+        assert key[-4:] in listed.stdout and key not in listed.stdout
+        info = run_cli("db", "info", "--json", "--data-dir", str(data), command=[str(binary)])
+        assert info.returncode == 0, info.stderr
+        assert json.loads(info.stdout)["tables"]["agents"] == 1
+    finally:
+        server.stop()
+
+
+def test_binary_cli_version_and_unknown_command(binary: Path) -> None:
+    version = run_cli("--version", command=[str(binary)])
+    assert version.returncode == 0 and "chronary" in version.stdout
+    wrong = run_cli("nonsense", command=[str(binary)])
+    assert wrong.returncode == 2 and "No such command" in wrong.stderr
