@@ -203,7 +203,9 @@ def vtimezone(tzid: str, first_year: int) -> str:
 def render_calendar(name: str, calendar_tz: str, tzids: set[str], first_year: int, vevents: list[str]) -> str:
     head = [
         "BEGIN:VCALENDAR", "VERSION:2.0", f"PRODID:{PRODID}", "CALSCALE:GREGORIAN", "METHOD:PUBLISH",
-        f"X-WR-CALNAME:{escape_text(name)}", f"X-WR-TIMEZONE:{calendar_tz}",
+        # X- properties are read raw by icalendar (and most clients): no TEXT escaping, one line
+        f"X-WR-CALNAME:{''.join(c if c.isprintable() else ' ' for c in name).strip()}",
+        f"X-WR-TIMEZONE:{calendar_tz}",
         "REFRESH-INTERVAL;VALUE=DURATION:PT5M", "X-PUBLISHED-TTL:PT5M",
     ]
     parts = ["".join(fold(line) for line in head)]
