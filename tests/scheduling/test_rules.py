@@ -102,5 +102,6 @@ def test_override_with_hours_alone_is_enough_and_end_of_day_is_2400(sapi: Any) -
         "working_hours": {"sat": [{"start": "22:00", "end": "24:00"}], "sun": [{"start": "00:00", "end": "02:00"}]},
     })
     assert r.status_code == 200, r.text
-    r = sapi.put(rules_url(a["id"]), json={"working_hours": {}, "overrides": [{"date": "2026-04-01", "hours": [NINE_TO_FIVE]}]})
+    only_override = {"working_hours": {}, "overrides": [{"date": "2026-04-01", "hours": [NINE_TO_FIVE]}]}
+    r = sapi.put(rules_url(a["id"]), json=only_override)
     assert r.status_code == 200, r.text
