@@ -17,6 +17,7 @@ from chronary.crypto import SecretBox
 from chronary.services import keys as key_service
 from chronary.store.db import Database
 from chronary.store.migrate import migrate
+from chronary.sync import queue as _sync_queue  # noqa: F401 - registers the provider push-queue event hook
 
 
 @dataclass

@@ -1,0 +1,89 @@
+"""Connection shapes (provider accounts: iCloud/CalDAV now, Google/Microsoft via OAuth later)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import UNSET, Meta, UnsetType
+
+from chronary.schemas.common import Input
+
+ProviderName = Literal["google", "microsoft", "icloud", "caldav"]
+ConnectionStatus = Literal["active", "disconnected", "error"]
+
+
+class ConnectionCreate(Input):
+    provider: ProviderName
+    agent_id: str
+    username: Annotated[str, Meta(min_length=1, max_length=320)] | None = None
+    password: Annotated[str, Meta(min_length=1, max_length=1024, description=(
+        "For iCloud an app-specific password; stored encrypted, never returned"))] | None = None
+    server_url: Annotated[str, Meta(max_length=2000, description="CalDAV base URL; iCloud defaults to "
+                                                                  "https://caldav.icloud.com")] | None = None
+
+
+class CalendarChoice(Input):
+    remote_id: Annotated[str, Meta(min_length=1, max_length=2000)]
+    sync: bool
+    calendar_id: str | None | UnsetType = UNSET
+
+
+class ConnectionUpdate(Input):
+    calendars: Annotated[list[CalendarChoice], Meta(max_length=200)] | UnsetType = UNSET
+    sync_interval_minutes: Annotated[int, Meta(ge=1, le=1440)] | UnsetType = UNSET
+
+
+class LastSync(msgspec.Struct):
+    started_at: str | None
+    finished_at: str | None
+    pulled: int
+    pushed: int
+    conflicts: int
+    error: str | None
+
+
+class ConnectionCalendar(msgspec.Struct):
+    remote_id: str
+    name: str | None
+    color: str | None
+    read_only: bool
+    calendar_id: str | None
+    sync: bool
+
+
+class TokenRefresh(msgspec.Struct):
+    last_at: str | None
+    failures_count: int
+
+
+class WebhookSubscription(msgspec.Struct):
+    id: str
+    expires_at: str | None
+
+
+class Connection(msgspec.Struct):
+    id: str
+    object: str
+    provider: str
+    status: ConnectionStatus
+    status_reason: str | None
+    email: str | None
+    username: str | None
+    agent_id: str
+    sync_mode: str
+    sync_interval_minutes: int
+    last_synced_at: str | None
+    last_sync: LastSync | None
+    calendars: list[ConnectionCalendar]
+    webhook_subscription: WebhookSubscription | None
+    token_refresh: TokenRefresh
+    pending_pushes: int
+    created_at: str
+
+
+class ConnectionList(msgspec.Struct):
+    data: list[Connection]
+    total: int
+    limit: int
+    offset: int

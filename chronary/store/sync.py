@@ -1,0 +1,151 @@
+"""Sync state: resource links, the push queue, conflict records, and the event queries sync needs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import apsw
+
+from chronary.store.events import JSON as EVENT_JSON
+from chronary.store.rows import decode, dumps, one
+
+# -- links: (connection, remote calendar, UID) ↔ local master/single event ----------------------
+
+def links(conn: apsw.Connection, connection_id: str, remote_id: str) -> list[dict[str, Any]]:
+    return list(conn.execute(
+        "SELECT connection_id, remote_id, uid, href, etag, event_id FROM sync_links "
+        "WHERE connection_id = ? AND remote_id = ?", (connection_id, remote_id)))
+
+
+def link_by_uid(conn: apsw.Connection, connection_id: str, remote_id: str, uid: str) -> dict[str, Any] | None:
+    return one(conn, "SELECT * FROM sync_links WHERE connection_id = ? AND remote_id = ? AND uid = ?",
+               (connection_id, remote_id, uid))
+
+
+def link_by_href(conn: apsw.Connection, connection_id: str, remote_id: str, href: str) -> dict[str, Any] | None:
+    return one(conn, "SELECT * FROM sync_links WHERE connection_id = ? AND remote_id = ? AND href = ?",
+               (connection_id, remote_id, href))
+
+
+def link_by_event(conn: apsw.Connection, connection_id: str, remote_id: str, event_id: str) -> dict[str, Any] | None:
+    return one(conn, "SELECT * FROM sync_links WHERE connection_id = ? AND remote_id = ? AND event_id = ?",
+               (connection_id, remote_id, event_id))
+
+
+def put_link(conn: apsw.Connection, row: dict[str, Any]) -> None:
+    conn.execute(
+        """INSERT INTO sync_links (connection_id, remote_id, uid, href, etag, event_id, ical)
+           VALUES (:connection_id, :remote_id, :uid, :href, :etag, :event_id, :ical)
+           ON CONFLICT (connection_id, remote_id, uid) DO UPDATE SET href = excluded.href,
+             etag = excluded.etag, event_id = excluded.event_id, ical = excluded.ical""",
+        row,
+    )
+
+
+def delete_link(conn: apsw.Connection, connection_id: str, remote_id: str, uid: str) -> None:
+    conn.execute("DELETE FROM sync_links WHERE connection_id = ? AND remote_id = ? AND uid = ?",
+                 (connection_id, remote_id, uid))
+
+
+def delete_links_for_calendar(conn: apsw.Connection, connection_id: str, remote_id: str) -> None:
+    conn.execute("DELETE FROM sync_links WHERE connection_id = ? AND remote_id = ?", (connection_id, remote_id))
+    conn.execute("DELETE FROM sync_pending WHERE connection_id = ? AND remote_id = ?", (connection_id, remote_id))
+
+
+# -- push queue -----------------------------------------------------------------------------------
+
+def enqueue(conn: apsw.Connection, row: dict[str, Any]) -> None:
+    """Queue (or re-queue) a push; the latest operation for an event wins, its version moves on."""
+    conn.execute(
+        """INSERT INTO sync_pending (connection_id, remote_id, event_id, op, uid, href, etag, changed_at)
+           VALUES (:connection_id, :remote_id, :event_id, :op, :uid, :href, :etag, :changed_at)
+           ON CONFLICT (connection_id, remote_id, event_id) DO UPDATE SET op = excluded.op, uid = excluded.uid,
+             href = coalesce(excluded.href, sync_pending.href), etag = coalesce(excluded.etag, sync_pending.etag),
+             version = sync_pending.version + 1, changed_at = excluded.changed_at""",
+        row,
+    )
+
+
+def pending(conn: apsw.Connection, connection_id: str, remote_id: str | None = None) -> list[dict[str, Any]]:
+    if remote_id is None:
+        return list(conn.execute("SELECT * FROM sync_pending WHERE connection_id = ? ORDER BY changed_at",
+                                 (connection_id,)))
+    return list(conn.execute(
+        "SELECT * FROM sync_pending WHERE connection_id = ? AND remote_id = ? ORDER BY changed_at",
+        (connection_id, remote_id)))
+
+
+def pending_for(conn: apsw.Connection, connection_id: str, remote_id: str, event_id: str) -> dict[str, Any] | None:
+    return one(conn, "SELECT * FROM sync_pending WHERE connection_id = ? AND remote_id = ? AND event_id = ?",
+               (connection_id, remote_id, event_id))
+
+
+def count_pending(conn: apsw.Connection, connection_id: str) -> int:
+    return one(conn, "SELECT count(*) AS n FROM sync_pending WHERE connection_id = ?", (connection_id,))["n"]  # type: ignore[index]
+
+
+def drop_pending(conn: apsw.Connection, connection_id: str, remote_id: str, event_id: str,
+                 version: int | None = None) -> bool:
+    """Remove a queued push; with `version`, only if nothing re-queued it since it was read."""
+    if version is None:
+        conn.execute("DELETE FROM sync_pending WHERE connection_id = ? AND remote_id = ? AND event_id = ?",
+                     (connection_id, remote_id, event_id))
+    else:
+        conn.execute(
+            "DELETE FROM sync_pending WHERE connection_id = ? AND remote_id = ? AND event_id = ? AND version = ?",
+            (connection_id, remote_id, event_id, version))
+    return conn.changes() > 0
+
+
+# -- conflicts ------------------------------------------------------------------------------------
+
+def record_conflict(conn: apsw.Connection, row: dict[str, Any]) -> None:
+    conn.execute(
+        """INSERT INTO sync_conflicts (connection_id, remote_id, uid, event_id, winner, reason, losing_version,
+           created_at) VALUES (:connection_id, :remote_id, :uid, :event_id, :winner, :reason, :losing_version,
+           :created_at)""",
+        row,
+    )
+
+
+def conflicts(conn: apsw.Connection, connection_id: str) -> list[dict[str, Any]]:
+    return list(conn.execute("SELECT * FROM sync_conflicts WHERE connection_id = ? ORDER BY id", (connection_id,)))
+
+
+# -- events as sync sees them -----------------------------------------------------------------------
+
+def exceptions_of(conn: apsw.Connection, master_id: str) -> list[dict[str, Any]]:
+    rows = conn.execute("SELECT * FROM events WHERE recurring_event_id = ? ORDER BY recurrence_id_ts", (master_id,))
+    return [decode(r, EVENT_JSON) for r in rows]  # type: ignore[misc]
+
+
+def detach_events(conn: apsw.Connection, connection_id: str, remote_id: str | None = None) -> list[str]:
+    """Mirrors of a deleted connection (or of one unsynced remote calendar) become plain local
+    events: source internal, remote NULL, writable. Returns the calendar ids touched."""
+    where = "remote IS NOT NULL AND json_extract(remote, '$.connection_id') = ?"
+    params: list[Any] = [connection_id]
+    if remote_id is not None:
+        where += " AND json_extract(remote, '$.calendar_remote_id') = ?"
+        params.append(remote_id)
+    rows = list(conn.execute(f"SELECT DISTINCT calendar_id FROM events WHERE {where}", params))
+    conn.execute(f"UPDATE events SET source = 'internal', remote = NULL, read_only = 0 WHERE {where}", params)
+    return sorted(r["calendar_id"] for r in rows)
+
+
+def set_remote(conn: apsw.Connection, event_ids: list[str], remote: dict[str, Any] | None) -> None:
+    """Record a pushed event's link (etag/href) on it and its exceptions; no hooks, no revision."""
+    if not event_ids:
+        return
+    marks = ",".join("?" for _ in event_ids)
+    conn.execute(f"UPDATE events SET remote = ? WHERE id IN ({marks})", (dumps(remote), *event_ids))
+
+
+def forget_remote(conn: apsw.Connection, connection_id: str, remote_id: str, event_id: str) -> None:
+    """The remote copy is gone: the queued push must create it anew (no href, no etag)."""
+    conn.execute("UPDATE sync_pending SET href = NULL, etag = NULL WHERE connection_id = ? AND remote_id = ? "
+                 "AND event_id = ?", (connection_id, remote_id, event_id))
+
+
+def delete_link_for_event(conn: apsw.Connection, connection_id: str, remote_id: str, event_id: str) -> None:
+    conn.execute("DELETE FROM sync_links WHERE connection_id = ? AND remote_id = ? AND event_id = ?",
+                 (connection_id, remote_id, event_id))

@@ -1,0 +1,1 @@
+"""Two-way sync with provider accounts: one Provider interface, one engine, one push queue."""

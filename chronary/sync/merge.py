@@ -1,0 +1,218 @@
+"""Applying pulled provider changes to Chronary, inside one write transaction per calendar.
+
+Conflict rule (both sides changed the same resource since the last sync):
+- edit vs edit: the side with the later modification time wins — the remote LAST-MODIFIED
+  (or DTSTAMP) against the local updated_at; a tie goes to the remote side. The losing
+  version is stored in sync_conflicts (local rows as JSON, or the remote iCalendar text) and
+  counted in last_sync.conflicts, so it is never silently lost.
+- edit vs delete: the edit wins (the event is recreated on the side that deleted it), since a
+  deletion shows less intent than an edit and is the only change that cannot be recovered.
+A resource is linked to its mirror by (connection, remote calendar, UID); overrides inside it by
+RECURRENCE-ID ↔ the exception row's recurrence_id_ts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from chronary import ids
+from chronary.services import outbox
+from chronary.services.events import present as present_event
+from chronary.services.occurrences import occurrence_id
+from chronary.store import calendars as cal_store
+from chronary.store import connections as con_store
+from chronary.store import events as event_store
+from chronary.store import sync as sync_store
+from chronary.store.db import Tx
+from chronary.sync import convert
+from chronary.sync.base import Changes, RemoteItem
+from chronary.timeutil import iso_ms, parse_stored
+
+log = logging.getLogger("chronary.sync")
+
+
+@dataclass
+class Stats:
+    pulled: int = 0
+    pushed: int = 0
+    conflicts: int = 0
+    full_resyncs: int = 0
+    skipped: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def _fields(f: convert.Fields) -> dict[str, Any]:
+    return {"title": f.title, "description": f.description, "location": f.location, "start_ts": f.start_ts,
+            "end_ts": f.end_ts, "all_day": f.all_day, "status": f.status, "attendees": f.attendees,
+            "sequence": f.sequence}
+
+
+def _emit(tx: Tx, kind: str, row: dict[str, Any], calendar: dict[str, Any], before: dict[str, Any] | None = None) -> None:
+    after = present_event(row, calendar)
+    previous = outbox.changed_fields(present_event(before, calendar), after) if before else None
+    outbox.emit(tx, kind, after, agent_id=calendar["agent_id"], previous=previous)
+
+
+class Merger:
+    """One calendar's merge: the connection, its mapping row and the Chronary calendar."""
+
+    def __init__(self, tx: Tx, con: dict[str, Any], mapping: dict[str, Any], stats: Stats) -> None:
+        self.tx, self.con, self.mapping, self.stats = tx, con, mapping, stats
+        self.conn = tx.conn
+        self.calendar = cal_store.get(tx.conn, mapping["calendar_id"])
+        self.tz = ZoneInfo(self.calendar["timezone"]) if self.calendar else ZoneInfo("UTC")
+        self.now = iso_ms(tx.now)
+        self.changed = False
+
+    def key(self) -> tuple[str, str]:
+        return self.con["id"], self.mapping["remote_id"]
+
+    def remote_json(self, uid: str, item: RemoteItem) -> dict[str, Any]:
+        return {"connection_id": self.con["id"], "calendar_remote_id": self.mapping["remote_id"], "uid": uid,
+                "etag": item.etag, "href": item.href}
+
+    # -- entry point -----------------------------------------------------------------------------
+    def run(self, changes: Changes) -> None:
+        if self.calendar is None:
+            return
+        cid, rid = self.key()
+        for item in changes.items:
+            self.item(item)
+        gone = set(changes.deleted)
+        if changes.full:
+            gone |= {link["href"] for link in sync_store.links(self.conn, cid, rid)
+                     if link["href"] and link["href"] not in changes.present}
+        for href in sorted(gone):
+            self.remote_deleted(href)
+        con_store.patch_calendar(self.conn, cid, rid, {"cursor": changes.cursor})
+        if self.changed:
+            cal_store.bump_revision(self.conn, self.calendar["id"])
+
+    def item(self, item: RemoteItem) -> None:
+        cid, rid = self.key()
+        if item.ical is None:
+            return
+        try:
+            res = convert.parse(item.ical, self.tz)
+        except Exception as exc:  # noqa: BLE001 - one bad resource must not stop the calendar
+            self.stats.skipped += 1
+            log.warning("connection %s: skipped unparsable resource %s (%s)", cid, item.href, type(exc).__name__)
+            return
+        if res is None or not res.uid or res.master is None:
+            return
+        link = sync_store.link_by_uid(self.conn, cid, rid, res.uid)
+        if link and link["etag"] == item.etag and link["href"] == item.href and item.etag:
+            return  # our own push echoed back by the server
+        pend = sync_store.pending_for(self.conn, cid, rid, link["event_id"]) if link else None
+        if pend is None:
+            self.apply(res, item, link)
+            return
+        self.stats.conflicts += 1
+        local = event_store.get(self.conn, link["event_id"])  # type: ignore[index]
+        if pend["op"] == "delete" or local is None:
+            self.conflict(res.uid, link, "remote", "deleted locally, edited remotely: the edit wins", "deleted")
+            sync_store.drop_pending(self.conn, cid, rid, pend["event_id"])
+            self.apply(res, item, link)
+            return
+        exceptions = sync_store.exceptions_of(self.conn, local["id"])
+        local_time = max(parse_stored(r["updated_at"]) for r in [local, *exceptions])  # type: ignore[type-var]
+        stamps = [f.last_modified for f in [res.master, *res.overrides] if f.last_modified]
+        remote_time = max(stamps) if stamps else None
+        if remote_time is not None and local_time is not None and local_time > remote_time:
+            self.conflict(res.uid, link, "local", "edited on both sides; the local edit is newer", item.ical)
+            # push next, on top of the remote body, with the etag we now know
+            sync_store.put_link(self.conn, {**link, "href": item.href, "etag": item.etag, "ical": item.ical})  # type: ignore[dict-item]
+            return
+        losing = json.dumps([present_event(r, self.calendar) for r in [local, *exceptions]])
+        self.conflict(res.uid, link, "remote", "edited on both sides; the remote edit is newer (or as new)", losing)
+        sync_store.drop_pending(self.conn, cid, rid, pend["event_id"])
+        self.apply(res, item, link)
+
+    def conflict(self, uid: str, link: dict[str, Any] | None, winner: str, reason: str, losing: str | None) -> None:
+        cid, rid = self.key()
+        sync_store.record_conflict(self.conn, {
+            "connection_id": cid, "remote_id": rid, "uid": uid, "event_id": link["event_id"] if link else None,
+            "winner": winner, "reason": reason, "losing_version": losing or "", "created_at": self.now})
+        log.info("connection %s: conflict on %s, %s wins (%s)", cid, uid, winner, reason)
+
+    # -- writes ----------------------------------------------------------------------------------
+    def apply(self, res: convert.Resource, item: RemoteItem, link: dict[str, Any] | None) -> None:
+        assert res.master is not None and self.calendar is not None
+        cid, rid = self.key()
+        remote = self.remote_json(res.uid, item)
+        read_only = bool(self.mapping["read_only"])
+        master_values = {**_fields(res.master), "recurrence": res.master.recurrence, "remote": remote,
+                         "read_only": read_only}
+        existing = event_store.get(self.conn, link["event_id"]) if link else None
+        if existing is None:
+            master = self._create(ids.new_id("evt"), res.uid, master_values, None, None)
+        else:
+            master = self._patch(existing, master_values)
+        old = {e["recurrence_id_ts"]: e for e in sync_store.exceptions_of(self.conn, master["id"])}
+        for ov in res.overrides:
+            values = {**_fields(ov), "recurrence": None, "remote": remote, "read_only": read_only}
+            if ov.recurrence_id_ts in old:
+                self._patch(old.pop(ov.recurrence_id_ts), values)
+            else:
+                self._create(occurrence_id(master["id"], ov.recurrence_id_ts), res.uid, values,  # type: ignore[arg-type]
+                             master["id"], ov.recurrence_id_ts)
+        for gone in old.values():
+            self._delete(gone)
+        sync_store.put_link(self.conn, {"connection_id": cid, "remote_id": rid, "uid": res.uid, "href": item.href,
+                                        "etag": item.etag, "event_id": master["id"], "ical": item.ical})
+        self.stats.pulled += 1
+
+    def _create(self, event_id: str, uid: str, values: dict[str, Any], series: str | None,
+                rid_ts: int | None) -> dict[str, Any]:
+        row = {"id": event_id, "calendar_id": self.calendar["id"], "ical_uid": uid, "hold_expires_at": None,  # type: ignore[index]
+               "priority": None, "reminders": None, "recurring_event_id": series, "recurrence_id_ts": rid_ts,
+               "metadata": {}, "source": self.con["provider"], "created_at": self.now, "updated_at": self.now,
+               **values}
+        event_store.create(self.conn, row)
+        self.changed = True
+        _emit(self.tx, "event.created", row, self.calendar)  # type: ignore[arg-type]
+        return row
+
+    def _patch(self, row: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+        values = {**values, "source": self.con["provider"]}
+        diff = {k: v for k, v in values.items() if row.get(k) != v}
+        if not diff:
+            return row
+        if set(diff) - {"remote"}:
+            diff["updated_at"] = self.now
+        event_store.patch(self.conn, row["id"], diff)
+        after = {**row, **diff}
+        self.changed = True
+        if set(diff) - {"remote", "updated_at", "sequence"}:
+            _emit(self.tx, "event.updated", after, self.calendar, row)  # type: ignore[arg-type]
+        return after
+
+    def _delete(self, row: dict[str, Any]) -> None:
+        event_store.delete(self.conn, row["id"])
+        self.changed = True
+        _emit(self.tx, "event.deleted", row, self.calendar)  # type: ignore[arg-type]
+
+    def remote_deleted(self, href: str) -> None:
+        cid, rid = self.key()
+        link = sync_store.link_by_href(self.conn, cid, rid, href)
+        if link is None:
+            return
+        pend = sync_store.pending_for(self.conn, cid, rid, link["event_id"])
+        if pend is not None and pend["op"] == "upsert":
+            self.stats.conflicts += 1
+            self.conflict(link["uid"], link, "local", "deleted remotely, edited locally: the edit wins", "deleted")
+            sync_store.delete_link(self.conn, cid, rid, link["uid"])
+            sync_store.forget_remote(self.conn, cid, rid, link["event_id"])
+            return
+        master = event_store.get(self.conn, link["event_id"])
+        if master is not None:
+            for exc in sync_store.exceptions_of(self.conn, master["id"]):
+                self._delete(exc)
+            self._delete(master)
+        sync_store.drop_pending(self.conn, cid, rid, link["event_id"])
+        sync_store.delete_link(self.conn, cid, rid, link["uid"])
+        self.stats.pulled += 1
