@@ -182,7 +182,10 @@ def db_backup(target: str, data_dir: str | None) -> None:
     """Consistent copy of a live database (SQLite online backup)."""
     from chronary import dbtools
 
-    dbtools.backup(_db_path(data_dir), Path(target))
+    source = _db_path(data_dir)
+    if not Path(target).parent.is_dir():
+        raise click.ClickException(f"no such directory: {Path(target).parent}")
+    dbtools.backup(source, Path(target))
     click.echo(f"backed up to {target}")
 
 

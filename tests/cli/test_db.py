@@ -143,3 +143,5 @@ def test_backup_of_a_live_database_while_it_is_being_written(serve, data_dir: Pa
 
     again = run_cli("db", "backup", str(target), "--data-dir", str(data_dir))
     assert again.returncode != 0 and "already exists" in again.stderr
+    nowhere = run_cli("db", "backup", str(tmp_path / "missing" / "b.db"), "--data-dir", str(data_dir))
+    assert nowhere.returncode != 0 and "no such directory" in nowhere.stderr and "Traceback" not in nowhere.stderr
