@@ -147,13 +147,14 @@ def test_endpoint_failing_for_three_days_is_disabled_and_can_be_re_enabled(make_
     api = make_api(clock=clock)
     receiver.default = ("status", 500)
     wh = hook(api, receiver.url)
-    d = driver(api.runtime, schedule=(3600,) * 100)
+    d = driver(api.runtime, schedule=(6 * 3600,) * 100)
     agent = api.agent("Ada")
     d.run()
-    for hour in range(72):
-        clock.advance(hours=1)
-        if hour % 12 == 0:
-            api.patch(f"/v1/agents/{agent['id']}", json={"name": f"Ada {hour}"})
+    for step in range(12):  # 3 days in 6-hour steps, a new change now and then
+        assert api.get(f"/v1/webhooks/{wh['id']}").json()["status"] == "active"
+        clock.advance(hours=6)
+        if step % 4 == 0:
+            api.patch(f"/v1/agents/{agent['id']}", json={"name": f"Ada {step}"})
         d.run()
     got = api.get(f"/v1/webhooks/{wh['id']}").json()
     assert got["status"] == "disabled"
