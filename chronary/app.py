@@ -75,7 +75,7 @@ def create_app(settings: Settings, clock: Clock | None = None, runtime: Runtime 
         route_handlers=private_routes,
         guards=[require_api_key],
         dependencies={"ctx": Provide(provide_ctx, sync_to_thread=False)},
-        security=[{"apiKey": []}],
+        security=[{"apiKey": []}, {"apiKeyHeader": []}],
     )
     handlers: list[Any] = [v1, *public_routes]
     ui = web_dir()
@@ -100,7 +100,11 @@ def create_app(settings: Settings, clock: Clock | None = None, runtime: Runtime 
                 security_schemes={
                     "apiKey": SecurityScheme(
                         type="http", scheme="bearer", description="chr_sk_… (org) or chr_ak_… (agent) key"
-                    )
+                    ),
+                    "apiKeyHeader": SecurityScheme(
+                        type="apiKey", name="x-api-key", security_scheme_in="header",
+                        description="The same key sent as `x-api-key: <key>`",
+                    ),
                 }
             ),
         ),
