@@ -102,7 +102,8 @@ class _Event:
         elif isinstance(value, date):
             out = datetime.combine(value, time(0), self.day_tz)
         else:
-            raise self.fail(f"{name} is not a date or date-time")
+            raw = str(self.comp.get(name, ""))[:40] if hasattr(self.comp.get(name), "to_ical") else ""
+            raise self.fail(f"invalid {name} (not a valid date or date-time{': ' + repr(raw) if raw else ''})")
         if not MIN_YEAR <= out.year <= MAX_YEAR:
             raise self.fail(f"{name} year {out.year} is outside {MIN_YEAR}–{MAX_YEAR}")
         return out
