@@ -72,6 +72,11 @@ def new_delivery(endpoint_id: str, event: dict[str, Any], payload: str, seq: int
     }
 
 
+def has_undispatched(tx: Tx) -> bool:
+    """A read-only check, so an idle worker never writes (every commit wakes the worker)."""
+    return bool(outbox.pending(tx.conn, 1))
+
+
 def fan_out(tx: Tx, limit: int = 500) -> int:
     """Turn undispatched outbox rows into deliveries; returns how many rows were dispatched."""
     rows = outbox.pending(tx.conn, limit)

@@ -75,11 +75,12 @@ class WebhookWorker:
 
     async def fan_out(self) -> int:
         total = 0
-        while True:
+        while await self.runtime.db.read(dispatch.has_undispatched):
             n = await self.runtime.db.write(dispatch.fan_out)
             total += n
             if n < 500:
-                return total
+                break
+        return total
 
     async def tick(self) -> None:
         """Fan out, then start a task for every endpoint with due deliveries and none running."""

@@ -77,3 +77,19 @@ def test_stopped_mid_delivery_is_delivered_after_restart_with_same_id(webhook_se
     assert full["attempts"] == 2 and full["last_status_code"] == 200 and full["payload"]["id"] == first.id
     time.sleep(0.3)
     assert len(receiver.requests) == 2 and {r.id for r in receiver.requests} == {first.id}
+
+
+def test_idle_worker_does_not_spin(webhook_server):
+    """Every commit wakes the worker, so an idle tick must not write (that would wake it again)."""
+    server = webhook_server(poll_seconds=1)
+    (worker,) = [w for w in server.app.state.workers.workers if w.name == "webhooks"]
+    ticks = []
+    original = worker.tick
+
+    async def counting_tick() -> None:
+        ticks.append(time.monotonic())
+        await original()
+
+    worker.tick = counting_tick
+    time.sleep(1.5)
+    assert len(ticks) <= 3
