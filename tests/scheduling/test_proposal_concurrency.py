@@ -50,7 +50,7 @@ def test_two_participants_accepting_at_once_resolve_exactly_once(live_server: An
                 url = f"/v1/proposals/{prp['id']}/respond"
                 clients[0].post(url, json={"agent_id": agents[0]["id"], "response": "decline", "slot_index": 0})
                 replies = together([
-                    lambda c=c, a=a: c.post(url, json={"agent_id": a["id"], "response": "accept", "slot_index": 0})
+                    lambda c=c, a=a, u=url: c.post(u, json={"agent_id": a["id"], "response": "accept", "slot_index": 0})
                     for c, a in zip(clients, agents, strict=True)
                 ])
                 assert sorted(r.status_code for r in replies) in ([200, 200], [200, 409]), [r.text for r in replies]
