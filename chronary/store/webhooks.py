@@ -157,3 +157,10 @@ def reopen_stranded(conn: apsw.Connection, now: str) -> int:
 def outbox_high_water(conn: apsw.Connection) -> int:
     row = one(conn, "SELECT coalesce(max(seq), 0) AS seq FROM outbox")
     return int(row["seq"]) if row else 0
+
+
+def prune_deliveries(conn: apsw.Connection, completed_before: str) -> int:
+    """Forget finished deliveries (and their attempts, by cascade) completed before the cutoff."""
+    conn.execute("DELETE FROM webhook_deliveries WHERE status IN ('succeeded', 'failed') AND completed_at < ?",
+                 (completed_before,))
+    return conn.changes()

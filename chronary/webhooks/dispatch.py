@@ -183,3 +183,7 @@ def recover(tx: Tx) -> int:
         store.patch_delivery(tx.conn, attempt["delivery_id"], {"last_error": INTERRUPTED, "updated_at": now})
     store.reopen_stranded(tx.conn, now)
     return len(stale)
+
+
+def prune(tx: Tx, retention: timedelta) -> int:
+    return store.prune_deliveries(tx.conn, iso_ms(tx.now - retention))

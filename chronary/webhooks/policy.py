@@ -18,6 +18,7 @@ JITTER = 0.10
 DISABLE_AFTER = timedelta(days=3)
 RESPONSE_BODY_LIMIT = 1024
 MAX_RETRY_AFTER = 24 * 3600
+LOG_RETENTION = timedelta(days=30)  # finished deliveries stay in the log this long
 
 
 def retryable_status(status: int) -> bool:

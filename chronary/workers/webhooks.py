@@ -17,7 +17,7 @@ import contextlib
 import logging
 import random
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("chronary.workers.webhooks")
 SIGNAL = "webhooks"
+PRUNE_EVERY = timedelta(hours=1)
 OPTIONS_KEY = "webhooks.options"  # runtime.extras[OPTIONS_KEY]: constructor overrides (tests)
 
 
@@ -48,6 +49,7 @@ class WebhookWorker:
         jitter: float = policy.JITTER,
         disable_after: timedelta = policy.DISABLE_AFTER,
         shutdown_grace: float = 3.0,
+        retention: timedelta = policy.LOG_RETENTION,
         transport: httpx.AsyncBaseTransport | None = None,
         rng: random.Random | None = None,
     ) -> None:
@@ -58,6 +60,8 @@ class WebhookWorker:
         self.jitter = jitter
         self.disable_after = disable_after
         self.shutdown_grace = shutdown_grace
+        self.retention = retention
+        self._pruned_at: datetime | None = None
         self.transport = transport
         self.rng = rng
         self.tasks: dict[str, asyncio.Task[None]] = {}
@@ -82,11 +86,20 @@ class WebhookWorker:
                 break
         return total
 
+    async def prune(self) -> int:
+        """At most hourly (by the injected clock): drop finished deliveries past retention."""
+        now = self.runtime.clock.now()
+        if self._pruned_at is not None and now - self._pruned_at < PRUNE_EVERY:
+            return 0
+        self._pruned_at = now
+        return await self.runtime.db.write(lambda tx: dispatch.prune(tx, self.retention))
+
     async def tick(self) -> None:
         """Fan out, then start a task for every endpoint with due deliveries and none running."""
         if not self._recovered:
             await self.recover()
         await self.fan_out()
+        await self.prune()
         now = iso_ms(self.runtime.clock.now())
         due = await self.runtime.db.read(lambda tx: store.due_endpoint_ids(tx.conn, now))
         for endpoint_id in due:

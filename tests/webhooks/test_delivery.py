@@ -303,3 +303,20 @@ def test_private_targets_refused_when_setting_is_off(make_api, clock, receiver, 
     (entry,) = log(api, wh["id"])
     assert entry["status"] == "failed" and "allow_private_network_targets" in entry["last_error"]
     assert receiver.requests == []
+
+
+def test_finished_deliveries_leave_the_log_after_retention(make_api, clock, make_receiver, driver):
+    api = make_api(clock=clock)
+    ok, held = make_receiver(), make_receiver()
+    wh_ok, wh_held = hook(api, ok.url), hook(api, held.url)
+    api.patch(f"/v1/webhooks/{wh_held['id']}", json={"status": "paused"})
+    api.agent("Ada")
+    d = driver(api.runtime)
+    d.run()
+    clock.advance(days=29)
+    d.run()
+    assert len(log(api, wh_ok["id"])) == 1
+    clock.advance(days=2)
+    d.run()
+    assert log(api, wh_ok["id"]) == []
+    assert [e["status"] for e in log(api, wh_held["id"])] == ["pending"]  # open ones are kept at any age
