@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import secrets
+from datetime import UTC
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from chronary import ids
 from chronary.errors import ValidationError, not_found
 from chronary.schemas.calendars import CalendarCreate, CalendarUpdate
 from chronary.schemas.common import set_fields
-from chronary.services import outbox
+from chronary.services import hooks, outbox
 from chronary.services.agents import load as load_agent
 from chronary.services.context import Ctx, Page, Principal
+from chronary.services.event_times import local_midnight
 from chronary.services.validation import check_metadata, check_reminders
 from chronary.store import calendars as cal_store
+from chronary.store import events as event_store
 from chronary.store.db import Tx
-from chronary.timeutil import iso_ms, require_timezone
+from chronary.timeutil import from_ts, iso_ms, require_timezone, to_ts
 
 FIELDS = (
     "id", "org_id", "agent_id", "name", "timezone", "agent_status", "default_reminders", "metadata",
@@ -106,6 +110,8 @@ def update(tx: Tx, ctx: Ctx, calendar_id: str, data: CalendarUpdate) -> dict[str
     changes["updated_at"] = iso_ms(tx.now)
     cal_store.patch(tx.conn, calendar_id, changes)
     cal_store.bump_revision(tx.conn, calendar_id)
+    if "timezone" in changes and changes["timezone"] != row["timezone"]:
+        _reanchor_all_day(tx, cal_store.get(tx.conn, calendar_id), row["timezone"])  # type: ignore[arg-type]
     after = {**before, **changes}
     outbox.emit(
         tx, "calendar.updated", after, agent_id=row["agent_id"], previous=outbox.changed_fields(before, after)
@@ -119,3 +125,35 @@ def delete(tx: Tx, ctx: Ctx, calendar_id: str) -> None:
     before = present(row, ctx.base_url)
     cal_store.delete(tx.conn, calendar_id)
     outbox.emit(tx, "calendar.deleted", before, agent_id=row["agent_id"])
+
+
+def _reanchor_all_day(tx: Tx, calendar: dict[str, Any], old_timezone: str) -> None:
+    """All-day events are dates in the calendar's timezone: keep their dates when it changes.
+
+    They are stored as the instants of local midnight, so a new timezone moves those instants
+    (2030-07-01 in Berlin is 2030-06-30T22:00Z; in New York it is 2030-07-01T04:00Z).
+    """
+    from chronary.services.events import present as present_event  # events imports this module
+
+    old, new = ZoneInfo(old_timezone), ZoneInfo(calendar["timezone"])
+
+    def moved(ts: int) -> int:
+        return to_ts(local_midnight(from_ts(ts).astimezone(old).date(), new).astimezone(UTC))
+
+    for event_id in cal_store.all_day_event_ids(tx.conn, calendar["id"]):
+        row = event_store.get(tx.conn, event_id)
+        if row is None:
+            continue
+        values: dict[str, Any] = {"start_ts": moved(row["start_ts"]), "end_ts": moved(row["end_ts"])}
+        if row["recurrence_id_ts"] is not None:
+            values["recurrence_id_ts"] = moved(row["recurrence_id_ts"])
+        if values["start_ts"] == row["start_ts"] and values["end_ts"] == row["end_ts"]:
+            continue  # same UTC offset at those dates: nothing moves
+        values.update(sequence=row["sequence"] + 1, updated_at=iso_ms(tx.now))
+        event_store.patch(tx.conn, event_id, values)
+        after_row = {**row, **values}
+        hooks.fire(tx, "updated", row, after_row, calendar)
+        before = present_event(row, {**calendar, "timezone": old_timezone})
+        after = present_event(after_row, calendar)
+        outbox.emit(tx, "event.updated", after, agent_id=calendar["agent_id"],
+                    previous=outbox.changed_fields(before, after))
