@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -170,3 +171,21 @@ def test_unknown_calendar_is_404(api):
     assert_error(api.post("/v1/calendars/cal_nope/events",
                           json={"title": "t", "start_time": "2030-01-01T10:00:00Z", "end_time": "2030-01-01T11:00:00Z"}),
                  404, "not_found")
+
+
+def test_changing_the_timezone_keeps_all_day_dates(api):
+    c = api.calendar(api.agent()["id"], timezone="Europe/Berlin")
+    day = api.event(c["id"], "2030-07-01", "2030-07-03", all_day=True)
+    timed = api.event(c["id"], "2030-07-01T10:00:00Z", "2030-07-01T11:00:00Z")
+    assert api.patch(f"/v1/calendars/{c['id']}", json={"timezone": "America/New_York"}).status_code == 200
+    moved = api.get(f"/v1/calendars/{c['id']}/events/{day['id']}").json()
+    assert (moved["start_date"], moved["end_date"]) == ("2030-07-01", "2030-07-03")
+    assert (moved["start_time"], moved["end_time"]) == ("2030-07-01T04:00:00Z", "2030-07-03T04:00:00Z")
+    assert api.get(f"/v1/calendars/{c['id']}/events/{timed['id']}").json() == timed  # instants stay
+    listed = api.get(f"/v1/calendars/{c['id']}/events",
+                     params={"start_after": "2030-07-01T00:00:00Z", "start_before": "2030-07-01T05:00:00Z"}).json()
+    assert [e["id"] for e in listed["data"]] == [day["id"]]
+    payloads = api.runtime.db.read_sync(lambda tx: [json.loads(r["payload"]) for r in tx.conn.execute(
+        "SELECT payload FROM outbox WHERE type = 'event.updated' AND resource_id = ?", (day["id"],))])
+    assert len(payloads) == 1 and payloads[0]["data"]["object"]["start_time"] == "2030-07-01T04:00:00Z"
+    assert payloads[0]["data"]["previous"]["start_time"] == "2030-06-30T22:00:00Z"
