@@ -187,6 +187,9 @@ def db_backup(target: str, data_dir: str | None) -> None:
         raise click.ClickException(f"no such directory: {Path(target).parent}")
     dbtools.backup(source, Path(target))
     click.echo(f"backed up to {target}")
+    key_path = _settings(data_dir=data_dir).key_path
+    if key_path.exists():  # without it, stored provider credentials in the copy cannot be decrypted
+        click.echo(f"keep a copy of {key_path} with it: it decrypts the stored provider credentials", err=True)
 
 
 def main() -> None:

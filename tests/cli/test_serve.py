@@ -101,3 +101,11 @@ def test_newer_database_is_refused_with_a_clear_message(data_dir: Path) -> None:
         other = run_cli(*command, "--data-dir", str(data_dir))
         assert other.returncode != 0
         assert "newer Chronary" in other.stderr
+
+
+def test_port_in_use_fails_with_non_zero_exit(serve, tmp_path: Path) -> None:
+    first = serve()
+    result = run_cli("serve", "--port", str(first.port), "--data-dir", str(tmp_path / "other"), timeout=30)
+    assert result.returncode != 0
+    assert "address already in use" in (result.stdout + result.stderr)
+    assert httpx.get(f"{first.base_url}/health").status_code == 200  # the first one is untouched
