@@ -66,10 +66,14 @@ def keys() -> None:
 def _open(data_dir: str | None):  # noqa: ANN202 - returns a Runtime
     from chronary.runtime import open_runtime
 
+    settings = _settings(data_dir=data_dir, workers=False)
     try:
-        return open_runtime(_settings(data_dir=data_dir, workers=False))
+        runtime = open_runtime(settings)
     except SchemaTooNew as exc:
         raise click.ClickException(str(exc)) from None
+    if runtime.first_key:  # this command created the database: its first key is shown here, once
+        click.echo(f"Created {settings.db_path}; its first org API key (shown only now): {runtime.first_key}", err=True)
+    return runtime
 
 
 def _org_principal(runtime: Any):  # noqa: ANN202

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.cli.serveproc import run_cli
+from tests.cli.serveproc import KEY_RE, run_cli
 
 
 def _lines(text: str) -> list[str]:
@@ -71,3 +71,15 @@ def test_keys_errors_are_clear(data_dir: Path) -> None:
     assert bad_agent.returncode != 0
     assert "agt_nobody" in bad_agent.stderr and "Traceback" not in bad_agent.stderr
     assert bad_agent.stdout.strip() == ""
+
+
+def test_keys_command_on_a_fresh_data_dir_shows_the_first_key_once(serve, data_dir: Path) -> None:
+    listed = run_cli("keys", "list", "--data-dir", str(data_dir))
+    assert listed.returncode == 0, listed.stderr
+    first = KEY_RE.findall(listed.stderr)
+    assert len(first) == 1 and first[0] not in listed.stdout
+    assert not KEY_RE.search(run_cli("keys", "list", "--data-dir", str(data_dir)).stderr)
+    server = serve()
+    assert not KEY_RE.search(server.output)  # already shown once
+    with server.client(first[0]) as c:
+        assert c.get("/v1/agents").status_code == 200
