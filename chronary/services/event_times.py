@@ -52,6 +52,8 @@ def resolve(start: str, end: str, all_day: bool, tz: ZoneInfo) -> tuple[datetime
             if _DATE_ONLY.match(value):
                 raise ValidationError(f"{param} needs a time and offset unless all_day is true", param)
         begin, finish = parse_instant(start, "start_time"), parse_instant(end, "end_time")
+        # stored as whole seconds: compare what is stored, or .1s → .9s would become zero-length
+        begin, finish = begin.replace(microsecond=0), finish.replace(microsecond=0)
         if finish <= begin:
             raise ValidationError("end_time must be after start_time", "end_time")
     if finish - begin > timedelta(days=MAX_EVENT_DAYS):
