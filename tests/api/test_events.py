@@ -265,3 +265,11 @@ def test_delete_and_404s(api, cal):
         kw = {"json": {"title": "x"}} if method == "PATCH" else {}
         assert_error(api.request(method, _url(cal, f"/{e['id']}"), **kw), 404, "not_found")
     assert api.get(_url(cal)).json()["total"] == 0
+
+
+def test_sub_second_times_never_make_a_zero_length_event(api, cal):
+    r = api.post(_url(cal), json={"title": "t", "start_time": "2030-01-01T09:00:00.100Z",
+                                  "end_time": "2030-01-01T09:00:00.900Z"})
+    assert_error(r, 400, "validation_error", "end_time")
+    e = api.event(cal["id"], "2030-01-01T09:00:00.900Z", "2030-01-01T09:00:01.100Z")
+    assert (e["start_time"], e["end_time"]) == ("2030-01-01T09:00:00Z", "2030-01-01T09:00:01Z")
