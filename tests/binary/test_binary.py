@@ -59,7 +59,7 @@ def test_binary_serves_with_bundled_migrations_and_discovered_modules(binary: Pa
             cal = c.post(f"/v1/agents/{agent.json()['id']}/calendars", json={"name": "Work", "timezone": "Asia/Tokyo"})
             assert cal.status_code == 201, cal.text
             events_url = f"/v1/calendars/{cal.json()['id']}/events"
-            soon = datetime.now(UTC) + timedelta(seconds=2)
+            soon = datetime.now(UTC) + timedelta(seconds=4)
             hold = c.post(events_url, json={
                 "title": "Tentative", "status": "hold", "hold_expires_at": soon.isoformat(),
                 "start_time": "2030-03-01T10:00:00Z", "end_time": "2030-03-01T11:00:00Z"})
@@ -72,7 +72,7 @@ def test_binary_serves_with_bundled_migrations_and_discovered_modules(binary: Pa
             assert any(p.endswith("/events") for p in paths)
 
             # the hold-expiry worker was discovered and runs inside the frozen serve
-            deadline = time.monotonic() + 15
+            deadline = time.monotonic() + 20
             status = 200
             while time.monotonic() < deadline:
                 status = c.get(f"{events_url}/{hold.json()['id']}").status_code
