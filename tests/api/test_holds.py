@@ -130,3 +130,37 @@ def test_holds_filter_by_status(setup):
     api.event(cal["id"], "2026-01-08T09:00:00Z", "2026-01-08T10:00:00Z")
     listed = api.get(f"/v1/calendars/{cal['id']}/events", params={"status": "hold"}).json()
     assert listed["total"] == 1 and listed["data"][0]["status"] == "hold"
+
+
+def test_patch_hold_expiry_limits(setup):
+    api, clock, cal = setup
+    h = _hold(api, cal).json()
+    url = f"/v1/calendars/{cal['id']}/events/{h['id']}"
+    later = clock.now() + timedelta(days=2)
+    r = api.patch(url, json={"hold_expires_at": _iso(later)})
+    assert r.status_code == 200 and r.json()["hold_expires_at"] == _iso(later)
+    for bad in (clock.now() + timedelta(days=8), clock.now() - timedelta(seconds=1)):
+        assert_error(api.patch(url, json={"hold_expires_at": _iso(bad)}), 400, "validation_error", "hold_expires_at")
+    assert api.get(url).json()["hold_expires_at"] == _iso(later)
+
+
+def test_expired_holds_are_deleted_by_the_worker(setup):
+    import asyncio
+    import json
+
+    from chronary.workers.holds import HoldExpiryWorker
+
+    api, clock, cal = setup
+    h = _hold(api, cal).json()
+    keep = _hold(api, cal, start="2026-01-07T09:00:00Z", end="2026-01-07T10:00:00Z",
+                 hold_expires_at=_iso(clock.now() + timedelta(hours=1))).json()
+    worker = HoldExpiryWorker(api.runtime)
+    assert asyncio.run(worker.sweep()) == []
+    clock.advance(minutes=15)
+    assert asyncio.run(worker.sweep()) == [h["id"]]
+    assert_error(api.get(f"/v1/calendars/{cal['id']}/events/{h['id']}"), 404, "not_found")
+    assert api.get(f"/v1/calendars/{cal['id']}/events/{keep['id']}").status_code == 200
+    types = api.runtime.db.read_sync(lambda tx: [
+        (r["type"], json.loads(r["payload"])["data"]["object"]["id"])
+        for r in tx.conn.execute("SELECT type, payload FROM outbox WHERE type = 'event.hold_expired'")])
+    assert types == [("event.hold_expired", h["id"])]
