@@ -20,7 +20,7 @@ from chronary.workers.webhooks import OPTIONS_KEY, WebhookWorker
 from tests.conftest import LiveServer, free_port
 from tests.webhooks.receiver import Receiver
 
-FAST = {"timeout": 0.5, "jitter": 0.0, "poll_seconds": 0.05, "shutdown_grace": 0.2}
+FAST = {"timeout": 3.0, "jitter": 0.0, "poll_seconds": 0.05, "shutdown_grace": 0.2}
 
 
 @pytest.fixture
