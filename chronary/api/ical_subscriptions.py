@@ -72,7 +72,9 @@ class IcalSubscriptionList(msgspec.Struct):
 def _sync_soon(request: Request[Any, Any, Any], sub_id: str) -> BackgroundTask:
     runtime = request.app.state.runtime
     runtime.signals.notify(worker.SIGNAL)
-    return BackgroundTask(worker.sync_subscription, runtime, sub_id)
+    # only_if_due: the request marked it due; whichever of this task and the worker gets the
+    # subscription's lock first syncs, the other sees it is no longer due and skips
+    return BackgroundTask(worker.sync_subscription, runtime, sub_id, only_if_due=True)
 
 
 class AgentIcalSubscriptionController(Controller):

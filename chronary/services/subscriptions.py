@@ -173,8 +173,9 @@ class SyncJob:
 
 
 def job(tx: Tx, sub_id: str, secrets: SecretBox, only_if_due: bool) -> SyncJob | None:
+    """What to fetch; None when gone or (only_if_due) when another sync already ran meanwhile."""
     row = store.get(tx.conn, sub_id)
-    if row is None or (only_if_due and (row["status"] == "paused" or row["next_sync_ts"] > to_ts(tx.now))):
+    if row is None or (only_if_due and row["next_sync_ts"] > to_ts(tx.now)):
         return None
     calendar = cal_store.get(tx.conn, row["calendar_id"])
     auth = None
