@@ -90,10 +90,14 @@ class Database:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 result = fn(Tx(conn, self.clock.now(), True))
+                conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                # COMMIT itself can fail (a deferred constraint, disk full): roll back so this
+                # connection is not left inside a transaction that every later BEGIN trips over.
+                # SQLite may already have rolled back on its own, hence the check.
+                if not conn.getautocommit():
+                    conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
         for listener in self.commit_listeners:
             listener()
         return result
@@ -110,7 +114,8 @@ class Database:
         try:
             return fn(Tx(conn, self.clock.now(), False))
         finally:
-            conn.execute("COMMIT")
+            if not conn.getautocommit():
+                conn.execute("COMMIT")
 
     async def write(self, fn: Callable[[Tx], T]) -> T:
         loop = asyncio.get_running_loop()
