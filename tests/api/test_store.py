@@ -148,6 +148,23 @@ def test_db_write_rolls_back_on_exception(api):
     assert api.post("/v1/agents", json={"name": "after"}).status_code == 201
 
 
+def test_a_failed_commit_does_not_wedge_the_writer(api):
+    """COMMIT can fail (here a deferred foreign key); the writer connection must come out of the
+    transaction, or every later request would fail with "cannot start a transaction"."""
+    import asyncio
+
+    def orphan_checked_at_commit(tx):
+        tx.conn.execute("PRAGMA defer_foreign_keys = ON")
+        tx.conn.execute(
+            "INSERT INTO calendars (id, org_id, name, timezone, agent_status, feed_token, created_at, updated_at)"
+            " VALUES ('cal_orphan', 'org_missing', 'n', 'UTC', 'idle', 'tok', '', '')")
+
+    with pytest.raises(apsw.ConstraintError):
+        asyncio.run(api.runtime.db.write(orphan_checked_at_commit))  # on the request writer thread
+    assert api.post("/v1/agents", json={"name": "still writable"}).status_code == 201
+    assert_error(api.get("/v1/calendars/cal_orphan"), 404, "not_found")
+
+
 # --- stdlib sqlite3 never opens the database inside the server ---------------------------------------
 
 def test_server_process_never_opens_the_db_with_stdlib_sqlite3(live_server, data_dir, monkeypatch):
