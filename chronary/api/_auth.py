@@ -11,11 +11,19 @@ from chronary.services import keys as key_service
 
 
 def presented_key(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
+    """The Bearer token, else `x-api-key`; "" (malformed) for another Authorization scheme alone.
+
+    A non-Bearer Authorization (say Basic, added by a proxy) does not hide a valid x-api-key.
+    """
     auth = connection.headers.get("authorization")
     if auth:
-        scheme, _, token = auth.partition(" ")
-        return token.strip() if scheme.lower() == "bearer" else ""
-    return connection.headers.get("x-api-key")
+        scheme, _, token = auth.strip().partition(" ")
+        if scheme.lower() == "bearer":
+            return token.strip()
+    header = connection.headers.get("x-api-key")
+    if header is not None:
+        return header.strip()
+    return "" if auth else None
 
 
 async def require_api_key(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:

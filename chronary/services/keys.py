@@ -67,8 +67,10 @@ def revoke(tx: Tx, principal: Principal, key_id: str) -> None:
 
 
 def authenticate(tx: Tx, presented: str | None) -> Principal:
-    if not presented:
+    if presented is None:
         raise Unauthorized("Missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'")
+    if not presented:
+        raise Unauthorized("Malformed credentials: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'")
     if not (presented.startswith(ORG_PREFIX) or presented.startswith(AGENT_PREFIX)) or len(presented) > 200:
         raise Unauthorized("Malformed API key")
     # Looking up by SHA-256 leaks nothing useful through timing: a guesser controls the key,
