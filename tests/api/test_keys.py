@@ -68,6 +68,14 @@ def test_bad_credentials_are_401(api):
                     {"Authorization": f"Bearer {api.key}x"}, {"Authorization": f"Bearer {api.key[:-1]}"}):
         assert_error(bare.get("/v1/agents", headers=headers), 401, "unauthorized")
     assert_error(bare.post("/v1/agents", json={"name": "x"}), 401, "unauthorized")
+    assert "Missing" in assert_error(bare.get("/v1/agents"), 401, "unauthorized")["message"]
+    basic = assert_error(bare.get("/v1/agents", headers={"Authorization": "Basic dXNlcjpwYXNz"}), 401, "unauthorized")
+    assert "Malformed" in basic["message"]
+
+
+def test_a_non_bearer_authorization_does_not_hide_x_api_key(api):
+    r = api.as_key("").get("/v1/agents", headers={"Authorization": "Basic dXNlcjpwYXNz", "x-api-key": api.key})
+    assert r.status_code == 200
 
 
 def test_secrets_are_stored_only_as_hashes(api, data_dir):
