@@ -225,3 +225,16 @@ def test_hostile_path_ids_never_500(api, segment):
     for url in (f"/v1/agents/{segment}", f"/v1/calendars/{segment}", f"/v1/calendars/{segment}/events/{segment}"):
         _ok_or_4xx(api.get(url))
         _ok_or_4xx(api.delete(url))
+
+
+def test_429_envelope_carries_retry_after(api, monkeypatch):
+    from chronary.errors import RateLimited
+    from chronary.services import agents
+
+    def limited(*a, **k):
+        raise RateLimited("Too many requests; slow down", retry_after=7)
+
+    monkeypatch.setattr(agents, "list_", limited)
+    r = api.get("/v1/agents")
+    assert_error(r, 429, "rate_limited")
+    assert r.headers["retry-after"] == "7"
