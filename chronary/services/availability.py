@@ -11,7 +11,8 @@ linear sweeps, which is what keeps find-meeting-time fast for 50 agents.
 
 from __future__ import annotations
 
-from collections import defaultdict
+import threading
+from collections import OrderedDict, defaultdict
 from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -53,11 +54,10 @@ def blocks(row: dict[str, Any], now_ts: int) -> bool:
     return not (status == "hold" and row["hold_expires_at"] is not None and row["hold_expires_at"] <= now_ts)
 
 
-def merge_busy(rows: list[dict[str, Any]], before: int, after: int, now_ts: int) -> list[tuple[int, int, str | None]]:
-    """Blocking events widened by buffers, merged; the event id stays only on unmerged intervals."""
-    spans = sorted((r["start_ts"] - before, r["end_ts"] + after, r["id"]) for r in rows if blocks(r, now_ts))
+def merge_busy(events: list[tuple[int, int, str | None]], before: int, after: int) -> list[tuple[int, int, str | None]]:
+    """Blocking (start, end, event id) widened by buffers, merged; the id stays only on unmerged intervals."""
     out: list[tuple[int, int, str | None]] = []
-    for a, b, ident in spans:
+    for a, b, ident in sorted((a - before, b + after, ident) for a, b, ident in events):
         if out and a <= out[-1][1]:
             out[-1] = (out[-1][0], max(out[-1][1], b), None)
         else:
@@ -130,7 +130,7 @@ def availability(
     now_ts = to_ts(tx.now)
     # events just outside the window still block inside it through their buffers
     rows = occurrences.in_window(tx, EventFilter(agent_id=agent_id), start_ts - after, end_ts + before)
-    busy = merge_busy(rows, before, after, now_ts)
+    busy = merge_busy([(r["start_ts"], r["end_ts"], r["id"]) for r in rows if blocks(r, now_ts)], before, after)
     free = free_spans(rules, tz, busy, start_ts, end_ts, now_ts, slot_minutes * 60)
     busy_out = []
     for a, b, ident in busy:
@@ -163,45 +163,107 @@ def _check_agents(tx: Tx, principal: Principal, agent_ids: list[str]) -> dict[st
     return agents
 
 
-def busy_by_agent(
+WEEK = 7 * 24 * 3600
+_CACHE_SIZE = 4096
+_cache: OrderedDict[tuple[Any, ...], list[tuple[int, int, str, int | None]]] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def _expanded(
+    master: dict[str, Any], tz: str, lo: int, hi: int, exceptions: list[dict[str, Any]]
+) -> list[tuple[int, int, str, int | None]]:
+    """(start, end, status, hold_expires_at) of a series' occurrences around [lo, hi), exceptions applied.
+
+    Expanding RRULEs is the costly part of find-meeting-time, so results are kept in a small
+    LRU cache. The key holds everything the busy answer depends on (the rule, times, status,
+    timezone, and each exception's times and status) plus the week-aligned span expanded, so an
+    edited series or exception simply misses the cache — no invalidation needed.
+    """
+    span = (lo - lo % WEEK, hi + (-hi % WEEK))
+    key = (
+        master["id"], master["start_ts"], master["end_ts"], bool(master["all_day"]), tuple(master["recurrence"]),
+        master["status"], master["hold_expires_at"], tz, span,
+        tuple(sorted((e["id"], e["start_ts"], e["end_ts"], e["status"], e["hold_expires_at"],
+                      e["recurrence_id_ts"]) for e in exceptions)),
+    )
+    with _cache_lock:
+        hit = _cache.get(key)
+        if hit is not None:
+            _cache.move_to_end(key)
+            return hit
+    rows = occurrences.expand_series(master, ZoneInfo(tz), span[0], span[1], exceptions)
+    value = [(r["start_ts"], r["end_ts"], r["status"], r["hold_expires_at"]) for r in rows]
+    with _cache_lock:
+        _cache[key] = value
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+    return value
+
+
+def _blocking(
     tx: Tx, agent_ids: list[str], rules: dict[str, dict[str, Any]], start_ts: int, end_ts: int, now_ts: int
-) -> dict[str, list[tuple[int, int, str | None]]]:
-    """Merged busy intervals per agent, read for all agents at once (three queries)."""
-    pad_before = max((buffers(rules.get(a))[0] for a in agent_ids), default=0)
-    pad_after = max((buffers(rules.get(a))[1] for a in agent_ids), default=0)
-    lo, hi = start_ts - pad_after, end_ts + pad_before
-    singles, masters, exceptions, cals = rule_store.busy_sources(tx.conn, agent_ids, lo, hi)
-    rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for r in singles:
-        rows[r["agent_id"]].append(r)
+) -> list[Span]:
+    """Every agent's blocking time, widened by that agent's buffers, as one unsorted list.
+
+    Read for all agents at once (four small queries); find-meeting-time needs only the union,
+    so there is no per-agent merging."""
+    pads = {a: buffers(rules.get(a)) for a in agent_ids}
+    lo = start_ts - max(p[1] for p in pads.values())
+    hi = end_ts + max(p[0] for p in pads.values())
+    singles, masters, exceptions, cals = rule_store.busy_sources(tx.conn, agent_ids, lo, hi, now_ts)
+    out: list[Span] = [(a - pads[agent][0], b + pads[agent][1]) for agent, a, b in singles]
     by_series: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for exc in exceptions:
         by_series[exc["recurring_event_id"]].append(exc)
     for m in masters:
         cal = cals[m["calendar_id"]]
-        rows[cal["agent_id"]].extend(
-            occurrences.expand_series(m, ZoneInfo(cal["timezone"]), lo, hi, by_series.get(m["id"], []))
-        )
-    return {a: merge_busy(rows.get(a, []), *buffers(rules.get(a)), now_ts) for a in agent_ids}
+        before, after = pads[cal["agent_id"]]
+        for a, b, status, hold_expires in _expanded(m, cal["timezone"], lo, hi, by_series.get(m["id"], [])):
+            if a < hi and b > lo and blocks({"status": status, "hold_expires_at": hold_expires}, now_ts):
+                out.append((a - before, b + after))
+    return out
+
+
+def union(spans: list[Span]) -> list[Span]:
+    out: list[Span] = []
+    for a, b in sorted(spans):
+        if out and a <= out[-1][1]:
+            if b > out[-1][1]:
+                out[-1] = (out[-1][0], b)
+        else:
+            out.append((a, b))
+    return out
 
 
 def find_meeting_time(tx: Tx, principal: Principal, data: FindMeetingTime) -> dict[str, Any]:
+    """Common free time = (⋂ each agent's working hours from its notice on) − (⋃ everyone's busy).
+
+    The same as intersecting each agent's free time, but cheaper: agents sharing rules and
+    timezone share one working-hours computation, and busy time is merged in one sort.
+    """
     start_ts, end_ts = parse_window(data.start, data.end)
     agents = _check_agents(tx, principal, data.agent_ids)
     rules = rule_store.for_agents(tx.conn, data.agent_ids)
     now_ts = to_ts(tx.now)
     duration, step = data.duration_minutes * 60, data.slot_step_minutes * 60
-    busy = busy_by_agent(tx, data.agent_ids, rules, start_ts, end_ts, now_ts)
-    common: list[Span] | None = None
+    notice = max((r["minimum_notice_minutes"] * 60 for r in rules.values()), default=0)
+    common: list[Span] = [(max(start_ts, now_ts + notice), end_ts)] if now_ts + notice < end_ts else []
+    seen: set[tuple[Any, ...]] = set()
     for agent_id in data.agent_ids:
         r = rules.get(agent_id)
-        free = free_spans(r, rule_service.timezone_of(r, agents[agent_id]), busy[agent_id],
-                          start_ts, end_ts, now_ts, duration)
-        common = free if common is None else [s for s in intersect(common, free) if s[1] - s[0] >= duration]
-        if not common:
-            break
+        if r is None or not common:
+            continue
+        tz = rule_service.timezone_of(r, agents[agent_id])
+        key = (tz.key, repr(r["working_hours"]), repr(r["overrides"]))
+        if key in seen:
+            continue
+        seen.add(key)
+        common = intersect(common, rule_service.working_windows(r, tz, common[0][0], common[-1][1]))
+    if common:
+        busy = union(_blocking(tx, data.agent_ids, rules, start_ts, end_ts, now_ts))
+        common = [s for s in subtract(common, busy) if s[1] - s[0] >= duration]
     slots: list[dict[str, str | None]] = []
-    for a, b in common or []:
+    for a, b in common:
         t = -(-a // step) * step  # first step boundary (on the UTC grid) at or after a
         while t + duration <= b and len(slots) < data.limit:
             slots.append({"start": ts_iso(t), "end": ts_iso(t + duration)})
