@@ -148,9 +148,7 @@ def send_test(tx: Tx, principal: Principal, webhook_id: str) -> dict[str, Any]:
     event = {"id": event_id, "type": TEST_TYPE, "resource_id": event_id}
     delivery = dispatch.new_delivery(webhook_id, event, payload or "", 0, now)
     store.create_delivery(tx.conn, delivery)
-    return present_delivery(delivery | {"last_attempt_at": None, "last_status_code": None,
-                                        "last_response_body": None, "last_error": None,
-                                        "last_duration_ms": None, "completed_at": None})
+    return present_delivery(store.get_delivery(tx.conn, delivery["id"]))  # type: ignore[arg-type]
 
 
 def list_deliveries(tx: Tx, principal: Principal, webhook_id: str, status: str | None,

@@ -76,17 +76,14 @@ def list_deliveries(
     return page(conn, "webhook_deliveries", where, params, "id DESC", limit, offset)
 
 
-def next_due(conn: apsw.Connection, endpoint_id: str, now: str, exclude: list[str]) -> dict[str, Any] | None:
+def next_due(conn: apsw.Connection, endpoint_id: str, now: str) -> dict[str, Any] | None:
     """The next open delivery due for this endpoint whose resource has no earlier open delivery."""
-    marks = ",".join("?" for _ in exclude)
-    skip = f"AND d.id NOT IN ({marks})" if exclude else ""
     return one(
         conn,
         f"""SELECT d.* FROM webhook_deliveries d
-            WHERE d.endpoint_id = ? AND d.status IN {OPEN} AND d.next_attempt_at <= ? {skip}
-              AND {UNBLOCKED}
+            WHERE d.endpoint_id = ? AND d.status IN {OPEN} AND d.next_attempt_at <= ? AND {UNBLOCKED}
             ORDER BY d.seq, d.id LIMIT 1""",
-        (endpoint_id, now, *exclude),
+        (endpoint_id, now),
     )
 
 

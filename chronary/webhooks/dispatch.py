@@ -100,7 +100,7 @@ def claim(tx: Tx, endpoint_id: str) -> Claim | None:
     if ep is None or ep["status"] != "active":
         return None
     now = iso_ms(tx.now)
-    row = store.next_due(tx.conn, endpoint_id, now, [])
+    row = store.next_due(tx.conn, endpoint_id, now)
     if row is None:
         return None
     number = row["attempts"] + 1

@@ -102,6 +102,7 @@ class WebhookWorker:
         await self.prune()
         now = iso_ms(self.runtime.clock.now())
         due = await self.runtime.db.read(lambda tx: store.due_endpoint_ids(tx.conn, now))
+        self.tasks = {k: t for k, t in self.tasks.items() if not t.done()}
         for endpoint_id in due:
             task = self.tasks.get(endpoint_id)
             if task is None or task.done():
@@ -127,6 +128,12 @@ class WebhookWorker:
     # --- one endpoint -------------------------------------------------------------------------
 
     async def _drain(self, endpoint_id: str) -> None:
+        try:
+            await self._drain_endpoint(endpoint_id)
+        except Exception:  # a database failure: the next start's `recover` retries what was claimed
+            log.exception("webhook delivery to %s stopped on an internal error", endpoint_id)
+
+    async def _drain_endpoint(self, endpoint_id: str) -> None:
         db = self.runtime.db
         while not self._stopping:
             claimed = await db.write(lambda tx: dispatch.claim(tx, endpoint_id))
@@ -145,9 +152,13 @@ class WebhookWorker:
             secret = self.runtime.secrets.decrypt(claimed.secret_enc)
         except ValueError as exc:
             return dispatch.Outcome(error=f"cannot sign: {exc}", retryable=False)
-        return await deliver.send(
-            claimed.url, self.runtime.settings, event_id=claimed.event_id, payload=claimed.payload,
-            secret=secret, now=self.runtime.clock.now(), timeout=self.timeout, transport=self.transport)
+        try:
+            return await deliver.send(
+                claimed.url, self.runtime.settings, event_id=claimed.event_id, payload=claimed.payload,
+                secret=secret, now=self.runtime.clock.now(), timeout=self.timeout, transport=self.transport)
+        except Exception as exc:  # a bug or an odd URL must cost one attempt, not the worker
+            log.exception("webhook %s: unexpected error while sending", claimed.delivery_id)
+            return dispatch.Outcome(error=f"internal error while sending: {type(exc).__name__}", retryable=True)
 
     # --- the loop -------------------------------------------------------------------------
 

@@ -237,11 +237,13 @@ def test_agent_scoped_endpoint_gets_only_its_agent(make_api, clock, receiver, dr
         cal = api.calendar(owner["id"])
         api.event(cal["id"], "2026-01-06T10:00:00Z", "2026-01-06T11:00:00Z")
     api.calendar()  # org-level calendar: no agent
+    api.delete(f"/v1/agents/{bob['id']}")
+    api.delete(f"/v1/agents/{ada['id']}")  # the scoped endpoint still hears about its agent's end
     driver(api.runtime).run()
-    got = receiver.wait_for(2)
-    assert [r.json["type"] for r in got] == ["calendar.created", "event.created"]
-    assert {r.json["data"]["object"].get("agent_id") for r in got[:1]} == {ada["id"]}
-    assert len(receiver.requests) == 2
+    got = receiver.wait_for(3)
+    assert [r.json["type"] for r in got] == ["calendar.created", "event.created", "agent.deleted"]
+    assert got[0].json["data"]["object"]["agent_id"] == ada["id"] and got[2].json["data"]["object"]["id"] == ada["id"]
+    assert len(receiver.requests) == 3
 
 
 def test_endpoint_created_later_gets_only_later_changes(make_api, clock, receiver, driver):
