@@ -91,3 +91,23 @@ def test_find_meeting_validation(sapi: Any, change: dict[str, Any], param: str) 
     e = err(sapi.post(URL, json=body))
     assert e["param"] == param, e
 
+
+
+def test_series_edits_and_cancelled_occurrences_show_up_at_once(sapi: Any) -> None:
+    """The expansion cache is keyed by content: edits must never serve a stale answer."""
+    a, b = sapi.agent("A"), sapi.agent("B")
+    cal = sapi.calendar(a["id"])
+    series = sapi.event(cal["id"], f"{MON}T00:00:00Z", f"{MON}T12:00:00Z", recurrence=["RRULE:FREQ=DAILY;COUNT=3"])
+    body = {"agent_ids": [a["id"], b["id"]], "start": f"{MON}T00:00:00Z", "end": "2026-03-24T00:00:00Z",
+            "duration_minutes": 60, "slot_step_minutes": 60, "limit": 1}
+    assert [s["start"] for s in find(sapi, **body)] == [f"{MON}T12:00:00Z"]
+    r = sapi.post(f"/v1/calendars/{cal['id']}/events/{series['id']}_{MON.replace('-', '')}T000000Z/cancel")
+    assert r.status_code == 200, r.text
+    assert [s["start"] for s in find(sapi, **body)] == [f"{MON}T00:00:00Z"]
+    r = sapi.patch(f"/v1/calendars/{cal['id']}/events/{series['id']}",
+                   json={"start_time": f"{MON}T01:00:00Z", "end_time": f"{MON}T05:00:00Z"})
+    assert r.status_code == 200, r.text
+    first = find(sapi, **{**body, "limit": 2})
+    assert [s["start"] for s in first] == [f"{MON}T00:00:00Z", f"{MON}T05:00:00Z"]
+    assert sapi.delete(f"/v1/calendars/{cal['id']}/events/{series['id']}").status_code == 204
+    assert len(find(sapi, **{**body, "limit": 24})) == 24
