@@ -35,7 +35,7 @@ from chronary.sync.base import (
     RemoteCalendar,
     load,
 )
-from chronary.sync.merge import Merger, Stats
+from chronary.sync.merge import Merger, Stats, parse_all
 from chronary.timeutil import iso_ms, to_ts
 
 if TYPE_CHECKING:
@@ -47,6 +47,7 @@ LEASE_SECONDS = 300
 AUTH_RETRIES = 3        # credential failures in a row before status error
 ERROR_RETRIES = 5       # other failures in a row before status error
 MAX_BACKOFF = 3600
+MERGE_CHUNK = 200         # resources per merge transaction
 
 _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
@@ -147,12 +148,25 @@ async def _pull(runtime: Runtime, provider: Provider, con: dict[str, Any], rc: R
         stats.full_resyncs += 1
         changes = await asyncio.to_thread(provider.fetch_changes, rc, None, known)
 
-    def merge(tx: Tx) -> None:
-        current = con_store.get_calendar(tx.conn, *key)
-        if current and current["calendar_id"] == mapping["calendar_id"]:
-            Merger(tx, con, current, stats).run(changes)
+    tz_name = await db.read(lambda tx: (cal_store.get(tx.conn, mapping["calendar_id"]) or {}).get("timezone"))
+    parsed = await asyncio.to_thread(parse_all, changes.items, ZoneInfo(tz_name or "UTC"), stats)
 
-    await db.write(merge)
+    def merge(tx: Tx, items: list[Any] | None) -> None:
+        current = con_store.get_calendar(tx.conn, *key)
+        if current is None or current["calendar_id"] != mapping["calendar_id"]:
+            return  # remapped meanwhile: this round's data belongs to the old mapping
+        merger = Merger(tx, con, current, stats)
+        if items is None:
+            merger.finish(changes)
+        else:
+            merger.apply_items(items, parsed)
+
+    # several short transactions, so a big first sync never holds the writer for long; the
+    # cursor moves only in the last one, and re-applying a chunk after a crash is a no-op
+    for i in range(0, len(changes.items), MERGE_CHUNK):
+        chunk = changes.items[i:i + MERGE_CHUNK]
+        await db.write(lambda tx, c=chunk: merge(tx, c))
+    await db.write(lambda tx: merge(tx, None))
 
 
 def _collect(tx: Tx, con: dict[str, Any], rc: RemoteCalendar) -> list[dict[str, Any]]:

@@ -35,6 +35,20 @@ from chronary.timeutil import iso_ms, parse_stored
 log = logging.getLogger("chronary.sync")
 
 
+def parse_all(items: list[RemoteItem], tz: ZoneInfo, stats: Stats) -> dict[str, convert.Resource | None]:
+    """Parse bodies before the write transaction (icalendar is slow: keep the writer free)."""
+    out: dict[str, convert.Resource | None] = {}
+    for item in items:
+        if item.ical is None:
+            continue
+        try:
+            out[item.href] = convert.parse(item.ical, tz)
+        except Exception as exc:  # noqa: BLE001 - one bad resource must not stop the calendar
+            stats.skipped += 1
+            log.warning("skipped unparsable resource %s (%s)", item.href, type(exc).__name__)
+    return out
+
+
 @dataclass
 class Stats:
     pulled: int = 0
@@ -75,13 +89,20 @@ class Merger:
         return {"connection_id": self.con["id"], "calendar_remote_id": self.mapping["remote_id"], "uid": uid,
                 "etag": item.etag, "href": item.href}
 
-    # -- entry point -----------------------------------------------------------------------------
-    def run(self, changes: Changes) -> None:
+    # -- entry points ----------------------------------------------------------------------------
+    def apply_items(self, items: list[RemoteItem], parsed: dict[str, convert.Resource | None]) -> None:
+        """Merge changed resources (bodies already parsed outside the transaction)."""
+        if self.calendar is None:
+            return
+        for item in items:
+            self.item(item, parsed.get(item.href))
+        self._bump()
+
+    def finish(self, changes: Changes) -> None:
+        """Remote deletions (incremental list, or absent from a full listing), then the new cursor."""
         if self.calendar is None:
             return
         cid, rid = self.key()
-        for item in changes.items:
-            self.item(item)
         gone = set(changes.deleted)
         if changes.full:
             gone |= {link["href"] for link in sync_store.links(self.conn, cid, rid)
@@ -89,19 +110,15 @@ class Merger:
         for href in sorted(gone):
             self.remote_deleted(href)
         con_store.patch_calendar(self.conn, cid, rid, {"cursor": changes.cursor})
-        if self.changed:
-            cal_store.bump_revision(self.conn, self.calendar["id"])
+        self._bump()
 
-    def item(self, item: RemoteItem) -> None:
+    def _bump(self) -> None:
+        if self.changed:
+            cal_store.bump_revision(self.conn, self.calendar["id"])  # type: ignore[index]
+            self.changed = False
+
+    def item(self, item: RemoteItem, res: convert.Resource | None) -> None:
         cid, rid = self.key()
-        if item.ical is None:
-            return
-        try:
-            res = convert.parse(item.ical, self.tz)
-        except Exception as exc:  # noqa: BLE001 - one bad resource must not stop the calendar
-            self.stats.skipped += 1
-            log.warning("connection %s: skipped unparsable resource %s (%s)", cid, item.href, type(exc).__name__)
-            return
         if res is None or not res.uid or res.master is None:
             return
         link = sync_store.link_by_uid(self.conn, cid, rid, res.uid)

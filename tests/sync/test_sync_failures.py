@@ -154,17 +154,17 @@ def test_rejected_sync_token_means_full_resync_without_duplicates(api: Api, radi
     from chronary.sync import engine
 
     seen: list[int] = []
-    original = engine.Merger.run
+    original = engine.Merger.finish
 
     def spy(self: Any, changes: Any) -> None:
         seen.append(changes.full)
         original(self, changes)
 
-    engine.Merger.run = spy  # type: ignore[method-assign]
+    engine.Merger.finish = spy  # type: ignore[method-assign]
     try:
         summary = sync(api, con["id"])
     finally:
-        engine.Merger.run = original  # type: ignore[method-assign]
+        engine.Merger.finish = original  # type: ignore[method-assign]
     assert summary and summary["error"] is None
     assert seen and seen[0] is True, "an expired token must lead to a full listing"
     titles = sorted(e["title"] for e in events(api, cal_id))

@@ -49,7 +49,8 @@ def test_both_sides_converge(api: Api, radicale: Radicale) -> None:
     remote = _remote(cal)
     assert set(remote) == {"phone-a", booked["ical_uid"]}
     a = remote["phone-a"].icalendar_component
-    assert str(a["SUMMARY"]) == "Dentist (moved)" and a.decoded("DTSTART") == datetime(2026, 1, 5, 10, tzinfo=ZoneInfo("UTC"))
+    assert str(a["SUMMARY"]) == "Dentist (moved)"
+    assert a.decoded("DTSTART") == datetime(2026, 1, 5, 10, tzinfo=ZoneInfo("UTC"))
     assert str(remote[booked["ical_uid"]].icalendar_component["SUMMARY"]) == "Booked by agent"
     after = api.get(f"/v1/calendars/{cal_id}/events/{booked['id']}").json()
     assert after["remote"]["href"].endswith(".ics") and after["remote"]["etag"]
@@ -196,7 +197,8 @@ def test_local_all_day_and_recurring_events_push(api: Api, radicale: Radicale) -
     summary = sync(api, con["id"])
     assert summary and (summary["pulled"], summary["pushed"]) == (0, 0)
     again = {e["id"]: e for e in events(api, cal_id)}
-    assert again[day["id"]]["start_date"] == "2026-07-03" and again[weekly["id"]]["recurrence"] == ["RRULE:FREQ=WEEKLY;COUNT=3"]
+    assert again[day["id"]]["start_date"] == "2026-07-03"
+    assert again[weekly["id"]]["recurrence"] == ["RRULE:FREQ=WEEKLY;COUNT=3"]
 
 
 def test_read_only_remote_calendar(api: Api, radicale: Radicale) -> None:
