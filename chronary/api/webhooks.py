@@ -91,7 +91,8 @@ class WebhookController(Controller):
 
     @post("/{webhook_id:str}/test", status_code=202, responses=ERRORS,
           summary="Queue a webhook.test delivery to this endpoint only",
-          description="Returns the queued delivery; follow it at /v1/webhook-deliveries/{id}.")
+          description="Returns the queued delivery; follow it at /v1/webhook-deliveries/{id}. Like every "
+          "delivery it waits while the endpoint is paused or disabled.")
     async def send_test(self, webhook_id: str, db: Database, ctx: Ctx) -> Delivery:
         return await db.write(lambda tx: svc.send_test(tx, ctx.principal, webhook_id))  # type: ignore[return-value]
 

@@ -6,6 +6,7 @@ held across the request.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import datetime
 
@@ -40,8 +41,13 @@ async def send(
     started = time.monotonic()
     headers = signature_headers(event_id, secret, int(now.timestamp()), body)
     try:
-        resp = await fetch(url, settings, method="POST", headers=headers, content=body, timeout=timeout,
-                           max_bytes=MAX_RESPONSE_BYTES, max_redirects=0, transport=transport)
+        # httpx's timeout is per phase; this bounds the whole attempt, so a receiver that trickles
+        # its answer cannot hold the endpoint's queue longer than `timeout` either
+        async with asyncio.timeout(timeout):
+            resp = await fetch(url, settings, method="POST", headers=headers, content=body, timeout=timeout,
+                               max_bytes=MAX_RESPONSE_BYTES, max_redirects=0, transport=transport)
+    except TimeoutError:
+        return Outcome(error=f"timed out after {timeout:g} s", retryable=True, duration_ms=_ms(started))
     except BlockedTarget as exc:
         return Outcome(error=f"refused: {exc.reason}", retryable=False, duration_ms=_ms(started))
     except OutboundError as exc:

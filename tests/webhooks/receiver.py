@@ -2,7 +2,7 @@
 
 Actions, consumed one per request (then `default`): ("ok",), ("status", code, {headers}),
 ("stall", seconds) — hold the request without answering (until `release()` or the time is up),
-("big", n) — answer 200 with an n-byte body.
+("big", n) — answer 200 with an n-byte body, ("trickle", seconds) — answer 200 one byte at a time.
 """
 
 from __future__ import annotations
@@ -52,6 +52,9 @@ class Receiver:
                     action = receiver.script.popleft() if receiver.script else receiver.default
                     receiver._cond.notify_all()
                 status, headers, body = 200, {}, b"thanks"
+                if action[0] == "trickle":
+                    self._trickle(action[1])
+                    return
                 if action[0] == "stall":
                     receiver._release.wait(action[1])
                 elif action[0] == "status":
@@ -70,6 +73,19 @@ class Receiver:
                     item.answered = status
                 except OSError:
                     pass  # the sender gave up (timeout) or went away
+
+            def _trickle(self, seconds: float) -> None:
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Length", "100000")
+                    self.end_headers()
+                    deadline = time.monotonic() + seconds
+                    while time.monotonic() < deadline and not receiver._release.is_set():
+                        self.wfile.write(b"x")
+                        self.wfile.flush()
+                        time.sleep(0.05)
+                except OSError:
+                    pass
 
             def log_message(self, *args: Any) -> None:
                 return

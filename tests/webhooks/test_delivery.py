@@ -119,6 +119,18 @@ def test_stalled_receiver_times_out_and_is_retried(make_api, clock, receiver, dr
     assert log(api, wh["id"])[0]["status"] == "succeeded"
 
 
+def test_a_trickling_answer_is_cut_off_by_the_total_timeout(make_api, clock, receiver, driver):
+    api = make_api(clock=clock)
+    wh = hook(api, receiver.url)
+    api.agent("Ada")
+    receiver.queue(("trickle", 5))
+    d = driver(api.runtime, timeout=0.6)
+    d.run()
+    (entry,) = log(api, wh["id"])
+    assert entry["status"] == "retrying" and "timed out" in entry["last_error"]
+    assert entry["last_duration_ms"] < 3000
+
+
 def test_client_errors_fail_at_once_and_schedule_ends_in_failed(make_api, clock, make_receiver, driver):
     api = make_api(clock=clock)
     gone, broken = make_receiver(), make_receiver()
