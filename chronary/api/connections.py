@@ -68,8 +68,8 @@ class ConnectionController(Controller):
 
     @delete("/{connection_id:str}", summary="Disconnect: stop syncing and forget the credentials", responses=_ERRORS,
             description="Mirrored events stay as plain local events (source internal, remote null, writable).")
-    async def remove(self, connection_id: str, db: Database, ctx: Ctx) -> None:
-        await db.write(lambda tx: svc.delete(tx, ctx.principal, connection_id))
+    async def remove(self, request: Request[Any, Any, Any], connection_id: str, ctx: Ctx) -> None:
+        await svc.disconnect(request.app.state.runtime, ctx.principal, connection_id)
 
     @post("/{connection_id:str}/refresh", status_code=202, summary="Full resync now", responses=_ERRORS,
           description="Queues a full resync for the scheduler (at once). At most once a minute per connection: "

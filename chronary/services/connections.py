@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -35,12 +36,13 @@ from chronary.store import events as event_store
 from chronary.store import sync as sync_store
 from chronary.store.db import Tx
 from chronary.sync import base as sync_base
-from chronary.sync.engine import store_calendars
+from chronary.sync.engine import make_provider, store_calendars
 from chronary.timeutil import iso_ms, to_ts, valid_timezone
 
 if TYPE_CHECKING:
     from chronary.runtime import Runtime
 
+log = logging.getLogger("chronary.connections")
 ICLOUD_URL = "https://caldav.icloud.com"
 REFRESH_EVERY = 60  # seconds between manual full resyncs of one connection
 
@@ -269,6 +271,19 @@ def _unmap(tx: Tx, connection_id: str, mapping: dict[str, Any]) -> None:
     sync_store.delete_links_for_calendar(tx.conn, connection_id, mapping["remote_id"])
     con_store.patch_calendar(tx.conn, connection_id, mapping["remote_id"], {"sync": False, "calendar_id": None,
                                                                            "cursor": None})
+
+
+async def disconnect(runtime: Runtime, principal: Principal, connection_id: str) -> None:
+    """Revoke the grant at the provider where it can (best effort), then forget everything."""
+    row = await runtime.db.read(lambda tx: load(tx, principal, connection_id))
+    if row["secret"]:
+        try:
+            provider = make_provider(runtime, row)
+            await asyncio.to_thread(provider.revoke)
+            await asyncio.to_thread(provider.close)
+        except Exception as exc:  # noqa: BLE001 - a failed revoke must not keep the account connected
+            log.warning("connection %s: revoke at the provider failed (%s)", connection_id, type(exc).__name__)
+    await runtime.db.write(lambda tx: delete(tx, principal, connection_id))
 
 
 def delete(tx: Tx, principal: Principal, connection_id: str) -> None:

@@ -7,6 +7,16 @@ blocking (the CalDAV library is) and are called from a worker thread, never insi
 transaction. Resources are whole provider objects: one UID with its master VEVENT and its
 RECURRENCE-ID overrides, carried as iCalendar text, so every provider speaks the same shape
 (Google/Microsoft adapters convert their JSON to and from that text).
+
+How the OAuth providers will fit (a later issue), so nothing here is CalDAV-only:
+- cursor: Google `nextSyncToken` (events.list with syncToken, showDeleted), Graph `@odata.deltaLink`
+  (calendarView/delta); Google 410 Gone / Graph syncStateNotFound → raise CursorExpired.
+- href/etag: the provider's event id and etag; put_event sends If-Match (Google, Graph) and
+  PreconditionFailed maps their 412; cancelled/`@removed` entries become `Changes.deleted`.
+- credentials: `Account.secrets` holds the decrypted token set; a provider that refreshes
+  tokens returns the new set from `refreshed_secrets()` and the engine stores it encrypted.
+- realtime: `supports_realtime` plus `subscribe`/`unsubscribe` (Google watch channels, Graph
+  subscriptions) back the connection's `webhook_subscription`; `revoke()` runs on DELETE.
 """
 
 from __future__ import annotations
@@ -123,6 +133,20 @@ class Provider:
     def delete_event(self, href: str, etag: str | None) -> None:
         """Delete if the etag still matches; an already-missing resource is not an error."""
         raise NotImplementedError
+
+    def refreshed_secrets(self) -> dict[str, str] | None:
+        """New credentials to store (OAuth token refresh); None when nothing changed."""
+        return None
+
+    def subscribe(self, calendar: RemoteCalendar, callback_url: str) -> tuple[str, str | None]:
+        """Start push notifications for a calendar: (subscription id, expires_at ISO)."""
+        raise NotImplementedError
+
+    def unsubscribe(self, subscription_id: str) -> None:
+        raise NotImplementedError
+
+    def revoke(self) -> None:
+        """Revoke the grant at the provider where it can (OAuth); password providers: nothing."""
 
     def close(self) -> None:
         """Release sessions; safe to call twice."""

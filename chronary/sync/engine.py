@@ -11,6 +11,7 @@ process cannot start a parallel round. See merge.py for the conflict rule.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 import secrets
@@ -59,8 +60,6 @@ def _lock_for(connection_id: str) -> threading.Lock:
 
 
 def make_provider(runtime: Runtime, con: dict[str, Any]) -> Provider:
-    import json
-
     creds = json.loads(runtime.secrets.decrypt(con["secret"])) if con["secret"] else {}
     account = Account(con["provider"], con["username"], con["server_url"], creds)
     return load(con["provider"])(account, runtime.settings)
@@ -110,6 +109,7 @@ async def _round(runtime: Runtime, cid: str) -> dict[str, Any] | None:
             if not mapping["read_only"] and await _push(runtime, provider, con, rc, stats):
                 await _pull(runtime, provider, con, rc, stats, False)  # a 412: fetch, resolve, push again
                 await _push(runtime, provider, con, rc, stats)
+        fresh = provider.refreshed_secrets()
     except ProviderError as exc:
         summary = {"started_at": started, "finished_at": iso_ms(runtime.clock.now()), **_counts(stats),
                    "error": exc.reason}
@@ -122,7 +122,8 @@ async def _round(runtime: Runtime, cid: str) -> dict[str, Any] | None:
     summary = {"started_at": started, "finished_at": iso_ms(runtime.clock.now()), **_counts(stats), "error": None}
     log.info("connection %s: synced (pulled %d, pushed %d, conflicts %d%s)", cid, stats.pulled, stats.pushed,
              stats.conflicts, ", full resync" if full or stats.full_resyncs else "")
-    await db.write(lambda tx: finish_ok(tx, cid, summary, full))
+    secret = runtime.secrets.encrypt(json.dumps(fresh)) if fresh else None
+    await db.write(lambda tx: finish_ok(tx, cid, summary, full, secret))
     return summary
 
 
@@ -208,8 +209,14 @@ async def _push(runtime: Runtime, provider: Provider, con: dict[str, Any], rc: R
         if master is None:
             await db.write(lambda tx, p=pend: sync_store.drop_pending(tx.conn, cid, rid, p["event_id"], p["version"]))
             continue
-        body = convert.build(master, job["exceptions"], ZoneInfo(job["calendar"]["timezone"]),
-                             (link or {}).get("ical"), runtime.clock.now())
+        try:
+            body = convert.build(master, job["exceptions"], ZoneInfo(job["calendar"]["timezone"]),
+                                 (link or {}).get("ical"), runtime.clock.now())
+        except Exception as exc:  # noqa: BLE001 - one odd event must not block the others' pushes
+            log.warning("connection %s: cannot encode event %s (%s); left queued", cid, master["id"],
+                        type(exc).__name__)
+            stats.errors.append(f"cannot encode event {master['id']}")
+            continue
         try:
             item = await asyncio.to_thread(provider.put_event, rc, master["ical_uid"], body,
                                            (link or {}).get("href"), (link or {}).get("etag"))
@@ -225,6 +232,8 @@ async def _push(runtime: Runtime, provider: Provider, con: dict[str, Any], rc: R
 def _pushed_upsert(tx: Tx, con: dict[str, Any], rid: str, pend: dict[str, Any], item: Any, master: dict[str, Any],
                    event_ids: list[str]) -> None:
     cid = con["id"]
+    if con_store.get_calendar(tx.conn, cid, rid) is None:
+        return  # disconnected (or unmapped) while the push was in flight
     sync_store.put_link(tx.conn, {"connection_id": cid, "remote_id": rid, "uid": master["ical_uid"],
                                   "href": item.href, "etag": item.etag, "event_id": master["id"], "ical": item.ical})
     remote = {"connection_id": cid, "calendar_remote_id": rid, "uid": master["ical_uid"], "etag": item.etag,
@@ -241,6 +250,8 @@ def _pushed_delete(tx: Tx, cid: str, rid: str, pend: dict[str, Any]) -> None:
 def _delete_lost(tx: Tx, con: dict[str, Any], rid: str, pend: dict[str, Any], link: dict[str, Any] | None) -> None:
     """Local delete vs remote edit: the edit wins; forget the link and re-list so it comes back."""
     cid = con["id"]
+    if con_store.get_calendar(tx.conn, cid, rid) is None:
+        return
     sync_store.record_conflict(tx.conn, {
         "connection_id": cid, "remote_id": rid, "uid": pend["uid"], "event_id": pend["event_id"], "winner": "remote",
         "reason": "deleted locally, edited remotely: the edit wins", "losing_version": "deleted",
@@ -258,7 +269,7 @@ def store_calendars(tx: Tx, cid: str, remote: list[RemoteCalendar]) -> None:
                                             "position": position})
 
 
-def finish_ok(tx: Tx, cid: str, summary: dict[str, Any], was_full: bool) -> None:
+def finish_ok(tx: Tx, cid: str, summary: dict[str, Any], was_full: bool, secret: str | None = None) -> None:
     from chronary.services import connections as con_service
 
     con = con_store.get(tx.conn, cid)
@@ -272,6 +283,8 @@ def finish_ok(tx: Tx, cid: str, summary: dict[str, Any], was_full: bool) -> None
         "next_sync_at": to_ts(tx.now) + int(interval + jitter), "updated_at": iso_ms(tx.now)}
     if was_full:
         values["full_resync"] = 0
+    if secret is not None:
+        values["secret"] = secret
     con_store.patch(tx.conn, cid, values)
     con_service.emit(tx, "connection.synced", cid)
 

@@ -46,8 +46,9 @@ def test_create_discovers_calendars_and_never_returns_the_password(api: Api, rad
     assert len(full["calendars"]) == 2
     mapped = enable(api, con, f"/{user}/work/")
     sync(api, con["id"])
-    bodies = [api.get("/v1/connections").text, api.get(f"/v1/connections/{con['id']}").text, full.__repr__(),
-              caplog.text]
+    webhooks = api.runtime.db.read_sync(lambda tx: [r["payload"] for r in tx.conn.execute("SELECT payload FROM outbox")])
+    bodies = [api.get("/v1/connections").text, api.get(f"/v1/connections/{con['id']}").text, repr(full),
+              caplog.text, *webhooks]
     for body in bodies:
         _no_secret(body, user)
     stored = api.runtime.db.read_sync(lambda tx: list(tx.conn.execute("SELECT secret FROM connections")))
