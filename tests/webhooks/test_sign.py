@@ -58,3 +58,13 @@ def test_tolerance_is_adjustable_and_several_signatures_are_accepted():
     verify(BODY, old, SECRET, tolerance_seconds=900, now=NOW)
     both = {**signed(), "Chronary-Webhook-Signature": "v1=" + "0" * 64 + " " + signed()["Chronary-Webhook-Signature"]}
     verify(BODY, both, SECRET, now=NOW)
+
+
+def test_receivers_can_import_the_helper_without_server_dependencies():
+    import subprocess
+    import sys
+
+    code = ("import sys, chronary.webhooks as w; w.verify; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'apsw', 'litestar', 'httpx', 'msgspec', 'uvicorn'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True)
+    assert out.stdout.strip() == "[]"
