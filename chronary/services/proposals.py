@@ -6,16 +6,18 @@ open proposal past `expires_at` answers as `expired` and takes no more answers.
 
 While open, each candidate slot is held (an event with status hold, through services.events so
 event.hold_* webhooks fire) on every participant's calendar, except where the participant
-already has a confirmed event then. Holds cover the first `duration_minutes` of a slot — the
-time the meeting would take — and expire with the proposal (at most 7 days). Resolving
-releases every hold and creates the confirmed events, all in the caller's one transaction; the
-writer thread serializes transactions, so two concurrent resolutions cannot both see `open`.
+already has a confirmed event then; a slot's holds go as soon as someone declines it. Holds
+cover the first `duration_minutes` of a slot — the time the meeting would take — and expire
+with the proposal (at most 7 days). Resolving releases every hold and creates the confirmed
+events, all in the caller's one transaction; the writer thread serializes transactions, so
+two concurrent resolutions cannot both see `open`.
 
 Answers: accept with `slot_index` adds that slot to what the agent accepts, accept without it
 accepts every slot; decline with `slot_index` rejects that slot, without it the whole proposal
 (which then cannot work); counter adds `counter_slot` as a new candidate that its proposer
 accepts. The organizer, when also a participant, accepts its own slots at creation.
-Webhooks (agent_id = the organizer): proposal.created, .responded, .resolved, .cancelled.
+Webhooks (agent_id = the organizer): proposal.created, .responded (also when the answer
+declines the proposal), .resolved, .cancelled.
 """
 
 from __future__ import annotations
@@ -141,13 +143,16 @@ def _place_holds(tx: Tx, ctx: Ctx, row: dict[str, Any], parts: list[dict[str, An
                                  "calendar_id": p["calendar_id"], "event_id": event["id"]})
 
 
-def _release_holds(tx: Tx, ctx: Ctx, proposal_id: str) -> None:
-    """Release the holds still standing (expired, deleted or confirmed-by-hand ones are left)."""
+def _release_holds(tx: Tx, ctx: Ctx, proposal_id: str, slot_index: int | None = None) -> None:
+    """Release the holds still standing (expired, deleted or confirmed-by-hand ones are left),
+    of one slot or of all."""
     for h in store.holds(tx.conn, proposal_id):
+        if slot_index is not None and h["slot_index"] != slot_index:
+            continue
         ev = event_store.get(tx.conn, h["event_id"])
-        if ev is not None and ev["status"] == "hold" and ev["calendar_id"] == h["calendar_id"]:
+        if ev is not None and ev["calendar_id"] == h["calendar_id"]:
             event_service.release(tx, _org_ctx(ctx), h["calendar_id"], h["event_id"])
-    store.clear_holds(tx.conn, proposal_id)
+    store.clear_holds(tx.conn, proposal_id, slot_index)
 
 
 def create(tx: Tx, ctx: Ctx, data: ProposalCreate) -> dict[str, Any]:
@@ -307,6 +312,8 @@ def respond(tx: Tx, ctx: Ctx, proposal_id: str, data: ProposalRespond) -> dict[s
         else:
             declined |= chosen
             accepted -= chosen
+            for index in sorted(chosen - set(part["declined"])):
+                _release_holds(tx, ctx, row["id"], index)  # a slot someone rejects cannot happen
     now = iso_ms(tx.now)
     part.update(response=data.response, accepted=sorted(accepted), declined=sorted(declined), responded_at=now)
     store.patch_participant(tx.conn, row["id"], data.agent_id, {

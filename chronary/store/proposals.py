@@ -55,13 +55,19 @@ def add_hold(conn: apsw.Connection, row: dict[str, Any]) -> None:
 
 
 def holds(conn: apsw.Connection, proposal_id: str) -> list[dict[str, Any]]:
+    """The proposal's holds that still stand (not expired by the worker, released or confirmed by hand)."""
     return list(conn.execute(
-        "SELECT * FROM proposal_holds WHERE proposal_id = ? ORDER BY slot_index, agent_id", (proposal_id,)
+        """SELECT h.* FROM proposal_holds h JOIN events e ON e.id = h.event_id AND e.status = 'hold'
+           WHERE h.proposal_id = ? ORDER BY h.slot_index, h.agent_id""",
+        (proposal_id,),
     ))
 
 
-def clear_holds(conn: apsw.Connection, proposal_id: str) -> None:
-    conn.execute("DELETE FROM proposal_holds WHERE proposal_id = ?", (proposal_id,))
+def clear_holds(conn: apsw.Connection, proposal_id: str, slot_index: int | None = None) -> None:
+    if slot_index is None:
+        conn.execute("DELETE FROM proposal_holds WHERE proposal_id = ?", (proposal_id,))
+    else:
+        conn.execute("DELETE FROM proposal_holds WHERE proposal_id = ? AND slot_index = ?", (proposal_id, slot_index))
 
 
 def list_(

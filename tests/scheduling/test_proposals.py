@@ -97,6 +97,8 @@ def test_decline_counter_and_declined(sapi: Any) -> None:
     assert body["participants"][0]["accepted_slots"] == [2] and len(body["holds"]) == 6
     body = respond(sapi, prp["id"], p2["id"], "decline", slot_index=2).json()
     assert body["status"] == "open" and body["participants"][1]["declined_slots"] == [2]
+    assert sorted({h["slot_index"] for h in body["holds"]}) == [0, 1]  # slot 2 cannot happen: its holds went
+    assert len(events_of(sapi, cals[1]["id"], "hold")) == 2
     body = respond(sapi, prp["id"], p1["id"], "decline", slot_index=0).json()
     assert body["status"] == "open"
     body = respond(sapi, prp["id"], p2["id"], "decline", slot_index=1).json()
@@ -214,7 +216,7 @@ def test_create_validation(sapi: Any, change: dict[str, Any], param: str) -> Non
     body["participant_agent_ids"] = [names.get(x, x) for x in body["participant_agent_ids"]]
     if "calendar_map" in body:
         body["calendar_map"] = {names[k]: names[v] for k, v in body["calendar_map"].items()}
-        param = param.replace("P1", p1["id"]).replace("P2", p2["id"])
+        param = "calendar_map." + names[param.removeprefix("calendar_map.")]
     e = err(sapi.post("/v1/proposals", json=body))
     assert e["param"] == param, e
 
@@ -250,3 +252,31 @@ def test_counter_beyond_20_slots_and_bad_resolve_index(sapi: Any) -> None:
     assert err(sapi.post(f"/v1/proposals/{prp['id']}/resolve", json={"slot_index": 20}))["param"] == "slot_index"
     err(sapi.get("/v1/proposals/prp_nope"), 404)
     err(respond(sapi, "prp_nope", p1["id"], "accept"), 404)
+
+
+def test_holds_that_lapse_leave_the_proposal_and_resolution_still_works(sapi: Any, sclock: Any) -> None:
+    from chronary.workers.holds import HoldExpiryWorker
+    from tests.scheduling.conftest import run
+
+    (o, p1), cals = team(sapi, 2)
+    prp = propose(sapi, o["id"], [p1["id"]], expires_at="2026-03-20T07:00:00Z")
+    assert len(prp["holds"]) == 2
+    sclock.advance(minutes=59)
+    respond(sapi, prp["id"], p1["id"], "decline", slot_index=0)
+    sclock.advance(seconds=61)  # holds lapse with the proposal; the worker deletes them
+    assert len(run(HoldExpiryWorker(sapi.runtime).sweep())) == 1
+    body = sapi.get(f"/v1/proposals/{prp['id']}").json()
+    assert body["status"] == "expired" and body["holds"] == []
+    assert sapi.post(f"/v1/proposals/{prp['id']}/cancel").status_code == 200
+
+
+def test_openapi_documents_the_scheduling_endpoints(sapi: Any) -> None:
+    r = sapi.get("/schema/openapi.json")
+    assert r.status_code == 200
+    paths = r.json()["paths"]
+    for path in ("/v1/agents/{agent_id}/availability-rules", "/v1/agents/{agent_id}/availability",
+                 "/v1/availability/find-meeting-time", "/v1/agents/{agent_id}/context", "/v1/proposals",
+                 "/v1/proposals/{proposal_id}/respond", "/v1/proposals/{proposal_id}/resolve",
+                 "/v1/proposals/{proposal_id}/cancel"):
+        assert path in paths, path
+    assert paths["/v1/availability/find-meeting-time"]["post"]["summary"]
