@@ -9,50 +9,52 @@ calendars with `Z`, all-day events as VALUE=DATE. Everything here is string buil
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from icalendar import Timezone
 
-from chronary.ical.text import CRLF, date_stamp, escape_text, fold, local_stamp, param_value, utc_stamp
+from chronary.ical.text import CRLF, date_stamp, escape_text, fold, param_value, stored_stamp, utc_stamp
 from chronary.timeutil import from_ts, parse_stored
 
 PRODID = "-//Chronary//Chronary Calendar Server//EN"
 STATUS = {"confirmed": "CONFIRMED", "tentative": "TENTATIVE", "hold": "TENTATIVE"}
 
 
-@dataclass(frozen=True)
 class TimeFormat:
     """How one event writes its instants: VALUE=DATE, UTC `Z`, or local time with TZID."""
 
-    tzid: str
-    all_day: bool
+    __slots__ = ("tzid", "all_day", "tz", "utc", "_params")
 
-    @property
-    def tz(self) -> ZoneInfo:
-        return _zone(self.tzid)
-
-    @property
-    def utc(self) -> bool:
-        return self.tzid in ("UTC", "Etc/UTC", "GMT")
+    def __init__(self, tzid: str, all_day: bool) -> None:
+        self.tzid = tzid
+        self.all_day = all_day
+        self.tz = _zone(tzid)
+        self.utc = tzid in ("UTC", "Etc/UTC", "GMT")
+        self._params = ";VALUE=DATE" if all_day else ("" if self.utc else f";TZID={param_value(tzid)}")
 
     def params(self) -> str:
-        if self.all_day:
-            return ";VALUE=DATE"
-        return "" if self.utc else f";TZID={param_value(self.tzid)}"
+        return self._params
 
     def value(self, dt: datetime | date) -> str:
+        # %-formatting: measurably faster than strftime or f-string format specs here
         if self.all_day:
-            day = dt.astimezone(self.tz).date() if isinstance(dt, datetime) else dt
-            return date_stamp(day)
-        if isinstance(dt, datetime):
-            return utc_stamp(dt) if self.utc else local_stamp(dt.astimezone(self.tz))
-        return self.value(datetime(dt.year, dt.month, dt.day, tzinfo=self.tz))
+            d = dt.astimezone(self.tz) if isinstance(dt, datetime) else dt
+            return "%04d%02d%02d" % (d.year, d.month, d.day)  # noqa: UP031
+        if not isinstance(dt, datetime):
+            dt = datetime(dt.year, dt.month, dt.day, tzinfo=self.tz)
+        d = dt.astimezone(UTC if self.utc else self.tz)
+        return "%04d%02d%02dT%02d%02d%02d%s" % (d.year, d.month, d.day, d.hour, d.minute, d.second,  # noqa: UP031
+                                                "Z" if self.utc else "")
 
     def prop(self, name: str, ts: int) -> str:
-        return f"{name}{self.params()}:{self.value(from_ts(ts))}"
+        return f"{name}{self._params}:{self.value(datetime.fromtimestamp(ts, UTC if self.utc else self.tz))}"
+
+
+@functools.lru_cache(maxsize=1024)
+def time_format(tzid: str, all_day: bool) -> TimeFormat:
+    return TimeFormat(tzid, all_day)
 
 
 @functools.lru_cache(maxsize=512)
@@ -126,6 +128,10 @@ def recurrence_lines(lines: list[str], fmt: TimeFormat, extra_exdates: list[int]
 
 
 def _stamp(value: str | None) -> str | None:
+    if not value:
+        return None
+    if len(value) >= 20 and value.endswith("Z") and value[10] == "T":
+        return stored_stamp(value)
     dt = parse_stored(value)
     return None if dt is None else utc_stamp(dt)
 
@@ -149,7 +155,7 @@ def render_vevent(
 ) -> str:
     """One VEVENT, folded, CRLF-terminated. `master` is given for a RECURRENCE-ID override."""
     tzid = event_tzid(master or row, calendar_tz)
-    fmt = TimeFormat(tzid, bool(row["all_day"]))
+    fmt = time_format(tzid, bool(row["all_day"]))
     lines = ["BEGIN:VEVENT", f"UID:{escape_text(uid or row['ical_uid'])}"]
     stamp = _stamp(row["updated_at"])
     if stamp:
@@ -163,7 +169,7 @@ def render_vevent(
     lines.append(fmt.prop("DTSTART", row["start_ts"]))
     lines.append(fmt.prop("DTEND", row["end_ts"]))
     if master is not None and row.get("recurrence_id_ts") is not None:
-        master_fmt = TimeFormat(tzid, bool(master["all_day"]))
+        master_fmt = time_format(tzid, bool(master["all_day"]))
         lines.append(master_fmt.prop("RECURRENCE-ID", row["recurrence_id_ts"]))
     elif row.get("recurrence"):
         lines.extend(recurrence_lines(row["recurrence"], fmt, exdates or []))
@@ -188,7 +194,8 @@ def render_vevent(
         lines += ["BEGIN:VALARM", "ACTION:DISPLAY", f"DESCRIPTION:{escape_text(row['title'])}",
                   f"TRIGGER:-PT{int(minutes)}M", "END:VALARM"]
     lines.append("END:VEVENT")
-    return "".join(fold(line) for line in lines)
+    # most lines are short ASCII: skip the call into fold() for them
+    return "".join([line + CRLF if len(line) <= 75 and line.isascii() else fold(line) for line in lines])
 
 
 @functools.lru_cache(maxsize=256)

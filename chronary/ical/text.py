@@ -7,25 +7,28 @@ with icalendar to prove the output is equivalent.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 
 CRLF = "\r\n"
-_TEXT_ESCAPES = str.maketrans({"\\": "\\\\", ";": "\\;", ",": "\\,", "\n": "\\n"})
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f]")  # not allowed in content lines (TAB and LF are); CR too
+_PARAM_BAD = re.compile('["\x00-\x08\x0a-\x1f\x7f]')
 
 
 def escape_text(value: str) -> str:
     """TEXT value escaping (RFC 5545 3.3.11); CRLF and lone CR become a single newline."""
-    value = value.replace("\r\n", "\n").replace("\r", "\n")
-    # control characters other than TAB and LF are not allowed in content lines
-    if any(ord(c) < 32 and c not in "\t\n" for c in value) or "\x7f" in value:
-        value = "".join(c for c in value if ord(c) >= 32 or c in "\t\n").replace("\x7f", "")
-    return value.translate(_TEXT_ESCAPES)
+    if _CONTROL.search(value):
+        if "\r" in value:
+            value = value.replace("\r\n", "\n").replace("\r", "\n")
+        value = _CONTROL.sub("", value)
+    # str.replace in C is ~10x faster than str.translate with a mapping (10k-event feeds)
+    return value.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,").replace("\n", "\\n")
 
 
 def param_value(value: str) -> str:
     """A parameter value, quoted when it holds : ; or , (DQUOTE itself cannot appear)."""
-    value = "".join(c for c in value if c != '"' and (ord(c) >= 32 or c == "\t"))
-    if any(c in value for c in ":;,"):
+    value = _PARAM_BAD.sub("", value)
+    if ":" in value or ";" in value or "," in value:
         return f'"{value}"'
     return value
 
@@ -54,6 +57,11 @@ def fold(line: str) -> str:
 
 def utc_stamp(dt: datetime) -> str:
     return dt.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def stored_stamp(value: str) -> str:
+    """A stored `2026-01-05T09:00:00.000Z` (iso_ms / iso) as `20260105T090000Z`, by slicing."""
+    return f"{value[0:4]}{value[5:7]}{value[8:10]}T{value[11:13]}{value[14:16]}{value[17:19]}Z"
 
 
 def local_stamp(dt: datetime) -> str:
