@@ -96,6 +96,8 @@ async def _round(runtime: Runtime, cid: str) -> dict[str, Any] | None:
     full = bool(con["full_resync"])
     started = iso_ms(runtime.clock.now())
     stats = Stats()
+    running = {"started_at": started, "finished_at": None, "pulled": 0, "pushed": 0, "conflicts": 0, "error": None}
+    await db.write(lambda tx: con_store.patch(tx.conn, cid, {"last_sync": running}))  # progress: a round is on
     provider = make_provider(runtime, con)
     try:
         remote = await asyncio.to_thread(provider.list_calendars)

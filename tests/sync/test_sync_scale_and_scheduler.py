@@ -103,7 +103,7 @@ def test_scheduler_runs_rounds_pushes_bookings_and_refreshes(make_api: Any, radi
     # refresh: a full resync happens now
     before = got["last_sync"]["finished_at"]
     assert api.post(f"/v1/connections/{con['id']}/refresh").status_code == 202
-    _wait(lambda: api.get(f"/v1/connections/{con['id']}").json()["last_sync"]["finished_at"] != before)
+    _wait(lambda: api.get(f"/v1/connections/{con['id']}").json()["last_sync"]["finished_at"] not in (before, None))
     flag = api.runtime.db.read_sync(lambda tx: list(tx.conn.execute(
         "SELECT full_resync FROM connections WHERE id = ?", (con["id"],))))[0]["full_resync"]
     assert flag == 0
