@@ -105,6 +105,8 @@ async def _round(runtime: Runtime, cid: str) -> dict[str, Any] | None:
         mappings = await db.read(lambda tx: [m for m in con_store.calendars(tx.conn, cid)
                                              if m["sync"] and m["calendar_id"]])
         for mapping in mappings:
+            await db.write(lambda tx: con_store.acquire_lease(  # renew: a long first sync keeps its lease
+                tx.conn, cid, OWNER, to_ts(tx.now), to_ts(tx.now) + LEASE_SECONDS))
             rc = RemoteCalendar(mapping["remote_id"], mapping["name"] or "", mapping["color"],
                                 bool(mapping["read_only"]), mapping["timezone"])
             await _pull(runtime, provider, con, rc, stats, full)
@@ -112,10 +114,15 @@ async def _round(runtime: Runtime, cid: str) -> dict[str, Any] | None:
                 await _pull(runtime, provider, con, rc, stats, False)  # a 412: fetch, resolve, push again
                 await _push(runtime, provider, con, rc, stats)
         fresh = provider.refreshed_secrets()
-    except ProviderError as exc:
+    except Exception as exc:
+        if isinstance(exc, ProviderError):
+            reason = exc.reason
+            log.warning("connection %s: sync failed: %s", cid, reason)
+        else:  # a bug: keep the schedule and the record honest, the traceback in the log
+            reason = f"internal error during sync ({type(exc).__name__})"
+            log.exception("connection %s: sync round failed", cid)
         summary = {"started_at": started, "finished_at": iso_ms(runtime.clock.now()), **_counts(stats),
-                   "error": exc.reason}
-        log.warning("connection %s: sync failed: %s", cid, exc.reason)
+                   "error": reason}
         auth = isinstance(exc, AuthFailed)
         await db.write(lambda tx: finish_failed(tx, cid, summary, auth))
         return summary
@@ -144,6 +151,7 @@ async def _pull(runtime: Runtime, provider: Provider, con: dict[str, Any], rc: R
     known = await db.read(lambda tx: {link["href"]: link["etag"] for link in sync_store.links(tx.conn, *key)
                                       if link["href"]})
     cursor = None if full else mapping["cursor"]
+    first_import = mapping["cursor"] is None and not known
     try:
         changes = await asyncio.to_thread(provider.fetch_changes, rc, cursor, known)
     except CursorExpired:
@@ -158,7 +166,7 @@ async def _pull(runtime: Runtime, provider: Provider, con: dict[str, Any], rc: R
         current = con_store.get_calendar(tx.conn, *key)
         if current is None or current["calendar_id"] != mapping["calendar_id"]:
             return  # remapped meanwhile: this round's data belongs to the old mapping
-        merger = Merger(tx, con, current, stats)
+        merger = Merger(tx, con, current, stats, quiet=first_import)
         if items is None:
             merger.finish(changes)
         else:

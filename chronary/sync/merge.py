@@ -74,8 +74,10 @@ def _emit(tx: Tx, kind: str, row: dict[str, Any], calendar: dict[str, Any], befo
 class Merger:
     """One calendar's merge: the connection, its mapping row and the Chronary calendar."""
 
-    def __init__(self, tx: Tx, con: dict[str, Any], mapping: dict[str, Any], stats: Stats) -> None:
+    def __init__(self, tx: Tx, con: dict[str, Any], mapping: dict[str, Any], stats: Stats,
+                 quiet: bool = False) -> None:
         self.tx, self.con, self.mapping, self.stats = tx, con, mapping, stats
+        self.quiet = quiet  # first import of a calendar: no per-event webhooks (connection.synced counts them)
         self.conn = tx.conn
         self.calendar = cal_store.get(tx.conn, mapping["calendar_id"])
         self.tz = ZoneInfo(self.calendar["timezone"]) if self.calendar else ZoneInfo("UTC")
@@ -191,7 +193,8 @@ class Merger:
                **values}
         event_store.create(self.conn, row)
         self.changed = True
-        _emit(self.tx, "event.created", row, self.calendar)  # type: ignore[arg-type]
+        if not self.quiet:
+            _emit(self.tx, "event.created", row, self.calendar)  # type: ignore[arg-type]
         return row
 
     def _patch(self, row: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
@@ -204,14 +207,15 @@ class Merger:
         event_store.patch(self.conn, row["id"], diff)
         after = {**row, **diff}
         self.changed = True
-        if set(diff) - {"remote", "updated_at", "sequence"}:
+        if not self.quiet and set(diff) - {"remote", "updated_at", "sequence"}:
             _emit(self.tx, "event.updated", after, self.calendar, row)  # type: ignore[arg-type]
         return after
 
     def _delete(self, row: dict[str, Any]) -> None:
         event_store.delete(self.conn, row["id"])
         self.changed = True
-        _emit(self.tx, "event.deleted", row, self.calendar)  # type: ignore[arg-type]
+        if not self.quiet:
+            _emit(self.tx, "event.deleted", row, self.calendar)  # type: ignore[arg-type]
 
     def remote_deleted(self, href: str) -> None:
         cid, rid = self.key()

@@ -3,6 +3,7 @@ recurring series with exceptions, all-day events and timezones survive the round
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,6 +21,12 @@ def _setup(api: Api, radicale: Radicale, tz: str = "UTC") -> tuple[Any, dict, di
     con = connect(api, agent["id"], user, radicale.url)
     mapped = enable(api, con, f"/{user}/work/")
     return cal, con, mapped, user
+
+
+def _webhooks(api: Api) -> list[tuple[str, str]]:
+    rows = api.runtime.db.read_sync(lambda tx: list(tx.conn.execute(
+        "SELECT type, payload FROM outbox WHERE type LIKE 'event.%' ORDER BY seq")))
+    return [(r["type"], json.loads(r["payload"])["data"]["object"]["ical_uid"]) for r in rows]
 
 
 def _remote(cal: Any) -> dict[str, Any]:
@@ -63,10 +70,15 @@ def test_both_sides_converge(api: Api, radicale: Radicale) -> None:
     comp["SUMMARY"] = "Dentist (phone edit)"
     ev.save()
     remote[booked["ical_uid"]].delete()
+    cal.save_event(vevent("phone-c", "New on the phone", "20260108T090000Z", "20260108T100000Z"))
     summary = sync(api, con["id"])
-    assert summary and summary["pulled"] == 2
+    assert summary and summary["pulled"] == 3
     local = {e["ical_uid"]: e for e in events(api, cal_id)}
-    assert set(local) == {"phone-a"} and local["phone-a"]["title"] == "Dentist (phone edit)"
+    assert set(local) == {"phone-a", "phone-c"} and local["phone-a"]["title"] == "Dentist (phone edit)"
+    # webhooks: the first import of a calendar is quiet; later remote changes are announced
+    sent = _webhooks(api)
+    assert ("event.updated", "phone-a") in sent and ("event.deleted", booked["ical_uid"]) in sent
+    assert ("event.created", "phone-c") in sent and ("event.created", "phone-b") not in sent
     got = api.get(f"/v1/connections/{con['id']}").json()
     assert got["last_synced_at"] and got["last_sync"]["finished_at"] and got["pending_pushes"] == 0
 
