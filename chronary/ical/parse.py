@@ -19,6 +19,7 @@ import icalendar
 from icalendar.timezone import tzid_from_dt
 from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 
+from chronary.ical import fastparse
 from chronary.ical.recurrence import expand
 from chronary.ical.text import utc_stamp
 
@@ -134,6 +135,13 @@ def _value_lines(name: str, prop: Any, ev: _Event, all_day: bool) -> list[str]:
     return [f"{name}:{','.join(values)}"] if values else []
 
 
+def _canonical_rule(rule: str) -> str:
+    """FREQ first, the other parts sorted: the same rule always reads (and digests) the same."""
+    parts = [p for p in rule.strip().split(";") if p]
+    freq = [p for p in parts if p.upper().startswith("FREQ=")]
+    return ";".join(freq + sorted(p for p in parts if not p.upper().startswith("FREQ=")))
+
+
 def _reminders(comp: Any) -> list[int] | None:
     out: list[int] = []
     for alarm in comp.walk("VALARM"):
@@ -179,7 +187,7 @@ def _read(comp: Any, default_tz: ZoneInfo, day_tz: ZoneInfo) -> ImportedEvent | 
     else:
         rules = comp.get("RRULE")
         for rule in rules if isinstance(rules, list) else ([rules] if rules is not None else []):
-            recurrence.append("RRULE:" + rule.to_ical().decode())
+            recurrence.append("RRULE:" + _canonical_rule(rule.to_ical().decode()))
         if "RDATE" in comp:
             recurrence += _value_lines("RDATE", comp["RDATE"], ev, all_day)
         if recurrence and "EXDATE" in comp:
@@ -214,14 +222,24 @@ def parse_feed(body: bytes, calendar_tz: ZoneInfo) -> list[ImportedEvent]:
     """Every event of a VCALENDAR body; raises FeedError for anything not importable.
 
     Floating times are read in the feed's X-WR-TIMEZONE (else `calendar_tz`); all-day dates
-    become local midnights in `calendar_tz`, as native all-day events are stored."""
+    become local midnights in `calendar_tz`, as native all-day events are stored. The fast
+    reader handles common feeds; icalendar reads the rest and has the last word on errors.
+    """
     text = _sniff(body)
+    try:
+        return _events(fastparse.parse(text), calendar_tz)
+    except (fastparse.Unsupported, FeedError, ValueError, TypeError, KeyError, IndexError):
+        pass
     try:
         calendar = icalendar.Calendar.from_ical(text)
     except (ValueError, TypeError, KeyError, IndexError) as exc:
         raise FeedError(f"the iCalendar data cannot be parsed ({exc})") from None
     if isinstance(calendar, list):
         calendar = calendar[0]
+    return _events(calendar, calendar_tz)
+
+
+def _events(calendar: Any, calendar_tz: ZoneInfo) -> list[ImportedEvent]:
     zone = _iana(str(calendar.get("X-WR-TIMEZONE") or "")) if calendar.get("X-WR-TIMEZONE") else None
     tz = ZoneInfo(zone) if zone else calendar_tz
     out: list[ImportedEvent] = []
