@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from litestar.testing import TestClient
 
+from chronary.app import create_app
 from chronary.clock import ManualClock
+from chronary.config import Settings
 from chronary.services.context import Ctx, Principal
 from chronary.store import outbox as outbox_store
+from tests.conftest import Api
 
 # A Friday before both 2026 DST changes in Europe (Mar 29) and after the US one (Mar 8).
 T0 = datetime(2026, 3, 20, 6, 0, tzinfo=UTC)
@@ -25,6 +30,14 @@ def sclock() -> ManualClock:
 @pytest.fixture
 def sapi(make_api: Any, sclock: ManualClock) -> Any:
     return make_api(clock=sclock)
+
+
+@pytest.fixture(scope="module")
+def vapi(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    """One app per module for the many validation cases (they only add agents; clock fixed at T0)."""
+    app = create_app(Settings(data_dir=tmp_path_factory.mktemp("validation"), workers=False), clock=ManualClock(T0))
+    with TestClient(app, base_url="http://127.0.0.1:8765") as client:
+        yield Api(client, app.state.runtime.first_key)
 
 
 def org_ctx(api: Any) -> Ctx:

@@ -158,9 +158,9 @@ def test_agent_key_sees_only_its_own_availability(sapi: Any) -> None:
     ({"start": "2026-03-24T00:00:00Z", "end": "2026-03-25T00:00:00Z", "slot_minutes": -30}, "slot_minutes"),
     ({"start": "2026-03-24T00:00:00Z", "end": "2026-03-25T00:00:00Z", "slot_minutes": "x"}, "slot_minutes"),
 ])
-def test_availability_validation(sapi: Any, params: dict[str, Any], param: str) -> None:
-    a = sapi.agent("A")
-    e = err(sapi.get(f"/v1/agents/{a['id']}/availability", params=params))
+def test_availability_validation(vapi: Any, params: dict[str, Any], param: str) -> None:
+    a = vapi.agent("A")
+    e = err(vapi.get(f"/v1/agents/{a['id']}/availability", params=params))
     assert e["param"] == param, e
 
 

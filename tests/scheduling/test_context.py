@@ -79,6 +79,6 @@ def test_agent_keys_and_bad_counts(sapi: Any) -> None:
 
 
 @pytest.mark.parametrize("n", [0, 50])
-def test_count_bounds_are_inclusive(sapi: Any, n: int) -> None:
-    a = sapi.agent("A")
-    assert sapi.get(f"/v1/agents/{a['id']}/context", params={"upcoming": n, "recent": n}).status_code == 200
+def test_count_bounds_are_inclusive(vapi: Any, n: int) -> None:
+    a = vapi.agent("A")
+    assert vapi.get(f"/v1/agents/{a['id']}/context", params={"upcoming": n, "recent": n}).status_code == 200

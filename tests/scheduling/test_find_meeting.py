@@ -81,14 +81,14 @@ def test_agent_key_must_include_itself(sapi: Any) -> None:
     ({"start": None}, "start"),
     ({"duration": 30}, "duration"),
 ])
-def test_find_meeting_validation(sapi: Any, change: dict[str, Any], param: str) -> None:
-    a, b = sapi.agent("A"), sapi.agent("B")
+def test_find_meeting_validation(vapi: Any, change: dict[str, Any], param: str) -> None:
+    a, b = vapi.agent("A"), vapi.agent("B")
     body = {"agent_ids": [a["id"], b["id"]], "start": f"{MON}T00:00:00Z", "end": "2026-03-24T00:00:00Z",
             "duration_minutes": 30, **change}
     body["agent_ids"] = [{"A": a["id"]}.get(x, x) for x in body["agent_ids"]]
     if body["start"] is None:
         del body["start"]
-    e = err(sapi.post(URL, json=body))
+    e = err(vapi.post(URL, json=body))
     assert e["param"] == param, e
 
 

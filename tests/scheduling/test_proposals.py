@@ -207,9 +207,9 @@ def test_agent_keys_see_and_answer_only_for_themselves(sapi: Any) -> None:
     ({"title": ""}, "title"),
     ({"hold_slot": True}, "hold_slot"),
 ])
-def test_create_validation(sapi: Any, change: dict[str, Any], param: str) -> None:
-    (o, p1, p2), cals = team(sapi)
-    nocal = sapi.agent("NoCal")
+def test_create_validation(vapi: Any, change: dict[str, Any], param: str) -> None:
+    (o, p1, p2), cals = team(vapi)
+    nocal = vapi.agent("NoCal")
     names = {"P1": p1["id"], "P2": p2["id"], "NOCAL": nocal["id"], "OTHERCAL": cals[2]["id"], "P2CAL": cals[2]["id"]}
     body = {"title": "Sync", "organizer_agent_id": o["id"], "participant_agent_ids": [p1["id"]],
             "candidate_slots": [SLOT0], "duration_minutes": 30, **change}
@@ -217,7 +217,7 @@ def test_create_validation(sapi: Any, change: dict[str, Any], param: str) -> Non
     if "calendar_map" in body:
         body["calendar_map"] = {names[k]: names[v] for k, v in body["calendar_map"].items()}
         param = "calendar_map." + names[param.removeprefix("calendar_map.")]
-    e = err(sapi.post("/v1/proposals", json=body))
+    e = err(vapi.post("/v1/proposals", json=body))
     assert e["param"] == param, e
 
 
@@ -232,13 +232,13 @@ def test_create_validation(sapi: Any, change: dict[str, Any], param: str) -> Non
      "counter_slot.end"),
     ({"response": "accept", "agent_id": "STRANGER"}, "agent_id"),
 ])
-def test_respond_validation(sapi: Any, body: dict[str, Any], param: str) -> None:
-    (o, p1, stranger), _ = team(sapi)
-    prp = propose(sapi, o["id"], [p1["id"]], hold_slots=False)
+def test_respond_validation(vapi: Any, body: dict[str, Any], param: str) -> None:
+    (o, p1, stranger), _ = team(vapi)
+    prp = propose(vapi, o["id"], [p1["id"]], hold_slots=False)
     payload = {"agent_id": p1["id"], **body}
     if payload["agent_id"] == "STRANGER":
         payload["agent_id"] = stranger["id"]
-    e = err(sapi.post(f"/v1/proposals/{prp['id']}/respond", json=payload))
+    e = err(vapi.post(f"/v1/proposals/{prp['id']}/respond", json=payload))
     assert e["param"] == param, e
 
 

@@ -89,9 +89,9 @@ def test_agent_keys_see_only_their_own_rules(sapi: Any) -> None:
     ({"working_hours": {"mon": [NINE_TO_FIVE], "funday": []}}, "working_hours.funday"),
     ({"working_hours": {"mon": [NINE_TO_FIVE]}, "surprise": 1}, "surprise"),
 ])
-def test_rule_validation_names_the_field(sapi: Any, body: dict[str, Any], param: str) -> None:
-    a = sapi.agent("A")
-    e = err(sapi.put(rules_url(a["id"]), json=body))
+def test_rule_validation_names_the_field(vapi: Any, body: dict[str, Any], param: str) -> None:
+    a = vapi.agent("A")
+    e = err(vapi.put(rules_url(a["id"]), json=body))
     assert e["type"] == "validation_error"
     assert e["param"] == param, e
 
