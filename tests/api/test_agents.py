@@ -43,7 +43,8 @@ def test_create_with_every_field(api):
     ({"name": "A", "status": "paused"}, "status"),  # status is not settable at creation
     ({"name": "A", "colour": "red"}, "colour"),
 ])
-def test_create_validation_names_the_field(api, body, param):
+def test_create_validation_names_the_field(shared_api, body, param):
+    api = shared_api
     assert_error(api.post("/v1/agents", json=body), 400, "validation_error", param)
 
 
@@ -89,7 +90,8 @@ def test_list_filters_and_paging(api):
     ({"limit": 0}, "limit"), ({"limit": 201}, "limit"), ({"limit": "abc"}, "limit"),
     ({"offset": -1}, "offset"), ({"status": "asleep"}, "status"),
 ])
-def test_list_query_validation(api, query, param):
+def test_list_query_validation(shared_api, query, param):
+    api = shared_api
     err = assert_error(api.get("/v1/agents", params=query), 400, "validation_error")
     assert param in (err["param"] or "") or param in err["message"]
 
@@ -123,7 +125,8 @@ def test_patch_semantics(api):
     ({"timezone": None}, "timezone"), ({"status": "gone"}, "status"), ({"type": None}, "type"),
     ({"email": "nope"}, "email"), ({"id": "agt_x"}, "id"), ({"created_at": "2020-01-01T00:00:00Z"}, "created_at"),
 ])
-def test_patch_validation(api, body, param):
+def test_patch_validation(shared_api, body, param):
+    api = shared_api
     a = api.agent()
     assert_error(api.patch(f"/v1/agents/{a['id']}", json=body), 400, "validation_error", param)
     assert api.get(f"/v1/agents/{a['id']}").json() == a

@@ -94,7 +94,8 @@ def test_ical_url_on_a_live_server_is_its_own_address(live_server):
     ({"name": "x", "timezone": "UTC", "feed_token": "mine"}, "feed_token"),
     ({"name": "x", "timezone": "UTC", "agent_id": "agt_x"}, "agent_id"),
 ])
-def test_create_validation(api, body, param):
+def test_create_validation(shared_api, body, param):
+    api = shared_api
     assert_error(api.post("/v1/calendars", json=body), 400, "validation_error", param)
 
 

@@ -14,6 +14,12 @@ def cal(api):
     return api.calendar(api.agent()["id"], timezone="Europe/Berlin")
 
 
+@pytest.fixture
+def shared_cal(shared_api):
+    """A fresh calendar on the module-wide app, for cases that are rejected or only read."""
+    return shared_api.calendar(shared_api.agent()["id"], timezone="Europe/Berlin")
+
+
 def _url(cal, suffix=""):
     return f"/v1/calendars/{cal['id']}/events{suffix}"
 
@@ -68,7 +74,8 @@ def test_create_with_every_field(api, cal):
     ({"read_only": True}, "read_only"),
     ({"calendar_id": "cal_x"}, "calendar_id"),
 ])
-def test_create_validation(api, cal, patch, param):
+def test_create_validation(shared_api, shared_cal, patch, param):
+    api, cal = shared_api, shared_cal
     body = {"title": "t", "start_time": T0, "end_time": T1, **patch}
     assert_error(api.post(_url(cal), json=body), 400, "validation_error", param)
     assert api.get(_url(cal)).json()["total"] == 0
@@ -131,7 +138,8 @@ def test_all_day_accepts_local_midnight_instants(api, cal):
     ("2030-02-30", "2030-03-01", "start_time"),
     ("10/01/2030", "2030-01-11", "start_time"),
 ])
-def test_all_day_validation(api, cal, start, end, param):
+def test_all_day_validation(shared_api, shared_cal, start, end, param):
+    api, cal = shared_api, shared_cal
     body = {"title": "t", "start_time": start, "end_time": end, "all_day": True}
     assert_error(api.post(_url(cal), json=body), 400, "validation_error", param)
 
@@ -179,7 +187,8 @@ def test_list_filters(api, cal, listed):
     ({"status": "done"}, "status"), ({"source": "outlook"}, "source"),
     ({"limit": 0}, "limit"), ({"limit": 201}, "limit"), ({"offset": -1}, "offset"),
 ])
-def test_list_query_validation(api, cal, query, param):
+def test_list_query_validation(shared_api, shared_cal, query, param):
+    api, cal = shared_api, shared_cal
     assert_error(api.get(_url(cal), params=query), 400, "validation_error", param)
     assert_error(api.get(f"/v1/agents/{cal['agent_id']}/events", params=query), 400, "validation_error", param)
 
@@ -237,7 +246,8 @@ def test_patch_semantics(api, cal):
     ({"hold_expires_at": "2030-01-07T08:00:00Z"}, "hold_expires_at"), ({"id": "evt_x"}, "id"),
     ({"source": "google"}, "source"),
 ])
-def test_patch_validation_changes_nothing(api, cal, body, param):
+def test_patch_validation_changes_nothing(shared_api, shared_cal, body, param):
+    api, cal = shared_api, shared_cal
     e = api.event(cal["id"], T0, T1)
     url = _url(cal, f"/{e['id']}")
     assert_error(api.patch(url, json=body), 400, "validation_error", param)
