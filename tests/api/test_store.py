@@ -165,6 +165,33 @@ def test_a_failed_commit_does_not_wedge_the_writer(api):
     assert_error(api.get("/v1/calendars/cal_orphan"), 404, "not_found")
 
 
+def test_concurrent_requests_never_see_a_locked_database(live_server):
+    """Writes from many connections at once are serialized by the writer, not refused."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    server = live_server(workers=True)
+
+    def client_session(i: int) -> list[int]:
+        statuses = []
+        with server.client() as c:
+            r = c.post("/v1/agents", json={"name": f"a{i}"})
+            statuses.append(r.status_code)
+            cal = c.post(f"/v1/agents/{r.json()['id']}/calendars", json={"name": "c", "timezone": "UTC"})
+            statuses.append(cal.status_code)
+            for j in range(8):
+                statuses.append(c.post(f"/v1/calendars/{cal.json()['id']}/events", json={
+                    "title": f"e{j}", "start_time": T0, "end_time": T1}).status_code)
+                statuses.append(c.get(f"/v1/agents/{r.json()['id']}/events").status_code)
+        return statuses
+
+    with ThreadPoolExecutor(8) as pool:
+        results = [s for statuses in pool.map(client_session, range(8)) for s in statuses]
+    assert set(results) <= {200, 201}, sorted(set(results))
+    with server.client() as c:
+        assert c.get("/v1/agents").json()["total"] == 8
+        assert c.get("/v1/calendars", params={"include": "all"}).json()["total"] == 8
+
+
 # --- stdlib sqlite3 never opens the database inside the server ---------------------------------------
 
 def test_server_process_never_opens_the_db_with_stdlib_sqlite3(live_server, data_dir, monkeypatch):
