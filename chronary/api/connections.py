@@ -17,6 +17,7 @@ from chronary.schemas.connections import (
     ConnectionStatus,
     ConnectionUpdate,
     ProviderName,
+    SyncConflictList,
 )
 from chronary.services import connections as svc
 from chronary.services.context import Ctx
@@ -76,6 +77,16 @@ class ConnectionController(Controller):
                       "429 with Retry-After otherwise.")
     async def refresh(self, connection_id: str, db: Database, ctx: Ctx) -> Connection:
         return await db.write(lambda tx: svc.refresh(tx, ctx.principal, connection_id))  # type: ignore[return-value]
+
+    @get("/{connection_id:str}/conflicts", summary="Conflicts the sync resolved, newest first", responses=_ERRORS,
+         description=(
+             "When both sides changed an event between two syncs, the later change wins (remote LAST-MODIFIED vs "
+             "the local updated_at; a tie goes to the provider) and an edit beats a deletion. The losing version "
+             "is kept here: `losing_version` is the provider's iCalendar text or the local event(s) as JSON."))
+    async def conflicts(self, connection_id: str, db: Database, ctx: Ctx, limit: Limit = 50,
+                        offset: Offset = 0) -> SyncConflictList:
+        page = await db.read(lambda tx: svc.conflicts(tx, ctx.principal, connection_id, limit, offset))
+        return page_dict(page)  # type: ignore[return-value]
 
 
 ROUTES = [ConnectionController]

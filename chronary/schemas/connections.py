@@ -87,3 +87,21 @@ class ConnectionList(msgspec.Struct):
     total: int
     limit: int
     offset: int
+
+
+class SyncConflict(msgspec.Struct):
+    id: int
+    remote_id: str
+    uid: str
+    event_id: str | None
+    winner: Literal["local", "remote"]
+    reason: str
+    losing_version: str
+    created_at: str
+
+
+class SyncConflictList(msgspec.Struct):
+    data: list[SyncConflict]
+    total: int
+    limit: int
+    offset: int

@@ -308,3 +308,13 @@ def refresh(tx: Tx, principal: Principal, connection_id: str) -> dict[str, Any]:
     con_store.patch(tx.conn, connection_id, {"full_resync": 1, "next_sync_at": now, "refresh_requested_at": now,
                                              "updated_at": iso_ms(tx.now)})
     return present(tx, con_store.get(tx.conn, connection_id))  # type: ignore[arg-type]
+
+
+def conflicts(tx: Tx, principal: Principal, connection_id: str, limit: int, offset: int) -> Page:
+    """The losing side of every conflict the sync resolved (see chronary/sync/merge.py for the rule)."""
+    load(tx, principal, connection_id)
+    rows, total = sync_store.conflicts(tx.conn, connection_id, limit, offset)
+    items = [{"id": r["id"], "remote_id": r["remote_id"], "uid": r["uid"], "event_id": r["event_id"],
+              "winner": r["winner"], "reason": r["reason"], "losing_version": r["losing_version"],
+              "created_at": r["created_at"]} for r in rows]
+    return Page(items, total, limit, offset)

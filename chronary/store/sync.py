@@ -7,7 +7,7 @@ from typing import Any
 import apsw
 
 from chronary.store.events import JSON as EVENT_JSON
-from chronary.store.rows import decode, dumps, one
+from chronary.store.rows import decode, dumps, one, page
 
 # -- links: (connection, remote calendar, UID) ↔ local master/single event ----------------------
 
@@ -108,8 +108,9 @@ def record_conflict(conn: apsw.Connection, row: dict[str, Any]) -> None:
     )
 
 
-def conflicts(conn: apsw.Connection, connection_id: str) -> list[dict[str, Any]]:
-    return list(conn.execute("SELECT * FROM sync_conflicts WHERE connection_id = ? ORDER BY id", (connection_id,)))
+def conflicts(conn: apsw.Connection, connection_id: str, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
+    """Newest first."""
+    return page(conn, "sync_conflicts", ["connection_id = ?"], [connection_id], "id DESC", limit, offset)
 
 
 # -- events as sync sees them -----------------------------------------------------------------------
@@ -117,6 +118,11 @@ def conflicts(conn: apsw.Connection, connection_id: str) -> list[dict[str, Any]]
 def exceptions_of(conn: apsw.Connection, master_id: str) -> list[dict[str, Any]]:
     rows = conn.execute("SELECT * FROM events WHERE recurring_event_id = ? ORDER BY recurrence_id_ts", (master_id,))
     return [decode(r, EVENT_JSON) for r in rows]  # type: ignore[misc]
+
+
+def master_by_uid(conn: apsw.Connection, calendar_id: str, uid: str) -> dict[str, Any] | None:
+    return decode(one(conn, "SELECT * FROM events WHERE calendar_id = ? AND ical_uid = ? AND recurring_event_id IS NULL "
+                            "ORDER BY created_at LIMIT 1", (calendar_id, uid)), EVENT_JSON)
 
 
 def detach_events(conn: apsw.Connection, connection_id: str, remote_id: str | None = None) -> list[str]:

@@ -124,6 +124,13 @@ class Merger:
         if res is None or not res.uid or res.master is None:
             return
         link = sync_store.link_by_uid(self.conn, cid, rid, res.uid)
+        if link is None:
+            # a local event we pushed but could not record (crash between PUT and commit), or one
+            # created here with the same UID: adopt it rather than mirror it a second time
+            local = sync_store.master_by_uid(self.conn, self.calendar["id"], res.uid)  # type: ignore[index]
+            if local is not None:
+                link = {"connection_id": cid, "remote_id": rid, "uid": res.uid, "href": None, "etag": None,
+                        "event_id": local["id"], "ical": None}
         if link and link["etag"] == item.etag and link["href"] == item.href and item.etag:
             return  # our own push echoed back by the server
         pend = sync_store.pending_for(self.conn, cid, rid, link["event_id"]) if link else None
@@ -198,7 +205,8 @@ class Merger:
         return row
 
     def _patch(self, row: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
-        values = {**values, "source": self.con["provider"]}
+        # `source` stays what it was: where the event was born (a Chronary booking that is
+        # mirrored to the phone stays "internal"; its `remote` link says it is mirrored)
         diff = {k: v for k, v in values.items() if row.get(k) != v}
         if not diff:
             return row

@@ -23,11 +23,6 @@ def _remote(cal: Any) -> dict[str, Any]:
     return {str(e.icalendar_component["UID"]): e for e in cal.get_events()}
 
 
-def _conflicts(api: Api, cid: str) -> list[dict[str, Any]]:
-    return api.runtime.db.read_sync(lambda tx: list(tx.conn.execute(
-        "SELECT * FROM sync_conflicts WHERE connection_id = ? ORDER BY id", (cid,))))
-
-
 def _phone_edit(cal: Any, uid: str, summary: str, last_modified: str) -> None:
     ev = _remote(cal)[uid]
     comp = ev.icalendar_component
@@ -56,7 +51,9 @@ def test_edits_on_both_sides_newer_wins_and_loser_is_kept(api: Api, radicale: Ra
     remote = _remote(cal)
     assert local["c-1"]["title"] == "Local c-1" == str(remote["c-1"].icalendar_component["SUMMARY"])
     assert local["c-2"]["title"] == "Phone c-2" == str(remote["c-2"].icalendar_component["SUMMARY"])
-    lost = {c["uid"]: c for c in _conflicts(api, con["id"])}
+    listed = api.get(f"/v1/connections/{con['id']}/conflicts").json()
+    assert listed["total"] == 2
+    lost = {c["uid"]: c for c in listed["data"]}
     assert lost["c-1"]["winner"] == "local" and "Phone c-1" in lost["c-1"]["losing_version"]
     assert lost["c-2"]["winner"] == "remote" and json.loads(lost["c-2"]["losing_version"])[0]["title"] == "Local c-2"
     assert api.get(f"/v1/connections/{con['id']}").json()["last_sync"]["conflicts"] == 2
@@ -85,6 +82,9 @@ def test_edit_beats_delete_on_either_side(api: Api, radicale: Radicale) -> None:
     assert local["d-2"]["title"] == "Kept on phone"
     summary = sync(api, con["id"])
     assert summary and (summary["pulled"], summary["pushed"]) == (0, 0)
+    reasons = sorted(c["reason"] for c in api.get(f"/v1/connections/{con['id']}/conflicts").json()["data"])
+    assert reasons == ["deleted locally, edited remotely: the edit wins",
+                       "deleted remotely, edited locally: the edit wins"]
 
 
 def test_dropped_connection_mid_sync_loses_nothing_and_recovers(api: Api, radicale: Radicale,
@@ -107,6 +107,12 @@ def test_dropped_connection_mid_sync_loses_nothing_and_recovers(api: Api, radica
     failures = api.runtime.db.read_sync(lambda tx: list(tx.conn.execute(
         "SELECT failures, next_sync_at FROM connections WHERE id = ?", (con["id"],))))[0]
     assert failures["failures"] == 4
+    from chronary.sync.engine import backoff_seconds
+    from chronary.timeutil import to_ts
+
+    # exponential back-off: the 4th failure in a row waits 8 minutes (plus up to 20% jitter)
+    wait = failures["next_sync_at"] - to_ts(api.runtime.clock.now())
+    assert backoff_seconds(4) == 480 and 470 <= wait <= 480 * 1.2 + 1
     flaky.fail("pass")
     summary = sync(api, con["id"])
     assert summary and summary["error"] is None and summary["pushed"] == 1
@@ -232,3 +238,30 @@ def test_one_round_at_a_time_lease_survives_restart(api: Api, radicale: Radicale
     lock = engine._lock_for(con["id"])
     with lock:
         assert sync(api, con["id"]) is None
+
+
+def test_crash_between_push_and_commit_does_not_duplicate(api: Api, radicale: Radicale) -> None:
+    cal, con, cal_id = _setup(api, radicale)
+    booked = api.event(cal_id, "2026-05-01T09:00:00Z", "2026-05-01T10:00:00Z", title="Booked")
+    from chronary.sync import engine
+
+    original = engine._pushed_upsert
+
+    def crash(*args: Any) -> None:
+        raise RuntimeError("process died after the PUT")
+
+    engine._pushed_upsert = crash  # type: ignore[assignment]
+    try:
+        summary = sync(api, con["id"])
+    finally:
+        engine._pushed_upsert = original  # type: ignore[assignment]
+    assert summary and "internal error" in summary["error"]
+    assert [str(e.icalendar_component["UID"]) for e in cal.get_events()] == [booked["ical_uid"]]
+    summary = sync(api, con["id"])
+    assert summary and summary["error"] is None, summary
+    local = events(api, cal_id)
+    assert [e["id"] for e in local] == [booked["id"]] and local[0]["remote"]["href"]
+    assert len(cal.get_events()) == 1
+    assert api.get(f"/v1/connections/{con['id']}").json()["pending_pushes"] == 0
+    summary = sync(api, con["id"])
+    assert summary and (summary["pulled"], summary["pushed"]) == (0, 0)
