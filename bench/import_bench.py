@@ -107,7 +107,7 @@ def main() -> None:
         server.close()
     print(f"feed: {n} VEVENT series/singles, {len(items)} parsed items, {len(body) / 1e6:.2f} MB")
     print(f"{'measure':34} {'seconds':>8} {'events/s':>10}")
-    print(f"{'parse only (icalendar)':34} {parse_s:8.2f} {len(items) / parse_s:10.0f}")
+    print(f"{'parse only (parse_feed)':34} {parse_s:8.2f} {len(items) / parse_s:10.0f}")
     print(f"{'first sync (fetch+parse+write)':34} {first:8.2f} {count / first:10.0f}")
     print(f"{'unchanged sync (304)':34} {unchanged:8.3f}")
     print(f"{'changed sync (10% edit, 5% gone)':34} {changed:8.2f} {stored / changed:10.0f}")

@@ -137,6 +137,17 @@ def record_change(tx: Tx, kind: str, before: dict[str, Any] | None, after: dict[
     _changed(tx, kind, before, after, calendar)
 
 
+def record_changes(tx: Tx, changes: list[tuple[str, dict[str, Any] | None, dict[str, Any] | None]],
+                   calendar: dict[str, Any]) -> None:
+    """Many changes to one calendar in one transaction (a subscription sync): the revision
+    moves once, and every listener still sees every change."""
+    if not changes:
+        return
+    cal_store.bump_revision(tx.conn, calendar["id"])
+    for kind, before, after in changes:
+        hooks.fire(tx, kind, before, after, calendar)
+
+
 def create(tx: Tx, ctx: Ctx, calendar_id: str, data: EventCreate) -> dict[str, Any]:
     calendar = load_calendar(tx, ctx.principal, calendar_id)
     tz = ZoneInfo(calendar["timezone"])

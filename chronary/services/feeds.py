@@ -158,7 +158,10 @@ def rotate(tx: Tx, ctx: Ctx, calendar_id: str) -> dict[str, Any]:
 
 def _on_event_change(tx: Tx, kind: str, before: dict[str, Any] | None, after: dict[str, Any] | None,
                      calendar: dict[str, Any]) -> None:
-    feed_store.touch(tx.conn, calendar["id"], iso_ms(tx.now))
+    touched: set[str] = tx.__dict__.setdefault("_feed_touched", set())
+    if calendar["id"] not in touched:  # once per calendar and transaction (a sync changes many)
+        touched.add(calendar["id"])
+        feed_store.touch(tx.conn, calendar["id"], iso_ms(tx.now))
 
 
 hooks.register(_on_event_change)

@@ -146,11 +146,10 @@ def delete(tx: Tx, ctx: Ctx, sub_id: str) -> None:
     """Deletes the subscription and every event it imported."""
     row = load(tx, ctx.principal, sub_id)
     calendar = cal_store.get(tx.conn, row["calendar_id"])
+    changes: list[tuple[str, Any, Any]] = []
     for event_id in store.imported_event_ids(tx.conn, sub_id):
-        event = event_store.get(tx.conn, event_id)
-        if event is not None:
-            event_store.delete(tx.conn, event_id)
-            event_service.record_change(tx, "deleted", event, None, calendar)  # type: ignore[arg-type]
+        _remove(tx, event_id, changes)
+    event_service.record_changes(tx, changes, calendar)  # type: ignore[arg-type]
     store.delete(tx.conn, sub_id)
 
 
@@ -240,6 +239,7 @@ def apply_success(tx: Tx, sub_id: str, items: list[ImportedEvent], etag: str | N
     links = store.links(tx.conn, sub_id)
     seen: set[tuple[str, int]] = set()
     series: dict[str, str] = {}  # uid → stored id of a recurring master
+    changes: list[tuple[str, dict[str, Any] | None, dict[str, Any] | None]] = []
 
     def upsert(item: ImportedEvent, target_id: str | None, extra: dict[str, Any]) -> str:
         key = (item.uid, item.recurrence_id_ts)
@@ -247,7 +247,7 @@ def apply_success(tx: Tx, sub_id: str, items: list[ImportedEvent], etag: str | N
         digest = item.digest()
         link = links.get(key)
         if link is not None and target_id is not None and link["event_id"] != target_id:
-            _remove(tx, link["event_id"], calendar)  # re-parented (its series was re-created)
+            _remove(tx, link["event_id"], changes)  # re-parented (its series was re-created)
             link = None
         if link is not None:
             if link["digest"] == digest:
@@ -258,14 +258,14 @@ def apply_success(tx: Tx, sub_id: str, items: list[ImportedEvent], etag: str | N
                           "sequence": before["sequence"] + 1}
                 event_store.patch(tx.conn, link["event_id"], values)
                 store.set_digest(tx.conn, link["event_id"], digest)
-                event_service.record_change(tx, "updated", before, {**before, **values}, calendar)
+                changes.append(("updated", before, {**before, **values}))
                 return link["event_id"]
         event_id = target_id or ids.new_id("evt")
         new = {"id": event_id, **_event_row(item, sub_id, calendar["id"], now), **extra,
                "sequence": 0, "created_at": now}
         event_store.create(tx.conn, new)
         store.add_link(tx.conn, sub_id, event_id, item.uid, item.recurrence_id_ts, digest)
-        event_service.record_change(tx, "created", None, new, calendar)
+        changes.append(("created", None, new))
         return event_id
 
     for item in items:
@@ -285,14 +285,15 @@ def apply_success(tx: Tx, sub_id: str, items: list[ImportedEvent], etag: str | N
                {"recurring_event_id": master_id, "recurrence_id_ts": item.recurrence_id_ts})
     vanished = sorted((k for k in links if k not in seen), key=lambda k: -k[1])  # exceptions first
     for key in vanished:
-        _remove(tx, links[key]["event_id"], calendar)
+        _remove(tx, links[key]["event_id"], changes)
+    event_service.record_changes(tx, changes, calendar)
     values = {"status": "active", "last_error": None, "last_synced_at": now, "etag": etag,
               "last_modified": last_modified, "event_count": len(seen)}
     return _finish(tx, row, values, "ical_subscription.synced")
 
 
-def _remove(tx: Tx, event_id: str, calendar: dict[str, Any]) -> None:
+def _remove(tx: Tx, event_id: str, changes: list[tuple[str, Any, Any]]) -> None:
     before = event_store.get(tx.conn, event_id)
     if before is not None:
         event_store.delete(tx.conn, event_id)  # its link goes with it (FK cascade)
-        event_service.record_change(tx, "deleted", before, None, calendar)
+        changes.append(("deleted", before, None))
