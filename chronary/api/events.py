@@ -16,6 +16,15 @@ from chronary.store.db import Database
 Source = Literal["internal", "external_ical", "google", "microsoft", "icloud", "caldav"]
 _AFTER = Parameter(default=None, description="Only events starting at or after this instant (ISO 8601)")
 _BEFORE = Parameter(default=None, description="Only events starting before this instant (ISO 8601)")
+_EXPANDS = (
+    "With both start_after and start_before, recurring series are expanded: each occurrence is listed "
+    "with its own id (`<series id>_<original start as YYYYMMDDTHHMMSSZ>`) and `recurring_event_id`; "
+    "changed or cancelled occurrences appear as stored. Without both, series are listed once."
+)
+_OCCURRENCE = (
+    "`event_id` may be an occurrence id of a series: changing, cancelling or deleting one occurrence "
+    "stores an exception with that id (a deleted occurrence is kept as cancelled); the series is untouched."
+)
 
 
 class CalendarEventController(Controller):
@@ -26,7 +35,7 @@ class CalendarEventController(Controller):
     async def create(self, calendar_id: str, data: EventCreate, db: Database, ctx: Ctx) -> Event:
         return await db.write(lambda tx: svc.create(tx, ctx, calendar_id, data))  # type: ignore[return-value]
 
-    @get("/", summary="List a calendar's events", responses=ERRORS)
+    @get("/", summary="List a calendar's events", description=_EXPANDS, responses=ERRORS)
     async def list_events(
         self,
         calendar_id: str,
@@ -44,15 +53,18 @@ class CalendarEventController(Controller):
         )
         return page_dict(page)  # type: ignore[return-value]
 
-    @get("/{event_id:str}", summary="Get an event", responses=ERRORS)
+    @get("/{event_id:str}", summary="Get an event or one occurrence of a series", description=_OCCURRENCE,
+         responses=ERRORS)
     async def get_event(self, calendar_id: str, event_id: str, db: Database, ctx: Ctx) -> Event:
         return await db.read(lambda tx: svc.get(tx, ctx, calendar_id, event_id))  # type: ignore[return-value]
 
-    @patch("/{event_id:str}", summary="Change an event (≥ 1 field; description: null clears)", responses=ERRORS)
+    @patch("/{event_id:str}", summary="Change an event (≥ 1 field; description: null clears)",
+           description=_OCCURRENCE, responses=ERRORS)
     async def update(self, calendar_id: str, event_id: str, data: EventUpdate, db: Database, ctx: Ctx) -> Event:
         return await db.write(lambda tx: svc.update(tx, ctx, calendar_id, event_id, data))  # type: ignore[return-value]
 
-    @delete("/{event_id:str}", summary="Delete an event", responses=ERRORS)
+    @delete("/{event_id:str}", summary="Delete an event (a series with its exceptions)", description=_OCCURRENCE,
+            responses=ERRORS)
     async def remove(self, calendar_id: str, event_id: str, db: Database, ctx: Ctx) -> None:
         await db.write(lambda tx: svc.delete(tx, ctx, calendar_id, event_id))
 
@@ -73,7 +85,7 @@ class AgentEventController(Controller):
     path = "/agents/{agent_id:str}/events"
     tags = ["events"]
 
-    @get("/", summary="List events across an agent's calendars", responses=ERRORS)
+    @get("/", summary="List events across an agent's calendars", description=_EXPANDS, responses=ERRORS)
     async def list_events(
         self,
         agent_id: str,
