@@ -101,6 +101,9 @@ async def _round(runtime: Runtime, cid: str) -> dict[str, Any] | None:
     provider = make_provider(runtime, con)
     try:
         remote = await asyncio.to_thread(provider.list_calendars)
+        if not remote and await db.read(lambda tx: con_store.mapped_calendar_ids(tx.conn, cid)):
+            # more likely a server glitch than an account emptied of calendars: forget nothing
+            raise ProviderError("the server listed no calendars; keeping the mirrors until it lists them again")
         await db.write(lambda tx: store_calendars(tx, cid, remote))
         mappings = await db.read(lambda tx: [m for m in con_store.calendars(tx.conn, cid)
                                              if m["sync"] and m["calendar_id"]])
@@ -272,7 +275,16 @@ def _delete_lost(tx: Tx, con: dict[str, Any], rid: str, pend: dict[str, Any], li
 
 
 def store_calendars(tx: Tx, cid: str, remote: list[RemoteCalendar]) -> None:
-    """Refresh the discovered calendar list; mappings of calendars still listed are kept."""
+    """Refresh the discovered calendar list; mappings of calendars still listed are kept. A
+    calendar gone from the account is forgotten; its mirrors stay as plain local events."""
+    listed = {rc.remote_id for rc in remote}
+    for row in con_store.calendars(tx.conn, cid):
+        if row["remote_id"] not in listed:
+            for calendar_id in sync_store.detach_events(tx.conn, cid, row["remote_id"]):
+                cal_store.bump_revision(tx.conn, calendar_id)
+            sync_store.delete_links_for_calendar(tx.conn, cid, row["remote_id"])
+            con_store.remove_calendar(tx.conn, cid, row["remote_id"])
+            log.info("connection %s: calendar %s is gone from the account; stopped mirroring it", cid, row["remote_id"])
     for position, rc in enumerate(remote):
         con_store.upsert_calendar(tx.conn, {"connection_id": cid, "remote_id": rc.remote_id, "name": rc.name,
                                             "color": rc.color, "timezone": rc.timezone, "read_only": rc.read_only,

@@ -237,3 +237,23 @@ def test_read_only_remote_calendar(api: Api, radicale: Radicale) -> None:
     assert r.status_code == 403
     full = api.get(f"/v1/connections/{con['id']}").json()
     assert full["calendars"][0]["read_only"] is True
+
+
+def test_remote_calendar_deleted_on_the_account(api: Api, radicale: Radicale) -> None:
+    cal, con, mapped, user = _setup(api, radicale)
+    other = radicale.make_calendar(user, "other", "Other")
+    cal.save_event(vevent("gone-1", "Survives locally"))
+    sync(api, con["id"])
+    other.delete()
+    # an account that suddenly lists no calendars at all is a glitch until proven otherwise
+    cal.delete()
+    summary = sync(api, con["id"])
+    assert summary and "listed no calendars" in summary["error"]
+    assert events(api, mapped["calendar_id"])[0]["remote"] is not None
+    radicale.make_calendar(user, "other", "Other")
+    summary = sync(api, con["id"])
+    assert summary and summary["error"] is None
+    got = api.get(f"/v1/connections/{con['id']}", params={"expand[]": "calendars"}).json()
+    assert [c["remote_id"] for c in got["calendars"]] == [f"/{user}/other/"] and got["status"] == "active"
+    (ev,) = events(api, mapped["calendar_id"])
+    assert ev["title"] == "Survives locally" and ev["remote"] is None and ev["source"] == "internal"
