@@ -207,6 +207,10 @@ class Merger:
     def _patch(self, row: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
         # `source` stays what it was: where the event was born (a Chronary booking that is
         # mirrored to the phone stays "internal"; its `remote` link says it is mirrored)
+        if row.get("status") == "hold" and values.get("status") == "tentative":
+            values = {**values, "status": "hold"}  # holds go out as TENTATIVE; keep them holds
+        elif values.get("status", "hold") != "hold" and row.get("hold_expires_at") is not None:
+            values = {**values, "hold_expires_at": None}
         diff = {k: v for k, v in values.items() if row.get(k) != v}
         if not diff:
             return row

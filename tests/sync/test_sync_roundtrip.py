@@ -257,3 +257,21 @@ def test_remote_calendar_deleted_on_the_account(api: Api, radicale: Radicale) ->
     assert [c["remote_id"] for c in got["calendars"]] == [f"/{user}/other/"] and got["status"] == "active"
     (ev,) = events(api, mapped["calendar_id"])
     assert ev["title"] == "Survives locally" and ev["remote"] is None and ev["source"] == "internal"
+
+
+def test_holds_go_out_tentative_and_stay_holds(api: Api, radicale: Radicale) -> None:
+    cal, con, mapped, _ = _setup(api, radicale)
+    cal_id = mapped["calendar_id"]
+    r = api.post(f"/v1/calendars/{cal_id}/events", json={"title": "Maybe", "start_time": "2026-06-01T09:00:00Z",
+                                                          "end_time": "2026-06-01T10:00:00Z", "status": "hold"})
+    assert r.status_code == 201, r.text
+    hold = r.json()
+    sync(api, con["id"])
+    (remote,) = cal.get_events()
+    assert str(remote.icalendar_component["STATUS"]) == "TENTATIVE"
+    remote.icalendar_component["SUMMARY"] = "Maybe (renamed on phone)"
+    remote.save()
+    summary = sync(api, con["id"])
+    assert summary and summary["pulled"] == 1
+    got = api.get(f"/v1/calendars/{cal_id}/events/{hold['id']}").json()
+    assert got["status"] == "hold" and got["title"] == "Maybe (renamed on phone)" and got["hold_expires_at"]
