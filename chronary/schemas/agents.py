@@ -2,31 +2,36 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
-from msgspec import UNSET, UnsetType
+from msgspec import UNSET, Meta, UnsetType
 
-from chronary.schemas.common import Input, Metadata, Name
+from chronary.schemas.common import Input, Metadata, Name, Timezone
 
-AgentType = Literal["ai", "human", "resource"]
-AgentStatus = Literal["active", "paused", "decommissioned"]
+AgentType = Annotated[Literal["ai", "human", "resource"], Meta(description="What kind of actor this is")]
+AgentStatus = Annotated[Literal["active", "paused", "decommissioned"], Meta(description="Lifecycle state")]
+Email = Annotated[str, Meta(description="Contact address (validated), at most 254 characters")]
 
 
 class AgentCreate(Input):
+    """A new agent; status starts as active."""
+
     name: Name
     type: AgentType = "ai"
-    email: str | None = None
-    timezone: str = "UTC"
+    email: Email | None = None
+    timezone: Timezone = "UTC"
     metadata: Metadata | None = None
 
 
 class AgentUpdate(Input):
+    """At least one field; `email: null` clears it, `metadata` replaces the whole object."""
+
     name: Name | UnsetType = UNSET
     type: AgentType | UnsetType = UNSET
     status: AgentStatus | UnsetType = UNSET
-    email: str | None | UnsetType = UNSET
-    timezone: str | UnsetType = UNSET
+    email: Email | None | UnsetType = UNSET
+    timezone: Timezone | UnsetType = UNSET
     metadata: Metadata | None | UnsetType = UNSET
 
 

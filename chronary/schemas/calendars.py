@@ -2,27 +2,35 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
-from msgspec import UNSET, UnsetType
+from msgspec import UNSET, Meta, UnsetType
 
-from chronary.schemas.common import Input, Metadata, Name, Reminders
+from chronary.schemas.common import Input, Metadata, Name, Reminders, Timezone
 
-AgentStatus = Literal["idle", "working", "waiting", "error"]
+AgentStatus = Annotated[
+    Literal["idle", "working", "waiting", "error"], Meta(description="What the owning agent is doing now")
+]
 
 
 class CalendarCreate(Input):
+    """A new calendar; it gets an unguessable feed token and its `ical_url`."""
+
     name: Name
-    timezone: str
+    timezone: Timezone
     agent_status: AgentStatus = "idle"
     default_reminders: Reminders | None = None
     metadata: Metadata | None = None
 
 
 class CalendarUpdate(Input):
+    """At least one field; `default_reminders: null` clears them, `metadata` replaces.
+
+    Changing the timezone keeps all-day events on their dates."""
+
     name: Name | UnsetType = UNSET
-    timezone: str | UnsetType = UNSET
+    timezone: Timezone | UnsetType = UNSET
     agent_status: AgentStatus | UnsetType = UNSET
     default_reminders: Reminders | None | UnsetType = UNSET
     metadata: Metadata | None | UnsetType = UNSET
@@ -37,7 +45,7 @@ class Calendar(msgspec.Struct):
     agent_status: str
     default_reminders: list[int] | None
     metadata: dict[str, Any]
-    ical_url: str
+    ical_url: Annotated[str, Meta(description="Public iCal feed URL (the token in it is its only access control)")]
     created_at: str
     updated_at: str
 

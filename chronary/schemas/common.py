@@ -7,7 +7,8 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
-Name = Annotated[str, Meta(min_length=1, max_length=255)]
+Name = Annotated[str, Meta(min_length=1, max_length=255, description="1–255 characters")]
+Timezone = Annotated[str, Meta(description="IANA timezone name, e.g. Europe/Berlin", examples=["Europe/Berlin"])]
 Metadata = Annotated[dict[str, Any], Meta(description="Free-form JSON object, at most 16 KB")]
 Timestamp = Annotated[str, Meta(description="ISO 8601 with offset or Z; answered in UTC with Z")]
 Reminders = Annotated[

@@ -2,27 +2,32 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
+from msgspec import Meta
 
 from chronary.schemas.common import Input, Name
 
 
 class KeyCreate(Input):
+    """An org key (chr_sk_…), or with agent_id an agent key (chr_ak_…) that reaches only that agent."""
+
     name: Name = "api key"
-    agent_id: str | None = None
+    agent_id: Annotated[str, Meta(description="Make an agent-scoped key for this agent")] | None = None
 
 
 class ApiKey(msgspec.Struct):
     id: str
     name: str
     agent_id: str | None
-    prefix: str
-    last4: str
+    prefix: Annotated[str, Meta(description="chr_sk_ (org) or chr_ak_ (agent)")]
+    last4: Annotated[str, Meta(description="Last four characters of the secret, to recognise it")]
     created_at: str
 
 
 class ApiKeyWithSecret(ApiKey):
-    secret: str
+    secret: Annotated[str, Meta(description="The key itself: shown in this response only, stored as a hash")]
 
 
 class ApiKeyList(msgspec.Struct):
