@@ -105,3 +105,11 @@ def test_interactive_docs_are_served_without_a_key(api):
     assert "redoc" in r.text.lower() and "/v1/calendars/{calendar_id}/events" in r.text  # spec embedded
     assert api.as_key("").get("/schema/swagger").status_code == 200
     assert api.as_key("").get("/schema/openapi.yaml").status_code == 200
+
+
+def test_fields_carry_descriptions(schema):
+    s = schema["components"]["schemas"]
+    assert "IANA" in s["AgentCreate"]["properties"]["timezone"]["description"]
+    assert "IANA" in s["CalendarCreate"]["properties"]["timezone"]["description"]
+    assert "16 KB" in s["AgentCreate"]["properties"]["metadata"]["description"]
+    assert "only" in s["ApiKeyWithSecret"]["properties"]["secret"]["description"]
