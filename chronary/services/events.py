@@ -352,6 +352,9 @@ def confirm(tx: Tx, ctx: Ctx, calendar_id: str, event_id: str) -> dict[str, Any]
     _require_writable(row)
     if row["status"] != "hold":
         raise Conflict(f"Event {event_id} is not a hold (status {row['status']})", "status")
+    if row["hold_expires_at"] is not None and row["hold_expires_at"] <= to_ts(tx.now):
+        # expired but not yet swept by the worker: it is gone in all but storage
+        raise Conflict(f"Hold {event_id} expired at {ts_iso(row['hold_expires_at'])}", "hold_expires_at")
     before = present(row, calendar)
     values = {"status": "confirmed", "hold_expires_at": None, "sequence": row["sequence"] + 1,
               "updated_at": iso_ms(tx.now)}
