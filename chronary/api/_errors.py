@@ -39,9 +39,23 @@ def envelope(status: int, type_: str, message: str, param: str | None, request_i
     return Response(content=body, status_code=status, media_type=MediaType.JSON, headers=headers or {})
 
 
-def _validation_detail(exc: ValidationException) -> tuple[str, str | None]:
+def _query_alias(request: Request[Any, Any, Any], kwarg: str) -> str:
+    """The name the client sent: a handler kwarg declared `Parameter(query="type")` is `type`."""
+    try:
+        param = request.route_handler.parsed_fn_signature.parameters.get(kwarg)
+    except (AttributeError, KeyError):  # no handler (routing failed): keep the kwarg name
+        return kwarg
+    alias = getattr(getattr(param, "kwarg_definition", None), "query", None)
+    return alias if isinstance(alias, str) and alias else kwarg
+
+
+def _validation_detail(exc: ValidationException, request: Request[Any, Any, Any] | None = None) -> tuple[str, str | None]:
     """Turn Litestar/msgspec's validation detail into (message, param)."""
     extra = exc.extra if isinstance(exc.extra, list) else []
+    if extra and isinstance(extra[0], dict) and request is not None and str(extra[0].get("source")) in (
+        "query", "ParamType.QUERY"
+    ) and isinstance(extra[0].get("key"), str):
+        extra = [{**extra[0], "key": _query_alias(request, extra[0]["key"])}, *extra[1:]]
     if not extra:
         detail = str(exc.detail)
         if "JSON is malformed" in detail or "malformed" in detail.lower():
@@ -89,7 +103,8 @@ def handle_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response
     rid = request_id_of(request.scope)
     status = exc.status_code
     if isinstance(exc, ValidationException) or status == 400:
-        message, param = _validation_detail(exc) if isinstance(exc, ValidationException) else (str(exc.detail), None)
+        message, param = (_validation_detail(exc, request) if isinstance(exc, ValidationException)
+                          else (str(exc.detail), None))
         return envelope(400, "validation_error", message, param, rid)
     if status == 404:
         return envelope(404, "not_found", f"No route for {request.method} {request.url.path}", None, rid)
