@@ -119,7 +119,11 @@ def build(tx: Tx, calendar: dict[str, Any], window_ts: int, cache: FeedCache = C
     body = render.render_calendar(calendar["name"], calendar["timezone"], tzids, render.first_year(first),
                                   vevents).encode("utf-8")
     etag = '"' + hashlib.sha256(body).hexdigest()[:40] + '"'
-    stamps = [parse_stored(calendar["updated_at"]), parse_stored(feed_store.changed_at(tx.conn, calendar["id"]))]
+    # feed_state moves on every change through the events service (deletions included); the
+    # newest updated_at also covers writers that bump the revision without the service hooks
+    newest = max((r["updated_at"] for r in rows), default=None)
+    stamps = [parse_stored(calendar["updated_at"]), parse_stored(feed_store.changed_at(tx.conn, calendar["id"])),
+              parse_stored(newest)]
     last_modified = max(s for s in stamps if s is not None).replace(microsecond=0)
     return Feed(calendar["id"], calendar["revision"], window_ts, body, etag, last_modified)
 
