@@ -95,6 +95,9 @@ def test_org_only_endpoints_answer_403(world):
     assert_error(ak.get("/v1/keys"), 403, "forbidden")
     assert_error(ak.post("/v1/keys", json={"name": "x"}), 403, "forbidden")
     assert_error(ak.delete(f"/v1/agents/{me['id']}"), 403, "forbidden")
+    # auth.md: webhooks and connections are org-only too
+    assert_error(ak.get("/v1/webhooks"), 403, "forbidden")
+    assert_error(ak.get("/v1/connections"), 403, "forbidden")
     assert world["api"].get(f"/v1/agents/{me['id']}").status_code == 200
 
 
