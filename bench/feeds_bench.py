@@ -87,8 +87,7 @@ def main() -> None:
             fill(app, cal["id"], args.events)
             print(f"filled {args.events} events in {time.perf_counter() - t0:.1f} s")
             path = urlsplit(cal["ical_url"]).path
-            feed_service.CACHE.feeds.clear()
-            feed_service.CACHE.vevents.clear()
+            feed_service.CACHE = feed_service.FeedCache()
             cold = {}
             cold_ms = timed(lambda: cold.setdefault("r", client.get(path)))[0]
             resp = cold["r"]

@@ -29,7 +29,8 @@ from chronary.store.db import Tx
 from chronary.timeutil import iso_ms, parse_stored, to_ts
 
 MAX_CACHED_FEEDS = 256
-MAX_CACHED_VEVENTS = 200_000
+MAX_CACHED_BYTES = 64 * 1024 * 1024  # bodies kept; a 10k-event feed is ≈ 5 MB
+MAX_CACHED_VEVENTS = 100_000
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class FeedCache:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.feeds: OrderedDict[str, Feed] = OrderedDict()
+        self.bytes = 0
         self.vevents: dict[tuple[Any, ...], str] = {}
 
     def feed(self, calendar_id: str, revision: int, window_start_ts: int) -> Feed | None:
@@ -60,10 +62,14 @@ class FeedCache:
 
     def store(self, feed: Feed) -> None:
         with self._lock:
+            old = self.feeds.pop(feed.calendar_id, None)
+            if old is not None:
+                self.bytes -= len(old.body)
             self.feeds[feed.calendar_id] = feed
-            self.feeds.move_to_end(feed.calendar_id)
-            while len(self.feeds) > MAX_CACHED_FEEDS:
-                self.feeds.popitem(last=False)
+            self.bytes += len(feed.body)
+            while len(self.feeds) > 1 and (len(self.feeds) > MAX_CACHED_FEEDS or self.bytes > MAX_CACHED_BYTES):
+                _, evicted = self.feeds.popitem(last=False)
+                self.bytes -= len(evicted.body)
 
     def vevent(self, key: tuple[Any, ...], build: Any) -> str:
         text = self.vevents.get(key)
@@ -112,7 +118,8 @@ def _vevents(calendar: dict[str, Any], rows: list[dict[str, Any]], cache: FeedCa
     return out, tzids
 
 
-def build(tx: Tx, calendar: dict[str, Any], window_ts: int, cache: FeedCache = CACHE) -> Feed:
+def build(tx: Tx, calendar: dict[str, Any], window_ts: int, cache: FeedCache | None = None) -> Feed:
+    cache = cache or CACHE
     rows = feed_store.feed_rows(tx.conn, calendar["id"], window_ts)
     vevents, tzids = _vevents(calendar, rows, cache)
     first = min([window_ts, *(r["start_ts"] for r in rows)]) if rows else window_ts
@@ -128,7 +135,7 @@ def build(tx: Tx, calendar: dict[str, Any], window_ts: int, cache: FeedCache = C
     return Feed(calendar["id"], calendar["revision"], window_ts, body, etag, last_modified)
 
 
-def load(tx: Tx, token: str, past_days: int, cache: FeedCache = CACHE) -> Feed:
+def load(tx: Tx, token: str, past_days: int, cache: FeedCache | None = None) -> Feed:
     """The feed behind `token`, from the cache when the calendar has not changed; 404 otherwise.
 
     The token is found through the unique index (no scan over calendars) and compared with
@@ -137,6 +144,7 @@ def load(tx: Tx, token: str, past_days: int, cache: FeedCache = CACHE) -> Feed:
     calendar = cal_store.by_feed_token(tx.conn, token) if 16 <= len(token) <= 128 else None
     if calendar is None or not hmac.compare_digest(calendar["feed_token"].encode(), token.encode()):
         raise NotFound("No feed at this address", None)
+    cache = cache or CACHE
     window_ts = window_start(tx.now, past_days)
     feed = cache.feed(calendar["id"], calendar["revision"], window_ts)
     if feed is None:
