@@ -117,8 +117,8 @@ def update(tx: Tx, principal: Principal, webhook_id: str, data: WebhookUpdate) -
             raise ValidationError(f"{field} cannot be null", field)
     if "events" in changes:
         changes["events"] = check_events(changes["events"])
-    if changes.get("status") == "active" and row["status"] != "active":
-        # resuming or re-enabling starts with a clean record
+    if "status" in changes and changes["status"] != row["status"]:
+        # leaving paused or disabled starts with a clean record (no attempts ran meanwhile)
         changes.update(disabled_reason=None, failing_since=None)
     changes["updated_at"] = iso_ms(tx.now)
     store.patch_endpoint(tx.conn, webhook_id, changes)
