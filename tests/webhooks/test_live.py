@@ -21,14 +21,14 @@ def wait_until(check, timeout: float = 10.0, every: float = 0.05):
 
 
 def test_commit_wakes_the_worker_promptly(webhook_server, receiver):
-    server = webhook_server(poll_seconds=30)  # only the commit signal can make this fast
+    server = webhook_server(poll_seconds=60)  # only the commit signal can make this fast
     with server.client() as c:
         wh = c.post("/v1/webhooks", json={"url": receiver.url, "events": ["agent.created"]}).json()
         time.sleep(0.2)  # let the worker go to sleep for its (long) poll interval
         started = time.monotonic()
         agent = c.post("/v1/agents", json={"name": "Ada"}).json()
-        (got,) = receiver.wait_for(1, timeout=5)
-        assert time.monotonic() - started < 3
+        (got,) = receiver.wait_for(1, timeout=10)
+        assert time.monotonic() - started < 10  # far below the 60 s poll: woken by the commit
         assert got.json["data"]["object"] == agent
         verify(got.body, got.headers, wh["secret"])  # real clock: a fresh timestamp
         entry = wait_until(lambda: [d for d in c.get(f"/v1/webhooks/{wh['id']}/deliveries").json()["data"]
@@ -92,4 +92,4 @@ def test_idle_worker_does_not_spin(webhook_server):
 
     worker.tick = counting_tick
     time.sleep(1.5)
-    assert len(ticks) <= 3
+    assert len(ticks) <= 10  # a worker woken by its own commits ticks hundreds of times here
