@@ -79,6 +79,7 @@ class Provider(BaseProvider):
         self.url = (account.server_url or ICLOUD_URL).rstrip("/") + "/"
         self._client: caldav.DAVClient | None = None
         self._home: str | None = None
+        self._base: str | None = None  # scheme://host[:port]/ of the calendar home
 
     # -- plumbing ------------------------------------------------------------------------------
     def _guard(self, url: str) -> None:
@@ -122,7 +123,11 @@ class Provider(BaseProvider):
         return self._client
 
     def _abs(self, href: str) -> str:
-        return urljoin(self.url, quote(href))
+        """hrefs are paths on the host of the calendar home, which may not be server_url's host
+        (iCloud: caldav.icloud.com discovers a pNN-caldav.icloud.com home)."""
+        if self._base is None:
+            self.login()
+        return urljoin(self._base or self.url, quote(href))
 
     def _multistatus(self, method: str, url: str, body: str, depth: int) -> list[Any]:
         self._guard(url)
@@ -153,8 +158,11 @@ class Provider(BaseProvider):
         client = self.client
         principal = self._call("login", client.principal)
         home = self._call("calendar discovery", lambda: principal.calendar_home_set)
-        self._home = _path(home.url)
-        self._guard(urljoin(self.url, quote(self._home)))
+        home_url = urljoin(self.url, str(home.url))
+        parts = urlsplit(home_url)
+        self._home = _path(home_url)
+        self._base = f"{parts.scheme}://{parts.netloc}/"
+        self._guard(home_url)
         return self.account.username or ""
 
     def list_calendars(self) -> list[RemoteCalendar]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import http.client
 import itertools
+import re
 import subprocess
 import sys
 import threading
@@ -95,6 +96,8 @@ class FlakyProxy:
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
         self.mode = "pass"          # pass | drop | error
+        self.log: list[str] = []
+        self.home_elsewhere = False  # point calendar-home-set straight at Radicale (another "host")
         self.after = 0              # requests to let through before misbehaving
         self.count = itertools.count()
         self.seen = 0
@@ -109,6 +112,7 @@ class FlakyProxy:
             def _any(self) -> None:
                 n = next(proxy.count)
                 proxy.seen = n + 1
+                proxy.log.append(f"{self.command} {self.path}")
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 if proxy.mode != "pass" and n >= proxy.after:
                     if proxy.mode == "drop":
@@ -120,10 +124,14 @@ class FlakyProxy:
                     self.end_headers()
                     return
                 upstream = http.client.HTTPConnection("127.0.0.1", proxy.target_port, timeout=10)
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+                skip = ("host", "connection", "accept-encoding")  # plain bodies, so they can be rewritten
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in skip}
                 upstream.request(self.command, self.path, body=body, headers=headers)
                 resp = upstream.getresponse()
                 data = resp.read()
+                if proxy.home_elsewhere:  # like iCloud: the calendar home lives on another host
+                    data = re.sub(rb"(calendar-home-set>\s*<(?:\w+:)?href>)(/)",
+                                  rb"\1http://localhost:" + str(proxy.target_port).encode() + rb"\2", data)
                 self.send_response(resp.status)
                 for k, v in resp.getheaders():
                     if k.lower() not in ("transfer-encoding", "connection", "content-length"):

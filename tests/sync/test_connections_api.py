@@ -172,3 +172,22 @@ def test_delete_keeps_mirrors_as_local_events(api: Api, radicale: Radicale) -> N
     types = api.runtime.db.read_sync(lambda tx: [r["type"] for r in tx.conn.execute(
         "SELECT type FROM outbox WHERE type LIKE 'connection.%' ORDER BY seq")])
     assert types[0] == "connection.created" and "connection.synced" in types and types[-1] == "connection.deleted"
+
+
+def test_calendar_home_on_another_host_like_icloud(api: Api, radicale: Radicale, flaky) -> None:
+    user = radicale.new_user()
+    cal = radicale.make_calendar(user)
+    cal.save_event(vevent("far-1", "Lives on the home host"))
+    flaky.home_elsewhere = True
+    con = connect(api, api.agent()["id"], user, flaky.url, provider="icloud")
+    mapped = enable(api, con, f"/{user}/work/")
+    before = flaky.seen
+    summary = sync(api, con["id"])
+    assert summary and summary["error"] is None and summary["pulled"] == 1
+    (ev,) = events(api, mapped["calendar_id"])
+    api.patch(f"/v1/calendars/{mapped['calendar_id']}/events/{ev['id']}", json={"title": "Edited"})
+    summary = sync(api, con["id"])
+    assert summary and summary["pushed"] == 1
+    assert [str(e.icalendar_component["SUMMARY"]) for e in cal.get_events()] == ["Edited"]
+    # after discovery through server_url, calendar traffic went to the home's own host
+    assert all(line.startswith("PROPFIND") for line in flaky.log[before:]), flaky.log[before:]
