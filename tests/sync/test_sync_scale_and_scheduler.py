@@ -108,3 +108,24 @@ def test_scheduler_runs_rounds_pushes_bookings_and_refreshes(make_api: Any, radi
         "SELECT full_resync FROM connections WHERE id = ?", (con["id"],))))[0]["full_resync"]
     assert flag == 0
     assert sorted(e["title"] for e in events(api, cal_id)) == ["Booked by agent", "On the phone"]
+
+
+def test_queued_pushes_survive_a_restart_and_a_dead_processes_lease(make_api: Any, radicale: Radicale) -> None:
+    first: Api = make_api()
+    user = radicale.new_user()
+    cal = radicale.make_calendar(user)
+    con = connect(first, first.agent()["id"], user, radicale.url)
+    cal_id = enable(first, con, f"/{user}/work/")["calendar_id"]
+    sync(first, con["id"])
+    booked = first.event(cal_id, "2026-04-02T09:00:00Z", "2026-04-02T10:00:00Z", title="Queued before the crash")
+    from chronary.timeutil import to_ts
+
+    now = to_ts(first.runtime.clock.now())
+    # the old process "died" mid-round: its lease is still there for two more seconds
+    first.runtime.db.write_sync(lambda tx: tx.conn.execute(
+        "UPDATE connections SET lease_owner = 'proc-dead', lease_until = ? WHERE id = ?", (now + 2, con["id"])))
+    second: Api = make_api(workers=True).as_key(first.key)  # a new server on the same data dir
+    _wait(lambda: any(str(e.icalendar_component["UID"]) == booked["ical_uid"] for e in cal.get_events()), 20)
+    got = _wait(lambda: (lambda c: c if c["pending_pushes"] == 0 else None)(
+        second.get(f"/v1/connections/{con['id']}").json()))
+    assert got["status"] == "active" and len(cal.get_events()) == 1
