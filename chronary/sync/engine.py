@@ -48,6 +48,7 @@ LEASE_SECONDS = 300
 AUTH_RETRIES = 3        # credential failures in a row before status error
 ERROR_RETRIES = 5       # other failures in a row before status error
 MAX_BACKOFF = 3600
+AUTH_ERROR_RETRY = 86400  # seconds between tries once credentials were given up on
 MERGE_CHUNK = 200         # resources per merge transaction
 
 _locks: dict[str, threading.Lock] = {}
@@ -326,6 +327,10 @@ def finish_failed(tx: Tx, cid: str, summary: dict[str, Any], auth: bool) -> None
     if give_up:
         values["status"] = "error"
         values["status_reason"] = summary["error"]
+        if auth:
+            # a rejected password retried every hour can get an Apple ID locked: once a day
+            # from now on, or at once through POST /v1/connections/{id}/refresh
+            values["next_sync_at"] = to_ts(tx.now) + AUTH_ERROR_RETRY
     con_store.patch(tx.conn, cid, values)
     if give_up and con["status"] != "error":
         con_service.emit(tx, "connection.error", cid)

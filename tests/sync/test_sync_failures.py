@@ -204,6 +204,11 @@ def test_credential_failures_mark_error_after_retries_and_keep_mirrors(api: Api,
     got = api.get(f"/v1/connections/{con['id']}").json()
     assert "rejected the username or password" in got["status_reason"]
     assert got["token_refresh"]["failures_count"] == 3
+    from chronary.timeutil import to_ts
+
+    retry_at = api.runtime.db.read_sync(lambda tx: list(tx.conn.execute(
+        "SELECT next_sync_at FROM connections WHERE id = ?", (con["id"],))))[0]["next_sync_at"]
+    assert retry_at - to_ts(api.runtime.clock.now()) >= 86400 - 5   # no hourly hammering of a bad password
     assert [e["title"] for e in events(api, cal_id)] == ["Mirrored"]
     assert PASSWORD not in json.dumps(got)
     api.runtime.db.write_sync(lambda tx: tx.conn.execute("UPDATE connections SET secret = ? WHERE id = ?",
