@@ -24,7 +24,7 @@ from chronary.services.event_times import local_midnight
 from chronary.timeutil import from_ts, to_ts, valid_timezone
 
 PRODID = "-//Chronary//Sync//EN"
-MODELED = ("title", "description", "location", "times", "status", "recurrence", "attendees")
+MODELED = ("title", "description", "location", "times", "status", "recurrence", "attendees", "reminders")
 _STATUS_IN = {"CONFIRMED": "confirmed", "TENTATIVE": "tentative", "CANCELLED": "cancelled"}
 _STATUS_OUT = {"confirmed": "CONFIRMED", "tentative": "TENTATIVE", "hold": "TENTATIVE", "cancelled": "CANCELLED"}
 _RECURRENCE_PROPS = ("RRULE", "EXRULE", "RDATE", "EXDATE")
@@ -46,11 +46,12 @@ class Fields:
     sequence: int = 0
     last_modified: datetime | None = None
     recurrence_id_ts: int | None = None
+    reminders: list[int] | None = None
 
     def modeled(self) -> dict[str, Any]:
         return {"title": self.title, "description": self.description, "location": self.location,
                 "times": (self.start_ts, self.end_ts, self.all_day), "status": self.status,
-                "recurrence": self.recurrence or None, "attendees": self.attendees}
+                "recurrence": self.recurrence or None, "attendees": self.attendees, "reminders": self.reminders}
 
 
 @dataclass
@@ -104,6 +105,23 @@ def _attendees(comp: Any) -> list[dict[str, Any]]:
     return out
 
 
+def _reminders(comp: Any) -> list[int] | None:
+    """Minutes-before-start of the VEVENT's relative alarms (Chronary's 1–40320, at most 5)."""
+    minutes = set()
+    for alarm in comp.subcomponents:
+        if alarm.name != "VALARM" or "TRIGGER" not in alarm:
+            continue
+        trigger = alarm["TRIGGER"]
+        if str(trigger.params.get("RELATED", "START")).upper() != "START":
+            continue
+        value = alarm.decoded("TRIGGER")
+        if isinstance(value, timedelta) and value < timedelta(0):
+            mins = int(-value.total_seconds() // 60)
+            if 1 <= mins <= 40320:
+                minutes.add(mins)
+    return sorted(minutes)[:5] or None
+
+
 def fields_of(comp: Any, tz: ZoneInfo) -> Fields:
     start = comp.decoded("DTSTART")
     all_day = isinstance(start, date) and not isinstance(start, datetime)
@@ -129,6 +147,7 @@ def fields_of(comp: Any, tz: ZoneInfo) -> Fields:
         sequence=int(comp.get("SEQUENCE", 0) or 0),
         last_modified=modified.dt.astimezone(UTC) if modified is not None and isinstance(modified.dt, datetime) else None,
         recurrence_id_ts=_instant(rid.dt, tz) if rid is not None else None,
+        reminders=_reminders(comp),
     )
 
 
@@ -153,7 +172,8 @@ def row_fields(row: dict[str, Any]) -> dict[str, Any]:
             "times": (row["start_ts"], row["end_ts"], bool(row["all_day"])), "status": row["status"],
             "recurrence": row["recurrence"] or None,
             "attendees": [{"email": a.get("email"), "name": a.get("name"), "agent_id": None}
-                          for a in (row["attendees"] or [])]}
+                          for a in (row["attendees"] or [])],
+            "reminders": sorted(set(row.get("reminders") or []))[:5] or None}
 
 
 def _base_tz(comp: Any) -> ZoneInfo | None:
@@ -196,6 +216,16 @@ def _set_attendees(comp: Any, attendees: list[dict[str, Any]]) -> None:
         comp.add("ATTENDEE", icalendar.vCalAddress(f"mailto:{a['email']}", params=params))
 
 
+def _set_reminders(comp: Any, minutes: list[int] | None, title: str) -> None:
+    comp.subcomponents = [c for c in comp.subcomponents if c.name != "VALARM"]
+    for mins in minutes or []:
+        alarm = icalendar.Alarm()
+        alarm.add("ACTION", "DISPLAY")
+        alarm.add("DESCRIPTION", title)
+        alarm.add("TRIGGER", timedelta(minutes=-mins))
+        comp.add_component(alarm)
+
+
 def _apply(comp: Any, row: dict[str, Any], tz: ZoneInfo, now: datetime, fresh: bool) -> None:
     old = None if fresh else fields_of(comp, tz)
     new = row_fields(row)
@@ -216,6 +246,8 @@ def _apply(comp: Any, row: dict[str, Any], tz: ZoneInfo, now: datetime, fresh: b
             _set_recurrence(comp, row["recurrence"] if row.get("recurring_event_id") is None else None)
         elif key == "attendees":
             _set_attendees(comp, new["attendees"])
+        elif key == "reminders":
+            _set_reminders(comp, new["reminders"], row["title"])
     if changed or fresh:
         for name in ("DTSTAMP", "LAST-MODIFIED", "SEQUENCE"):
             comp.pop(name, None)

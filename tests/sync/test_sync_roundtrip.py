@@ -4,7 +4,7 @@ recurring series with exceptions, all-day events and timezones survive the round
 from __future__ import annotations
 
 import json
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -151,6 +151,7 @@ def test_recurrence_all_day_and_timezones_round_trip(api: Api, radicale: Radical
     stored = {e["ical_uid"]: e for e in events(api, cal_id) if e["recurring_event_id"] is None}
     series, holiday = stored["series-1"], stored["holiday-1"]
     assert series["recurrence"] == ["RRULE:FREQ=WEEKLY;COUNT=6;BYDAY=MO", "EXDATE:20260323T080000Z"]
+    assert series["reminders"] == [10] and holiday["reminders"] is None
     assert holiday["all_day"] is True and (holiday["start_date"], holiday["end_date"]) == ("2026-05-01", "2026-05-03")
     # expanded: DST on 29 March keeps 09:00 Berlin; 23 March excluded; 6 April moved to 11:00
     window = api.get(f"/v1/calendars/{cal_id}/events", params={
@@ -163,7 +164,8 @@ def test_recurrence_all_day_and_timezones_round_trip(api: Api, radicale: Radical
     # a local edit of the series goes back without losing what Chronary does not model
     r = api.patch(f"/v1/calendars/{cal_id}/events/{series['id']}", json={"title": "Team standup"})
     assert r.status_code == 200
-    r = api.patch(f"/v1/calendars/{cal_id}/events/{holiday['id']}", json={"title": "Long weekend!"})
+    r = api.patch(f"/v1/calendars/{cal_id}/events/{holiday['id']}", json={"title": "Long weekend!",
+                                                                          "reminders": [1440]})
     assert r.status_code == 200
     summary = sync(api, con["id"])
     assert summary and summary["pushed"] == 2
@@ -183,6 +185,7 @@ def test_recurrence_all_day_and_timezones_round_trip(api: Api, radicale: Radical
     day = remote["holiday-1"].icalendar_component
     assert day.decoded("DTSTART") == date(2026, 5, 1) and day.decoded("DTEND") == date(2026, 5, 3)
     assert str(day["SUMMARY"]) == "Long weekend!"
+    assert [a.decoded("TRIGGER") for a in day.walk("VALARM")] == [timedelta(days=-1)]
     # the next pull re-reads both unchanged: still one series, one exception, one all-day event
     summary = sync(api, con["id"])
     assert summary and summary["pulled"] == 0
