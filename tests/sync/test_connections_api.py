@@ -67,6 +67,10 @@ def test_validation_and_access(api: Api, radicale: Radicale) -> None:
         assert r.status_code == 400 and "OAuth" in r.json()["error"]["message"], r.text
     r = api.post("/v1/connections", json={**base, "provider": "exchange", "server_url": radicale.url})
     assert r.status_code == 400
+    r = api.post("/v1/connections", json={**base, "provider": "caldav", "server_url": "http://127.0.0.1:8765/dav/"})
+    assert r.status_code == 400 and "itself" in r.json()["error"]["message"]      # never aimed at this server
+    r = api.post("/v1/connections", json={**base, "provider": "caldav", "server_url": f"http://{user}:pw@127.0.0.1/"})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "server_url"
     r = api.post("/v1/connections", json={**base, "provider": "caldav", "server_url": "ftp://x"})
     assert r.status_code == 400 and r.json()["error"]["param"] == "server_url"
     r = api.post("/v1/connections", json={**base, "provider": "caldav", "server_url": radicale.url, "extra": 1})
