@@ -97,7 +97,8 @@ class FlakyProxy:
         self.target_port = target_port
         self.mode = "pass"          # pass | drop | error
         self.log: list[str] = []
-        self.home_elsewhere = False  # point calendar-home-set straight at Radicale (another "host")
+        self.home_elsewhere = False
+        self.no_sync_collection = False  # point calendar-home-set straight at Radicale (another "host")
         self.after = 0              # requests to let through before misbehaving
         self.count = itertools.count()
         self.seen = 0
@@ -120,6 +121,11 @@ class FlakyProxy:
                         self.connection.close()
                         return
                     self.send_response(500)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                if proxy.no_sync_collection and self.command == "REPORT" and b"sync-collection" in body:
+                    self.send_response(501)  # a server without RFC 6578: clients fall back to ctag + etags
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return

@@ -270,3 +270,27 @@ def test_crash_between_push_and_commit_does_not_duplicate(api: Api, radicale: Ra
     assert api.get(f"/v1/connections/{con['id']}").json()["pending_pushes"] == 0
     summary = sync(api, con["id"])
     assert summary and (summary["pulled"], summary["pushed"]) == (0, 0)
+
+
+def test_server_without_sync_collection_uses_ctag_and_etags(api: Api, radicale: Radicale, flaky: FlakyProxy) -> None:
+    flaky.no_sync_collection = True
+    cal, con, cal_id = _setup(api, radicale, flaky.url)
+    cal.save_event(vevent("g-1", "One"))
+    cal.save_event(vevent("g-2", "Two", "20260106T090000Z", "20260106T100000Z"))
+    summary = sync(api, con["id"])
+    assert summary and summary["error"] is None and summary["pulled"] == 2
+    cursor = api.runtime.db.read_sync(lambda tx: list(tx.conn.execute(
+        "SELECT cursor FROM connection_calendars WHERE connection_id = ? AND sync = 1", (con["id"],))))[0]["cursor"]
+    assert cursor.startswith("ctag:")
+    before = len(flaky.log)
+    summary = sync(api, con["id"])                      # idle: the ctag did not move, nothing is listed
+    assert summary and (summary["pulled"], summary["pushed"]) == (0, 0)
+    assert not any(line.startswith("REPORT") for line in flaky.log[before:])
+    _phone_edit(cal, "g-1", "One (edited)", "20260102T000000Z")
+    _remote(cal)["g-2"].delete()
+    booked = api.event(cal_id, "2026-01-09T09:00:00Z", "2026-01-09T10:00:00Z", title="Three")
+    summary = sync(api, con["id"])
+    assert summary and summary["pulled"] == 2 and summary["pushed"] == 1
+    assert sorted(e["title"] for e in events(api, cal_id)) == ["One (edited)", "Three"]
+    assert sorted(str(e.icalendar_component["SUMMARY"]) for e in cal.get_events()) == ["One (edited)", "Three"]
+    assert booked["ical_uid"] in _remote(cal)
