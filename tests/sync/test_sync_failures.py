@@ -294,3 +294,33 @@ def test_server_without_sync_collection_uses_ctag_and_etags(api: Api, radicale: 
     assert sorted(e["title"] for e in events(api, cal_id)) == ["One (edited)", "Three"]
     assert sorted(str(e.icalendar_component["SUMMARY"]) for e in cal.get_events()) == ["One (edited)", "Three"]
     assert booked["ical_uid"] in _remote(cal)
+
+
+def test_remote_edit_racing_our_push_gets_412_then_resolves(api: Api, radicale: Radicale) -> None:
+    cal, con, cal_id = _setup(api, radicale)
+    cal.save_event(vevent("race-1", "Original"))
+    sync(api, con["id"])
+    (ev,) = events(api, cal_id)
+    api.patch(f"/v1/calendars/{cal_id}/events/{ev['id']}", json={"title": "Local edit"})
+    from chronary.sync import caldav as caldav_provider
+
+    original = caldav_provider.Provider.put_event
+    calls: list[int] = []
+
+    def racing_put(self: Any, *args: Any) -> Any:
+        if not calls:  # the phone saves between our pull and our push
+            _phone_edit(cal, "race-1", "Phone edit", "20000101T000000Z")
+        calls.append(1)
+        return original(self, *args)
+
+    caldav_provider.Provider.put_event = racing_put  # type: ignore[method-assign]
+    try:
+        summary = sync(api, con["id"])
+    finally:
+        caldav_provider.Provider.put_event = original  # type: ignore[method-assign]
+    assert len(calls) == 2, "the first PUT must fail its If-Match and be retried after a re-pull"
+    assert summary and summary["error"] is None and summary["conflicts"] == 1 and summary["pushed"] == 1
+    (remote,) = cal.get_events()
+    assert str(remote.icalendar_component["SUMMARY"]) == "Local edit" == events(api, cal_id)[0]["title"]
+    (lost,) = api.get(f"/v1/connections/{con['id']}/conflicts").json()["data"]
+    assert lost["winner"] == "local" and "Phone edit" in lost["losing_version"]
