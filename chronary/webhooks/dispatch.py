@@ -186,4 +186,7 @@ def recover(tx: Tx) -> int:
 
 
 def prune(tx: Tx, retention: timedelta) -> int:
-    return store.prune_deliveries(tx.conn, iso_ms(tx.now - retention))
+    """Finished deliveries and already fanned-out outbox rows older than the retention go."""
+    cutoff = iso_ms(tx.now - retention)
+    outbox.prune(tx.conn, cutoff)
+    return store.prune_deliveries(tx.conn, cutoff)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from chronary.store import outbox
 from chronary.store import webhooks as store
 from chronary.timeutil import parse_stored
 from chronary.webhooks import WebhookVerificationError, verify
@@ -334,3 +335,6 @@ def test_finished_deliveries_leave_the_log_after_retention(make_api, clock, make
     d.run()
     assert log(api, wh_ok["id"]) == []
     assert [e["status"] for e in log(api, wh_held["id"])] == ["pending"]  # open ones are kept at any age
+    # the outbox row that fed both deliveries was fanned out 31 days ago: it is gone too
+    outbox_rows = api.runtime.db.read_sync(lambda tx: outbox.recent(tx.conn))
+    assert outbox_rows == []
