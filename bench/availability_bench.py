@@ -82,6 +82,26 @@ def percentiles(samples: list[float]) -> str:
     return f"p50 {statistics.median(ordered) * 1000:7.2f} ms   p99 {p99 * 1000:7.2f} ms   max {ordered[-1] * 1000:7.2f} ms"
 
 
+def agrees(runtime, principal: Principal, query: FindMeetingTime, slots: list[dict]) -> bool:  # type: ignore[no-untyped-def]
+    """Sanity check before timing: the batched answer equals the per-agent (in_window) one."""
+    def ts(value: str) -> int:
+        return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp())
+
+    common: list[tuple[int, int]] | None = None
+    for agent_id in query.agent_ids:
+        body = runtime.db.read_sync(lambda tx, a=agent_id: availability.availability(
+            tx, principal, a, query.start, query.end, query.duration_minutes))
+        free = [(ts(f["start"]), ts(f["end"])) for f in body["free"]]
+        common = free if common is None else availability.intersect(common, free)
+    step, duration, expected = query.slot_step_minutes * 60, query.duration_minutes * 60, []
+    for a, b in common or []:
+        t = -(-a // step) * step
+        while t + duration <= b and len(expected) < query.limit:
+            expected.append(t)
+            t += step
+    return [ts(s["start"]) for s in slots] == expected
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--agents", type=int, default=50)
@@ -102,6 +122,7 @@ def main() -> None:
         principal = Principal(org_id=runtime.org_id, key_id="bench")
         slots = runtime.db.read_sync(lambda tx: find_meeting_time(tx, principal, query))["slots"]
         print(f"first slots: {[s['start'] for s in slots[:3]]} ({len(slots)} found)")
+        print(f"agrees with intersecting each agent's own free time: {agrees(runtime, principal, query, slots)}")
 
         for label, cold in (("service, cold series cache", True), ("service, warm series cache", False)):
             samples = []
