@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from chronary import ids
@@ -18,8 +19,13 @@ def emit(
     *,
     agent_id: str | None,
     previous: dict[str, Any] | None = None,
+    also_agent_ids: Iterable[str] = (),
 ) -> str:
-    """Append the event; the webhook worker delivers it. Returns the payload id (`whe_…`)."""
+    """Append the event; the webhook worker delivers it. Returns the payload id (`whe_…`).
+
+    `agent_id` owns the change; `also_agent_ids` are other agents it concerns (proposal
+    participants), whose agent-scoped endpoints receive it too.
+    """
     event_id = ids.new_id("whe")
     created = iso_ms(tx.now)
     data: dict[str, Any] = {"object": obj}
@@ -35,6 +41,7 @@ def emit(
             "resource_id": obj.get("id", ""),
             "payload": dumps(payload),
             "created_at": created,
+            "audience": dumps(sorted({a for a in also_agent_ids if a and a != agent_id})) if also_agent_ids else None,
         },
     )
     return event_id

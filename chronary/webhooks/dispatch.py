@@ -13,6 +13,7 @@ resumed. Disabled endpoints get none.
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -77,6 +78,11 @@ def has_undispatched(tx: Tx) -> bool:
     return bool(outbox.pending(tx.conn, 1))
 
 
+def concerns(row: dict[str, Any], agent_id: str) -> bool:
+    """Does this outbox row concern the agent (its owner, or one listed in its audience)?"""
+    return row["agent_id"] == agent_id or agent_id in json.loads(row.get("audience") or "[]")
+
+
 def fan_out(tx: Tx, limit: int = 500) -> int:
     """Turn undispatched outbox rows into deliveries; returns how many rows were dispatched."""
     rows = outbox.pending(tx.conn, limit)
@@ -88,7 +94,7 @@ def fan_out(tx: Tx, limit: int = 500) -> int:
         for ep in endpoints:
             if row["seq"] <= ep["since_seq"] or not matches(ep["events"], row["type"]):
                 continue
-            if ep["agent_id"] is not None and row["agent_id"] != ep["agent_id"]:
+            if ep["agent_id"] is not None and not concerns(row, ep["agent_id"]):
                 continue
             store.create_delivery(tx.conn, new_delivery(ep["id"], row, row["payload"], row["seq"], now))
     outbox.mark_dispatched(tx.conn, [r["seq"] for r in rows], now)
