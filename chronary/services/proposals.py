@@ -16,7 +16,7 @@ Answers: accept with `slot_index` adds that slot to what the agent accepts, acce
 accepts every slot; decline with `slot_index` rejects that slot, without it the whole proposal
 (which then cannot work); counter adds `counter_slot` as a new candidate that its proposer
 accepts. The organizer, when also a participant, accepts its own slots at creation.
-Webhooks (agent_id = the organizer): proposal.created, .responded (also when the answer
+Webhooks (owned by the organizer, addressed to every participant too): proposal.created, .responded (also when the answer
 declines the proposal), .resolved, .cancelled.
 """
 
@@ -41,6 +41,11 @@ from chronary.timeutil import iso_ms, parse_instant, to_ts, ts_iso
 
 MAX_SLOTS = 20
 HOLD_MAX = event_service.HOLD_MAX
+
+
+def _emit(tx: Tx, kind: str, obj: dict[str, Any], row: dict[str, Any], parts: list[dict[str, Any]]) -> None:
+    """Owned by the organizer; every participant's agent-scoped endpoints hear it too."""
+    outbox.emit(tx, kind, obj, agent_id=row["organizer_agent_id"], also_agent_ids=[p["agent_id"] for p in parts])
 
 
 def _org_ctx(ctx: Ctx) -> Ctx:
@@ -204,7 +209,7 @@ def create(tx: Tx, ctx: Ctx, data: ProposalCreate) -> dict[str, Any]:
         parts.append(part)
     for index in range(len(slots)):
         _place_holds(tx, ctx, row, parts, index)
-    outbox.emit(tx, "proposal.created", present(tx, row, parts), agent_id=organizer["id"])
+    _emit(tx, "proposal.created", present(tx, row, parts), row, parts)
     outcome = _outcome(row, parts)  # e.g. the organizer is the only participant
     if isinstance(outcome, int):
         _resolve(tx, ctx, row, parts, outcome)
@@ -252,7 +257,7 @@ def _resolve(tx: Tx, ctx: Ctx, row: dict[str, Any], parts: list[dict[str, Any]],
     now = iso_ms(tx.now)
     row.update(status="resolved", resolved_slot=index, resolved_at=now, updated_at=now)
     store.patch(tx.conn, row["id"], {"status": "resolved", "resolved_slot": index, "resolved_at": now, "updated_at": now})
-    outbox.emit(tx, "proposal.resolved", present(tx, row, parts), agent_id=row["organizer_agent_id"])
+    _emit(tx, "proposal.resolved", present(tx, row, parts), row, parts)
 
 
 def _outcome(row: dict[str, Any], parts: list[dict[str, Any]]) -> int | str | None:
@@ -325,7 +330,7 @@ def respond(tx: Tx, ctx: Ctx, proposal_id: str, data: ProposalRespond) -> dict[s
     if outcome == "declined":
         _decline(tx, ctx, row)
     # responded goes out before resolved, and carries the declined status when that is the result
-    outbox.emit(tx, "proposal.responded", present(tx, row, parts), agent_id=row["organizer_agent_id"])
+    _emit(tx, "proposal.responded", present(tx, row, parts), row, parts)
     if isinstance(outcome, int):
         _resolve(tx, ctx, row, parts, outcome)
     return present(tx, row, parts)
@@ -350,7 +355,7 @@ def cancel(tx: Tx, ctx: Ctx, proposal_id: str) -> dict[str, Any]:
     row.update(status="cancelled", updated_at=now, resolved_at=now)
     store.patch(tx.conn, proposal_id, {"status": "cancelled", "updated_at": now, "resolved_at": now})
     out = present(tx, row, parts)
-    outbox.emit(tx, "proposal.cancelled", out, agent_id=row["organizer_agent_id"])
+    _emit(tx, "proposal.cancelled", out, row, parts)
     return out
 
 

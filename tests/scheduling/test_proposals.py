@@ -280,3 +280,16 @@ def test_openapi_documents_the_scheduling_endpoints(sapi: Any) -> None:
                  "/v1/proposals/{proposal_id}/cancel"):
         assert path in paths, path
     assert paths["/v1/availability/find-meeting-time"]["post"]["summary"]
+
+
+def test_proposal_webhooks_are_addressed_to_every_participant(sapi: Any) -> None:
+    import json
+
+    from chronary.store import outbox as outbox_store
+
+    (o, p1, p2), _ = team(sapi)
+    prp = propose(sapi, o["id"], [p1["id"], p2["id"]], hold_slots=False)
+    rows = sapi.runtime.db.read_sync(lambda tx: outbox_store.recent(tx.conn, 100))
+    created = [r for r in rows if r["type"] == "proposal.created" and r["resource_id"] == prp["id"]]
+    assert len(created) == 1 and created[0]["agent_id"] == o["id"]
+    assert sorted(json.loads(created[0]["audience"])) == sorted([p1["id"], p2["id"]])
