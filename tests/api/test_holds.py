@@ -164,3 +164,13 @@ def test_expired_holds_are_deleted_by_the_worker(setup):
         (r["type"], json.loads(r["payload"])["data"]["object"]["id"])
         for r in tx.conn.execute("SELECT type, payload FROM outbox WHERE type = 'event.hold_expired'")])
     assert types == [("event.hold_expired", h["id"])]
+
+
+def test_confirming_an_expired_hold_is_409(setup):
+    """Expired but not yet swept by the worker: gone in all but storage."""
+    api, clock, cal = setup
+    base = f"/v1/calendars/{cal['id']}/events"
+    hold = _hold(api, cal).json()
+    clock.advance(minutes=16)
+    assert_error(api.post(f"{base}/{hold['id']}/confirm"), 409, "conflict")
+    assert api.get(f"{base}/{hold['id']}").json()["status"] == "hold"
