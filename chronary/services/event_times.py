@@ -18,6 +18,9 @@ from chronary.timeutil import parse_date, parse_instant
 
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _RECURRENCE_LINE = re.compile(r"^(RRULE|EXRULE|RDATE|EXDATE)([;:])", re.IGNORECASE)
+# Calendars are for meetings, not timers: sub-hourly rules (which Google and Outlook refuse
+# too) would make every availability query and feed walk thousands of occurrences.
+_SUB_HOURLY = re.compile(r"(^|[:;])FREQ=(SECONDLY|MINUTELY)(;|$)", re.IGNORECASE)
 MAX_EVENT_DAYS = 366 * 5
 
 
@@ -79,6 +82,9 @@ def check_recurrence(lines: list[str] | None, start: datetime) -> list[str] | No
             raise ValidationError(f"{param} must start with RRULE:, EXDATE, RDATE or EXRULE", param)
         if "\n" in line or "\r" in line:
             raise ValidationError(f"{param} must be a single line", param)
+        if _SUB_HOURLY.search(line):
+            raise ValidationError(f"{param}: FREQ=SECONDLY and FREQ=MINUTELY are not supported; the finest is HOURLY",
+                                  param)
         try:
             rrulestr(line, dtstart=start.replace(tzinfo=None) if ";TZID=" in line.upper() else start, forceset=True)
         except (ValueError, TypeError, KeyError, IndexError) as exc:

@@ -259,6 +259,13 @@ def _require_writable(row: dict[str, Any]) -> None:
         raise Forbidden(f"Event {row['id']} is read-only (source {row['source']}); change it where it comes from")
 
 
+def _refuse_expired_hold(tx: Tx, row: dict[str, Any]) -> None:
+    """A hold past its expiry but not yet swept by the worker is gone in all but storage:
+    neither /confirm nor a PATCH may bring it back (deleting it is still fine)."""
+    if row["status"] == "hold" and row["hold_expires_at"] is not None and row["hold_expires_at"] <= to_ts(tx.now):
+        raise Conflict(f"Hold {row['id']} expired at {ts_iso(row['hold_expires_at'])}", "hold_expires_at")
+
+
 def update(tx: Tx, ctx: Ctx, calendar_id: str, event_id: str, data: EventUpdate) -> dict[str, Any]:
     changes = set_fields(data)
     allow_overlap = bool(changes.pop("allow_overlap", False))
@@ -266,6 +273,7 @@ def update(tx: Tx, ctx: Ctx, calendar_id: str, event_id: str, data: EventUpdate)
         raise ValidationError("PATCH needs at least one field to change", None)
     row, calendar = _load_for_write(tx, ctx.principal, calendar_id, event_id)
     _require_writable(row)
+    _refuse_expired_hold(tx, row)
     if row["recurring_event_id"] and changes.get("recurrence") is not None:
         raise ValidationError("a single occurrence cannot have its own recurrence; change the series", "recurrence")
     for required in ("title", "start_time", "end_time", "all_day", "status"):
@@ -352,9 +360,7 @@ def confirm(tx: Tx, ctx: Ctx, calendar_id: str, event_id: str) -> dict[str, Any]
     _require_writable(row)
     if row["status"] != "hold":
         raise Conflict(f"Event {event_id} is not a hold (status {row['status']})", "status")
-    if row["hold_expires_at"] is not None and row["hold_expires_at"] <= to_ts(tx.now):
-        # expired but not yet swept by the worker: it is gone in all but storage
-        raise Conflict(f"Hold {event_id} expired at {ts_iso(row['hold_expires_at'])}", "hold_expires_at")
+    _refuse_expired_hold(tx, row)
     before = present(row, calendar)
     values = {"status": "confirmed", "hold_expires_at": None, "sequence": row["sequence"] + 1,
               "updated_at": iso_ms(tx.now)}
