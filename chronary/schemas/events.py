@@ -10,6 +10,14 @@ from msgspec import UNSET, Meta, UnsetType
 from chronary.schemas.common import Input, Metadata, Reminders, Timestamp
 
 EventStatus = Literal["confirmed", "tentative", "hold", "cancelled"]
+Transparency = Annotated[
+    Literal["opaque", "transparent"],
+    Meta(description=(
+        "RFC 5545 TRANSP. opaque (default) events make the agent busy; transparent ones (holidays, "
+        "'working from home' markers) are listed but never block availability, find-meeting-time or "
+        "hold placement. Occurrences inherit their series' value; holds are always opaque."
+    )),
+]
 Title = Annotated[str, Meta(min_length=1, max_length=500)]
 Text = Annotated[str, Meta(max_length=8192)]
 Priority = Annotated[int, Meta(ge=0, le=10)]
@@ -42,6 +50,7 @@ class EventCreate(Input):
     recurrence: Recurrence | None = None
     attendees: Annotated[list[Attendee], Meta(max_length=200)] | None = None
     metadata: Metadata | None = None
+    transparency: Transparency = "opaque"
     allow_overlap: bool = False
 
 
@@ -59,6 +68,7 @@ class EventUpdate(Input):
     recurrence: Recurrence | None | UnsetType = UNSET
     attendees: Annotated[list[Attendee], Meta(max_length=200)] | None | UnsetType = UNSET
     metadata: Metadata | None | UnsetType = UNSET
+    transparency: Transparency | UnsetType = UNSET
     allow_overlap: bool | UnsetType = UNSET
 
 
@@ -95,6 +105,7 @@ class Event(msgspec.Struct):
     remote: dict[str, Any] | None
     created_at: str
     updated_at: str
+    transparency: Transparency = "opaque"
 
 
 class EventList(msgspec.Struct):

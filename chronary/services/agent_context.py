@@ -6,6 +6,11 @@ imported/synced events count. Cancelled events and lapsed holds are left out eve
 look-ahead/look-back widens step by step (a day, a week, a month, a year) until it has enough
 events, so a busy agent costs one small query and a quiet one at most four.
 
+Transparent events (TRANSP:TRANSPARENT: holidays, "working from home" markers) are listed in
+current/upcoming/recent like any other, but they do not make the agent busy: `current_event`
+prefers an opaque event over a transparent one (then a real event over a hold), and is a
+transparent event only when nothing opaque is going on. Busy/free answers live in availability.
+
 `agent_status` is the `agent_status` of the agent's most recently updated calendar (the one
 it touched last, e.g. by PATCHing its status) — "idle" when it has no calendars; the agent
 row's own lifecycle status (active|paused|decommissioned) is under `agent.status`.
@@ -18,7 +23,7 @@ from typing import Any
 
 from chronary.errors import ValidationError
 from chronary.services.agents import load as load_agent
-from chronary.services.availability import blocks
+from chronary.services.availability import live
 from chronary.services.context import Principal
 from chronary.services.events import present
 from chronary.services.occurrences import in_window
@@ -38,7 +43,7 @@ def _check_count(value: int, param: str) -> None:
 
 def _active(tx: Tx, agent_id: str, start_ts: int, end_ts: int, cals: dict[str, Any]) -> list[dict[str, Any]]:
     now_ts = to_ts(tx.now)
-    return [r for r in in_window(tx, EventFilter(agent_id=agent_id), start_ts, end_ts, cals) if blocks(r, now_ts)]
+    return [r for r in in_window(tx, EventFilter(agent_id=agent_id), start_ts, end_ts, cals) if live(r, now_ts)]
 
 
 def _show(tx: Tx, row: dict[str, Any], cals: dict[str, Any]) -> dict[str, Any]:
@@ -71,8 +76,10 @@ def context(tx: Tx, principal: Principal, agent_id: str, upcoming: int, recent: 
             if len(behind) >= recent:
                 break
     behind.sort(key=lambda r: (r["end_ts"], r["start_ts"], r["id"]), reverse=True)
-    # several events at once: a real event beats a hold, then the one that began last
-    current.sort(key=lambda r: (r["status"] != "hold", r["start_ts"], r["id"]), reverse=True)
+    # several events at once: opaque beats transparent, a real event beats a hold, then the one
+    # that began last
+    current.sort(key=lambda r: (r.get("transparency") != "transparent", r["status"] != "hold",
+                                r["start_ts"], r["id"]), reverse=True)
 
     calendars, _ = cal_store.list_(tx.conn, agent_id=agent_id, include_agent_owned=False, limit=1000, offset=0)
     latest = max(calendars, key=lambda c: (c["updated_at"], c["id"]), default=None)

@@ -1,12 +1,13 @@
 """Free/busy for one agent and common meeting times for many.
 
-Busy time is every event that blocks (confirmed, tentative, and holds not yet lapsed; never
-cancelled) on any of the agent's calendars — native, imported or synced — with recurrences
-expanded through services.occurrences, widened by the agent's buffers. Free time is the agent's
-working hours (services.rules; always, without rules) minus busy time, starting no earlier than
-now plus the minimum notice (so free time is never in the past), keeping only intervals at
-least as long as asked for. All interval work is done on sorted lists of UTC seconds with
-linear sweeps, which is what keeps find-meeting-time fast for 50 agents.
+Busy time is every opaque event that blocks (confirmed, tentative, and holds not yet lapsed;
+never cancelled, never TRANSP:TRANSPARENT — holidays, "working from home") on any of the
+agent's calendars — native, imported or synced — with recurrences expanded through
+services.occurrences, widened by the agent's buffers. Free time is the agent's working hours
+(services.rules; always, without rules) minus busy time, starting no earlier than now plus the
+minimum notice (so free time is never in the past), keeping only intervals at least as long as
+asked for. All interval work is done on sorted lists of UTC seconds with linear sweeps, which
+is what keeps find-meeting-time fast for 50 agents.
 """
 
 from __future__ import annotations
@@ -45,13 +46,18 @@ def parse_window(start: str | None, end: str | None) -> Span:
     return to_ts(a), to_ts(b)
 
 
-def blocks(row: dict[str, Any], now_ts: int) -> bool:
-    """Does this event make its agent busy? A hold past its expiry no longer does, even before
-    the expiry worker has deleted it."""
+def live(row: dict[str, Any], now_ts: int) -> bool:
+    """Is this event still on? Not cancelled, and not a hold past its expiry (even before the
+    expiry worker has deleted it)."""
     status = row["status"]
     if status == "cancelled":
         return False
     return not (status == "hold" and row["hold_expires_at"] is not None and row["hold_expires_at"] <= now_ts)
+
+
+def blocks(row: dict[str, Any], now_ts: int) -> bool:
+    """Does this event make its agent busy? Live and opaque: a transparent event never does."""
+    return row.get("transparency") != "transparent" and live(row, now_ts)
 
 
 def merge_busy(events: list[tuple[int, int, str | None]], before: int, after: int) -> list[tuple[int, int, str | None]]:
@@ -165,26 +171,27 @@ def _check_agents(tx: Tx, principal: Principal, agent_ids: list[str]) -> dict[st
 
 WEEK = 7 * 24 * 3600
 _CACHE_SIZE = 4096
-_cache: OrderedDict[tuple[Any, ...], list[tuple[int, int, str, int | None]]] = OrderedDict()
+_cache: OrderedDict[tuple[Any, ...], list[tuple[int, int, str, int | None, str]]] = OrderedDict()
 _cache_lock = threading.Lock()
 
 
 def _expanded(
     master: dict[str, Any], tz: str, lo: int, hi: int, exceptions: list[dict[str, Any]]
-) -> list[tuple[int, int, str, int | None]]:
-    """(start, end, status, hold_expires_at) of a series' occurrences around [lo, hi), exceptions applied.
+) -> list[tuple[int, int, str, int | None, str]]:
+    """(start, end, status, hold_expires_at, transparency) of a series' occurrences around
+    [lo, hi), exceptions applied.
 
     Expanding RRULEs is the costly part of find-meeting-time, so results are kept in a small
     LRU cache. The key holds everything the busy answer depends on (the rule, times, status,
-    timezone, and each exception's times and status) plus the week-aligned span expanded, so an
+    transparency, timezone, and each exception's times, status and transparency) plus the week-aligned span expanded, so an
     edited series or exception simply misses the cache — no invalidation needed.
     """
     span = (lo - lo % WEEK, hi + (-hi % WEEK))
     key = (
         master["id"], master["start_ts"], master["end_ts"], bool(master["all_day"]), tuple(master["recurrence"]),
-        master["status"], master["hold_expires_at"], tz, span,
+        master["status"], master["hold_expires_at"], master.get("transparency"), tz, span,
         tuple(sorted((e["id"], e["start_ts"], e["end_ts"], e["status"], e["hold_expires_at"],
-                      e["recurrence_id_ts"]) for e in exceptions)),
+                      e["recurrence_id_ts"], e.get("transparency")) for e in exceptions)),
     )
     with _cache_lock:
         hit = _cache.get(key)
@@ -192,7 +199,8 @@ def _expanded(
             _cache.move_to_end(key)
             return hit
     rows = occurrences.expand_series(master, ZoneInfo(tz), span[0], span[1], exceptions)
-    value = [(r["start_ts"], r["end_ts"], r["status"], r["hold_expires_at"]) for r in rows]
+    value = [(r["start_ts"], r["end_ts"], r["status"], r["hold_expires_at"], r.get("transparency") or "opaque")
+             for r in rows]
     with _cache_lock:
         _cache[key] = value
         while len(_cache) > _CACHE_SIZE:
@@ -218,8 +226,9 @@ def _blocking(
     for m in masters:
         cal = cals[m["calendar_id"]]
         before, after = pads[cal["agent_id"]]
-        for a, b, status, hold_expires in _expanded(m, cal["timezone"], lo, hi, by_series.get(m["id"], [])):
-            if a < hi and b > lo and blocks({"status": status, "hold_expires_at": hold_expires}, now_ts):
+        for a, b, status, hold_expires, transp in _expanded(m, cal["timezone"], lo, hi, by_series.get(m["id"], [])):
+            if a < hi and b > lo and blocks({"status": status, "hold_expires_at": hold_expires,
+                                             "transparency": transp}, now_ts):
                 out.append((a - before, b + after))
     return out
 

@@ -63,6 +63,7 @@ def present(row: dict[str, Any], calendar: dict[str, Any]) -> dict[str, Any]:
         "remote": row["remote"],
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
+        "transparency": row.get("transparency") or "opaque",
     }
 
 
@@ -83,14 +84,21 @@ def _hold_expiry(now: datetime, value: str | None) -> int:
     return to_ts(expires)
 
 
+def _check_hold_transparency(status: str, transparency: str) -> None:
+    if status == "hold" and transparency == "transparent":
+        raise ValidationError("a hold is always opaque (it reserves the time); send transparency: opaque",
+                              "transparency")
+
+
 def _check_hold_overlap(tx: Tx, calendar: dict[str, Any], start_ts: int, end_ts: int, exclude: str | None) -> None:
-    """A hold may not sit on top of a confirmed event (or occurrence of a confirmed series) of
-    the same agent, unless allowed."""
+    """A hold may not sit on top of a confirmed opaque event (or occurrence of a confirmed
+    series) of the same agent, unless allowed; transparent events never block it."""
     agent_id = calendar["agent_id"]
     scope = (EventFilter(agent_id=agent_id, status="confirmed") if agent_id
              else EventFilter(calendar_id=calendar["id"], status="confirmed"))
     clashes = [r for r in occurrences.in_window(tx, scope, start_ts, end_ts, {calendar["id"]: calendar})
-               if r["status"] in BLOCKING_FOR_HOLDS and r["id"] != exclude]
+               if r["status"] in BLOCKING_FOR_HOLDS and r["id"] != exclude
+               and r.get("transparency") != "transparent"]
     if clashes:
         raise Conflict(
             f"The hold overlaps confirmed event {clashes[0]['id']}; send allow_overlap: true to place it anyway",
@@ -156,6 +164,7 @@ def create(tx: Tx, ctx: Ctx, calendar_id: str, data: EventCreate) -> dict[str, A
         for field, value in (("hold_expires_at", data.hold_expires_at),):
             if value is not None:
                 raise ValidationError(f"{field} is only allowed when status is hold", field)
+    _check_hold_transparency(data.status, data.transparency)
     hold_expires = _hold_expiry(tx.now, data.hold_expires_at) if data.status == "hold" else None
     if data.status == "hold" and not data.allow_overlap:
         _check_hold_overlap(tx, calendar, to_ts(start), to_ts(end), None)
@@ -184,6 +193,7 @@ def create(tx: Tx, ctx: Ctx, calendar_id: str, data: EventCreate) -> dict[str, A
         "read_only": False,
         "remote": None,
         "sequence": 0,
+        "transparency": data.transparency,
         "created_at": now,
         "updated_at": now,
     }
@@ -276,7 +286,7 @@ def update(tx: Tx, ctx: Ctx, calendar_id: str, event_id: str, data: EventUpdate)
     _refuse_expired_hold(tx, row)
     if row["recurring_event_id"] and changes.get("recurrence") is not None:
         raise ValidationError("a single occurrence cannot have its own recurrence; change the series", "recurrence")
-    for required in ("title", "start_time", "end_time", "all_day", "status"):
+    for required in ("title", "start_time", "end_time", "all_day", "status", "transparency"):
         if required in changes and changes[required] is None:
             raise ValidationError(f"{required} cannot be null", required)
     before = present(row, calendar)
@@ -293,6 +303,7 @@ def update(tx: Tx, ctx: Ctx, calendar_id: str, event_id: str, data: EventUpdate)
     end_ts = values.get("end_ts", row["end_ts"])
 
     status = changes.get("status", row["status"])
+    _check_hold_transparency(status, changes.get("transparency", row.get("transparency") or "opaque"))
     if status == "hold":
         if "hold_expires_at" in changes or row["status"] != "hold":
             values["hold_expires_at"] = _hold_expiry(tx.now, changes.get("hold_expires_at"))
@@ -304,7 +315,7 @@ def update(tx: Tx, ctx: Ctx, calendar_id: str, event_id: str, data: EventUpdate)
         values["hold_expires_at"] = None
     if "status" in changes:
         values["status"] = status
-    for simple in ("title", "description", "location", "priority"):
+    for simple in ("title", "description", "location", "priority", "transparency"):
         if simple in changes:
             values[simple] = changes[simple]
     if "reminders" in changes:

@@ -50,7 +50,7 @@ def busy_sources(
     """(singles, masters, exceptions, calendars by id) for these agents around [start, end).
 
     Singles are (agent_id, start_ts, end_ts) tuples of the blocking single events overlapping
-    the window: not cancelled, not a hold past its expiry — read without the dict row tracer,
+    the window: not cancelled, not transparent, not a hold past its expiry — read without the dict row tracer,
     since a month of 50 busy agents is thousands of rows. Masters (full rows, to be expanded)
     start before the window's end; exceptions are every stored exception of those masters.
     Mirrors store.events.in_window, which serves one scope at a time.
@@ -70,7 +70,8 @@ def busy_sources(
         f"""SELECT c.agent_id, e.start_ts, e.end_ts
             FROM events e JOIN calendars c ON c.id = e.calendar_id
             WHERE e.calendar_id IN ({cal_marks}) AND e.recurrence IS NULL AND e.recurring_event_id IS NULL
-              AND e.status != 'cancelled' AND (e.status != 'hold' OR e.hold_expires_at IS NULL OR e.hold_expires_at > ?)
+              AND e.status != 'cancelled' AND e.transparency != 'transparent'
+              AND (e.status != 'hold' OR e.hold_expires_at IS NULL OR e.hold_expires_at > ?)
               AND e.start_ts < ? AND e.end_ts > ?""",
         (*cal_ids, now_ts, end_ts, start_ts),
     ))
