@@ -180,7 +180,8 @@ def render_vevent(
         lines.append(f"LOCATION:{escape_text(row['location'])}")
     status = row["status"]
     lines.append(f"STATUS:{STATUS.get(status, 'CANCELLED')}")
-    lines.append("TRANSP:OPAQUE")
+    # spec: every shown status is OPAQUE; an event marked transparent (holidays, markers) is not
+    lines.append("TRANSP:TRANSPARENT" if row.get("transparency") == "transparent" else "TRANSP:OPAQUE")
     if status == "hold":
         lines.append("X-CHRONARY-HOLD:TRUE")
     for att in row.get("attendees") or []:

@@ -109,7 +109,7 @@ def _vevents(calendar: dict[str, Any], rows: list[dict[str, Any]], cache: FeedCa
             continue  # an exception whose series is gone or cancelled has nothing to override
         ex = tuple(sorted(exdates.get(r["id"], ()))) if r["recurrence"] else ()
         uid = master["ical_uid"] if master else r["ical_uid"]
-        key = (r["id"], r["updated_at"], r["sequence"], tz, defaults_key, uid, ex,
+        key = (r["id"], r["updated_at"], r["sequence"], r.get("transparency"), tz, defaults_key, uid, ex,
                master["updated_at"] if master else None)
         out.append(cache.vevent(key, lambda r=r, uid=uid, ex=ex, master=master: render.render_vevent(
             r, tz, defaults, uid=uid, exdates=list(ex), master=master)))

@@ -222,6 +222,7 @@ def _event_row(item: ImportedEvent, sub_id: str, calendar_id: str, now: str) -> 
         "status": item.status, "hold_expires_at": None, "priority": None, "reminders": item.reminders,
         "recurrence": item.recurrence, "attendees": [], "metadata": {}, "source": "external_ical",
         "read_only": True, "updated_at": now,
+        "transparency": "transparent" if item.transparent else "opaque",
         "remote": {"type": "ical_subscription", "subscription_id": sub_id, "tzid": item.tzid,
                    "transparent": item.transparent},
     }
