@@ -24,7 +24,8 @@ from chronary.services.event_times import local_midnight
 from chronary.timeutil import from_ts, to_ts, valid_timezone
 
 PRODID = "-//Chronary//Sync//EN"
-MODELED = ("title", "description", "location", "times", "status", "recurrence", "attendees", "reminders")
+MODELED = ("title", "description", "location", "times", "status", "recurrence", "attendees", "reminders",
+           "transparency")
 _STATUS_IN = {"CONFIRMED": "confirmed", "TENTATIVE": "tentative", "CANCELLED": "cancelled"}
 _STATUS_OUT = {"confirmed": "CONFIRMED", "tentative": "TENTATIVE", "hold": "TENTATIVE", "cancelled": "CANCELLED"}
 _RECURRENCE_PROPS = ("RRULE", "EXRULE", "RDATE", "EXDATE")
@@ -47,11 +48,13 @@ class Fields:
     last_modified: datetime | None = None
     recurrence_id_ts: int | None = None
     reminders: list[int] | None = None
+    transparency: str = "opaque"  # TRANSP; absent means OPAQUE (RFC 5545 3.8.2.7)
 
     def modeled(self) -> dict[str, Any]:
         return {"title": self.title, "description": self.description, "location": self.location,
                 "times": (self.start_ts, self.end_ts, self.all_day), "status": self.status,
-                "recurrence": self.recurrence or None, "attendees": self.attendees, "reminders": self.reminders}
+                "recurrence": self.recurrence or None, "attendees": self.attendees, "reminders": self.reminders,
+                "transparency": self.transparency}
 
 
 @dataclass
@@ -148,6 +151,7 @@ def fields_of(comp: Any, tz: ZoneInfo) -> Fields:
         last_modified=modified.dt.astimezone(UTC) if modified is not None and isinstance(modified.dt, datetime) else None,
         recurrence_id_ts=_instant(rid.dt, tz) if rid is not None else None,
         reminders=_reminders(comp),
+        transparency="transparent" if str(comp.get("TRANSP") or "").upper() == "TRANSPARENT" else "opaque",
     )
 
 
@@ -173,7 +177,8 @@ def row_fields(row: dict[str, Any]) -> dict[str, Any]:
             "recurrence": row["recurrence"] or None,
             "attendees": [{"email": a.get("email"), "name": a.get("name"), "agent_id": None}
                           for a in (row["attendees"] or [])],
-            "reminders": sorted(set(row.get("reminders") or []))[:5] or None}
+            "reminders": sorted(set(row.get("reminders") or []))[:5] or None,
+            "transparency": row.get("transparency") or "opaque"}
 
 
 def _base_tz(comp: Any) -> ZoneInfo | None:
@@ -248,6 +253,9 @@ def _apply(comp: Any, row: dict[str, Any], tz: ZoneInfo, now: datetime, fresh: b
             _set_attendees(comp, new["attendees"])
         elif key == "reminders":
             _set_reminders(comp, new["reminders"], row["title"])
+        elif key == "transparency":
+            comp.pop("TRANSP", None)
+            comp.add("TRANSP", "TRANSPARENT" if new["transparency"] == "transparent" else "OPAQUE")
     if changed or fresh:
         for name in ("DTSTAMP", "LAST-MODIFIED", "SEQUENCE"):
             comp.pop(name, None)

@@ -62,7 +62,7 @@ class Stats:
 def _fields(f: convert.Fields) -> dict[str, Any]:
     return {"title": f.title, "description": f.description, "location": f.location, "start_ts": f.start_ts,
             "end_ts": f.end_ts, "all_day": f.all_day, "status": f.status, "attendees": f.attendees,
-            "sequence": f.sequence, "reminders": f.reminders}
+            "sequence": f.sequence, "reminders": f.reminders, "transparency": f.transparency}
 
 
 def _emit(tx: Tx, kind: str, row: dict[str, Any], calendar: dict[str, Any], before: dict[str, Any] | None = None) -> None:
