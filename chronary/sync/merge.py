@@ -208,7 +208,8 @@ class Merger:
         # `source` stays what it was: where the event was born (a Chronary booking that is
         # mirrored to the phone stays "internal"; its `remote` link says it is mirrored)
         if row.get("status") == "hold" and values.get("status") == "tentative":
-            values = {**values, "status": "hold"}  # holds go out as TENTATIVE; keep them holds
+            values = {**values, "status": "hold", "transparency": "opaque"}  # holds go out as TENTATIVE;
+            # keep them holds, and opaque (a hold reserves time even if the phone marks it free)
         elif values.get("status", "hold") != "hold" and row.get("hold_expires_at") is not None:
             values = {**values, "hold_expires_at": None}
         diff = {k: v for k, v in values.items() if row.get(k) != v}

@@ -80,6 +80,22 @@ def test_transp_round_trips_both_ways(api: Api, radicale: Radicale) -> None:
     assert _busy(api, agent_id) == [local["phone-busy"]["id"]]
 
 
+def test_a_synced_hold_stays_opaque_when_the_phone_marks_it_free(api: Api, radicale: Radicale) -> None:
+    cal, con, cal_id, agent_id = _setup(api, radicale)
+    hold = api.event(cal_id, "2026-01-05T09:00:00Z", "2026-01-05T10:00:00Z", title="Hold", status="hold")
+    assert sync(api, con["id"])["pushed"] == 1  # type: ignore[index]
+    ev = _remote(cal)[hold["ical_uid"]]
+    assert str(ev.icalendar_component["TRANSP"]) == "OPAQUE"
+    ev.icalendar_component["TRANSP"] = "TRANSPARENT"
+    ev.icalendar_component["SUMMARY"] = "Hold (renamed on the phone)"
+    ev.save()
+    assert sync(api, con["id"])["pulled"] == 1  # type: ignore[index]
+    after = api.get(f"/v1/calendars/{cal_id}/events/{hold['id']}").json()
+    assert after["title"] == "Hold (renamed on the phone)" and after["status"] == "hold"
+    assert after["transparency"] == "opaque"
+    assert _busy(api, agent_id) == [hold["id"]]
+
+
 def test_convert_reads_and_writes_transp_without_a_server() -> None:
     tz = ZoneInfo("UTC")
     body = vevent("u1", "Free", extra="TRANSP:TRANSPARENT\r\n")
