@@ -152,9 +152,9 @@ def _db_path(data_dir: str | None) -> Path:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON")
 def db_info(data_dir: str | None, as_json: bool) -> None:
     """Tables, row counts and schema version."""
-    from chronary import dbtools
+    from chronary.store import maintenance
 
-    info = dbtools.info(_db_path(data_dir))
+    info = maintenance.info(_db_path(data_dir))
     if as_json:
         import json
 
@@ -172,9 +172,9 @@ def db_info(data_dir: str | None, as_json: bool) -> None:
 @click.option("--table", "tables", multiple=True, help="Only these tables (repeatable)")
 def db_export(data_dir: str | None, fmt: str, out_dir: str, tables: tuple[str, ...]) -> None:
     """Write each table to OUT/<table>.json or .csv. api_keys hashes are left out."""
-    from chronary import dbtools
+    from chronary.store import maintenance
 
-    written = dbtools.export(_db_path(data_dir), Path(out_dir), fmt, list(tables) or None)
+    written = maintenance.export(_db_path(data_dir), Path(out_dir), fmt, list(tables) or None)
     for path in written:
         click.echo(str(path))
 
@@ -184,12 +184,12 @@ def db_export(data_dir: str | None, fmt: str, out_dir: str, tables: tuple[str, .
 @click.option("--data-dir", default=None)
 def db_backup(target: str, data_dir: str | None) -> None:
     """Consistent copy of a live database (SQLite online backup)."""
-    from chronary import dbtools
+    from chronary.store import maintenance
 
     source = _db_path(data_dir)
     if not Path(target).parent.is_dir():
         raise click.ClickException(f"no such directory: {Path(target).parent}")
-    dbtools.backup(source, Path(target))
+    maintenance.backup(source, Path(target))
     click.echo(f"backed up to {target}")
     key_path = _settings(data_dir=data_dir).key_path
     if key_path.exists():  # without it, stored provider credentials in the copy cannot be decrypted

@@ -9,6 +9,7 @@ from litestar.params import Parameter
 
 from chronary.api._common import ERRORS, Limit, Offset, page_dict
 from chronary.schemas.events import Event, EventCreate, EventList, EventStatus, EventUpdate
+from chronary.services import event_lists as lists
 from chronary.services import events as svc
 from chronary.services.context import Ctx
 from chronary.store.db import Database
@@ -49,7 +50,8 @@ class CalendarEventController(Controller):
         offset: Offset = 0,
     ) -> EventList:
         page = await db.read(
-            lambda tx: svc.list_for_calendar(tx, ctx, calendar_id, start_after, start_before, status, source, limit, offset)
+            lambda tx: lists.list_for_calendar(
+                tx, ctx, calendar_id, start_after, start_before, status, source, limit, offset)
         )
         return page_dict(page)  # type: ignore[return-value]
 
@@ -99,7 +101,7 @@ class AgentEventController(Controller):
         offset: Offset = 0,
     ) -> EventList:
         page = await db.read(
-            lambda tx: svc.list_for_agent(tx, ctx, agent_id, start_after, start_before, status, source, limit, offset)
+            lambda tx: lists.list_for_agent(tx, ctx, agent_id, start_after, start_before, status, source, limit, offset)
         )
         return page_dict(page)  # type: ignore[return-value]
 
