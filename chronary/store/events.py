@@ -102,8 +102,18 @@ def in_window(
         (*params, end_ts, start_ts),
     )
     singles_out = [decode(r, JSON) for r in singles]
+    masters, exceptions = series_in_scope(conn, base, params, end_ts)
+    return singles_out, masters, exceptions  # type: ignore[return-value]
+
+
+def series_in_scope(
+    conn: apsw.Connection, where_sql: str, params: list[Any] | tuple[Any, ...], end_ts: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Series masters matching `where_sql` that start before `end_ts`, and all their stored
+    exceptions: the part of a window that must be expanded in Python. Shared by `in_window`
+    (one scope) and the batched busy query of find-meeting-time (many calendars)."""
     masters = [decode(r, JSON) for r in conn.execute(
-        f"SELECT * FROM events WHERE {base} AND recurrence IS NOT NULL AND start_ts < ? ORDER BY start_ts, id",
+        f"SELECT * FROM events WHERE {where_sql} AND recurrence IS NOT NULL AND start_ts < ? ORDER BY start_ts, id",
         (*params, end_ts),
     )]
     exceptions: list[dict[str, Any]] = []
@@ -113,7 +123,7 @@ def in_window(
             f"SELECT * FROM events WHERE recurring_event_id IN ({marks}) ORDER BY start_ts, id",
             [m["id"] for m in masters],
         )]
-    return singles_out, masters, exceptions  # type: ignore[return-value]
+    return masters, exceptions  # type: ignore[return-value]
 
 
 def expired_holds(conn: apsw.Connection, now_ts: int, limit: int = 200) -> list[dict[str, Any]]:

@@ -11,7 +11,7 @@ from typing import Any
 
 import apsw
 
-from chronary.store.events import JSON as EVENT_JSON
+from chronary.store import events as event_store
 from chronary.store.rows import decode, insert, one
 
 JSON = ("working_hours", "overrides")
@@ -53,7 +53,8 @@ def busy_sources(
     the window: not cancelled, not transparent, not a hold past its expiry — read without the dict row tracer,
     since a month of 50 busy agents is thousands of rows. Masters (full rows, to be expanded)
     start before the window's end; exceptions are every stored exception of those masters.
-    Mirrors store.events.in_window, which serves one scope at a time.
+    Singles mirror store.events.in_window (one scope at a time); masters and exceptions come
+    from the same store.events.series_in_scope.
     """
     marks = ",".join("?" for _ in agent_ids)
     cals = {
@@ -75,14 +76,5 @@ def busy_sources(
               AND e.start_ts < ? AND e.end_ts > ?""",
         (*cal_ids, now_ts, end_ts, start_ts),
     ))
-    masters = [decode(r, EVENT_JSON) for r in conn.execute(
-        f"SELECT * FROM events WHERE calendar_id IN ({cal_marks}) AND recurrence IS NOT NULL AND start_ts < ?",
-        (*cal_ids, end_ts),
-    )]
-    exceptions: list[dict[str, Any]] = []
-    if masters:
-        m_marks = ",".join("?" for _ in masters)
-        exceptions = [decode(r, EVENT_JSON) for r in conn.execute(
-            f"SELECT * FROM events WHERE recurring_event_id IN ({m_marks})", [m["id"] for m in masters]
-        )]
+    masters, exceptions = event_store.series_in_scope(conn, f"calendar_id IN ({cal_marks})", cal_ids, end_ts)
     return singles, masters, exceptions, cals  # type: ignore[return-value]
