@@ -145,8 +145,9 @@ class LiveServer:
         self.thread.join(timeout=10)
 
 
-def start_live_server(settings: Settings, clock: Clock | None = None) -> LiveServer:
-    app = create_app(settings, clock=clock)
+def start_live_server(settings: Settings, clock: Clock | None = None, runtime: Any = None) -> LiveServer:
+    """uvicorn in a thread on settings.port; pass a prepared `runtime` to tune it before start."""
+    app = create_app(settings, clock=clock, runtime=runtime)
     config = uvicorn.Config(app, host="127.0.0.1", port=settings.port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -156,7 +157,18 @@ def start_live_server(settings: Settings, clock: Clock | None = None) -> LiveSer
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("live server did not start")
         time.sleep(0.02)
-    return LiveServer(f"http://127.0.0.1:{settings.port}", app.state.runtime.first_key, app, server, thread)
+    return LiveServer(f"http://127.0.0.1:{settings.port}", app.state.runtime.first_key or "", app, server, thread)
+
+
+def wait_until(check: Any, timeout: float = 10.0, interval: float = 0.05) -> Any:
+    """Poll `check()` until it returns something truthy (returned); fail after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("condition not reached in time")
 
 
 @pytest.fixture

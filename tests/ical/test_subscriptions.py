@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from chronary.clock import ManualClock
+from tests.conftest import wait_until
 from tests.ical.feedserver import vcalendar, vevent
 
 A = vevent("a@test", "20260302T090000Z", "20260302T100000Z", "Alpha")
@@ -194,15 +195,6 @@ def test_subscription_to_this_server_itself_is_refused(api, feed_server):
     assert set(_titles(api, cal["id"])) == {"Alpha"}
 
 
-def _wait(check, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not reached in time")
-
 
 def test_worker_refreshes_on_its_interval(live_server, feed_server):
     clock = ManualClock(datetime(2026, 2, 1, tzinfo=UTC))
@@ -218,15 +210,15 @@ def test_worker_refreshes_on_its_interval(live_server, feed_server):
         def titles():
             return {e["title"] for e in http.get(f"/v1/calendars/{cal['id']}/events").json()["data"]}
 
-        _wait(lambda: titles() == {"Alpha", "Bravo"})
+        wait_until(lambda: titles() == {"Alpha", "Bravo"})
         requests_after_first = feed_server.requests["/cal.ics"]
         feed_server.serve("/cal.ics", vcalendar(A2, D))
         clock.advance(minutes=14)
         time.sleep(1.5)  # more than one worker poll: not due yet, so no request is made
         assert feed_server.requests["/cal.ics"] == requests_after_first
         clock.advance(minutes=2)
-        _wait(lambda: titles() == {"Alpha v2", "Delta"})
+        wait_until(lambda: titles() == {"Alpha v2", "Delta"})
         clock.advance(minutes=16)
-        _wait(lambda: feed_server.not_modified["/cal.ics"] >= 1)
+        wait_until(lambda: feed_server.not_modified["/cal.ics"] >= 1)
         got = http.get(f"/v1/ical-subscriptions/{sub['id']}").json()
         assert got["status"] == "active" and got["event_count"] == 2

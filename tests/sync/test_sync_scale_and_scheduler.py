@@ -3,24 +3,17 @@ inside the app (picks up due connections, pushes local bookings within seconds, 
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 import icalendar
 
-from tests.conftest import Api
+from tests.conftest import Api, wait_until
 from tests.sync.conftest import Radicale, connect, enable, events, sync, vevent
 
 
-def _wait(check: Callable[[], Any], timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not reached in time")
+def _wait(check, timeout: float = 15.0):
+    """Radicale PUTs are slow under load: a longer default than wait_until's."""
+    return wait_until(check, timeout)
 
 
 def write_bulk(radicale: Radicale, user: str, count: int) -> None:

@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
-from chronary.app import create_app
 from chronary.clock import Clock
 from chronary.config import Settings
 from chronary.runtime import open_runtime
 from chronary.workers.webhooks import OPTIONS_KEY, WebhookWorker
-from tests.conftest import LiveServer, free_port
+from tests.conftest import LiveServer, free_port, start_live_server
 from tests.webhooks.receiver import Receiver
 
 FAST = {"timeout": 3.0, "jitter": 0.0, "poll_seconds": 0.05, "shutdown_grace": 0.2}
@@ -97,17 +94,7 @@ def driver() -> Iterator[Any]:
 def start_server(settings: Settings, clock: Clock | None, options: dict[str, Any]) -> LiveServer:
     runtime = open_runtime(settings, clock)
     runtime.extras[OPTIONS_KEY] = options
-    app = create_app(settings, runtime=runtime)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=settings.port, log_level="warning",
-                                           lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("live server did not start")
-        time.sleep(0.02)
-    return LiveServer(f"http://127.0.0.1:{settings.port}", runtime.first_key or "", app, server, thread)
+    return start_live_server(settings, runtime=runtime)
 
 
 @pytest.fixture
