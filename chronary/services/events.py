@@ -16,7 +16,6 @@ from chronary.errors import Conflict, Forbidden, ValidationError, not_found
 from chronary.schemas.common import set_fields
 from chronary.schemas.events import EventCreate, EventUpdate
 from chronary.services import event_times, hooks, occurrences, outbox
-from chronary.services import feeds as _feeds  # noqa: F401 - registers the feed Last-Modified hook
 from chronary.services.calendars import load as load_calendar
 from chronary.services.context import Ctx, Principal
 from chronary.services.validation import check_email, check_metadata, check_reminders
