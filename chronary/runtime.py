@@ -14,13 +14,11 @@ from typing import Any
 from chronary.clock import Clock, SystemClock
 from chronary.config import Settings
 from chronary.crypto import SecretBox
-
-# Modules whose event-change listeners must see every change (services/hooks.py):
-from chronary.services import feeds as _feeds  # noqa: F401 - feed Last-Modified
+from chronary.services import feeds as _feeds  # noqa: F401 - registers its event-change listener (hooks.py)
 from chronary.services import keys as key_service
 from chronary.store.db import Database
 from chronary.store.migrate import migrate
-from chronary.sync import queue as _sync_queue  # noqa: F401 - provider push queue
+from chronary.sync import queue as _sync_queue  # noqa: F401 - registers its event-change listener (hooks.py)
 
 
 @dataclass
