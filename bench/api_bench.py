@@ -47,12 +47,15 @@ class Result:
         p50 = statistics.median(lat)
         p99 = lat[min(len(lat) - 1, int(round(0.99 * (len(lat) - 1))))]
         rate = self.requests / self.seconds if self.seconds else 0.0
-        return (f"{self.name:<22} {self.requests:>8} {self.concurrency:>5} {self.seconds:>8.2f} {rate:>9.0f} "
-                f"{p50:>8.2f} {p99:>8.2f} {self.errors:>6}")
+        return (
+            f"{self.name:<22} {self.requests:>8} {self.concurrency:>5} {self.seconds:>8.2f} {rate:>9.0f} "
+            f"{p50:>8.2f} {p99:>8.2f} {self.errors:>6}"
+        )
 
 
-HEADER = (f"{'operation':<22} {'requests':>8} {'conc':>5} {'seconds':>8} {'req/s':>9} "
-          f"{'p50 ms':>8} {'p99 ms':>8} {'errors':>6}")
+HEADER = (
+    f"{'operation':<22} {'requests':>8} {'conc':>5} {'seconds':>8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}"
+)
 
 
 def _free_port() -> int:
@@ -68,9 +71,15 @@ def local_server() -> Iterator[tuple[str, str]]:
         port = _free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("CHRONARY_")}
         env.update(PYTHONUNBUFFERED="1", CHRONARY_LOG_LEVEL="warning")
-        proc = subprocess.Popen([sys.executable, "-m", "chronary", "serve", "--port", str(port), "--data-dir", data],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "chronary", "serve", "--port", str(port), "--data-dir", data],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         lines: list[str] = []
         reader = threading.Thread(target=lambda: lines.extend(proc.stdout or []), daemon=True)
         reader.start()
@@ -99,8 +108,15 @@ def local_server() -> Iterator[tuple[str, str]]:
                     proc.wait()
 
 
-def run(name: str, total: int, concurrency: int, base: str, key: str,
-        request: Callable[[httpx.Client, int], httpx.Response], ok: int) -> Result:
+def run(
+    name: str,
+    total: int,
+    concurrency: int,
+    base: str,
+    key: str,
+    request: Callable[[httpx.Client, int], httpx.Response],
+    ok: int,
+) -> Result:
     """`total` requests split over `concurrency` threads, each with its own keep-alive client."""
     latencies: list[list[float]] = [[] for _ in range(concurrency)]
     errors = [0] * concurrency
@@ -152,13 +168,16 @@ def main() -> None:
 
         def create(client: httpx.Client, i: int) -> httpx.Response:
             start = day0 + (i // 6) * 86400 + (i % 6) * 3600
-            return client.post(events, json={"title": f"bench {i}", "start_time": iso(start),
-                                             "end_time": iso(start + 1800), "metadata": {"i": i}})
+            return client.post(
+                events,
+                json={"title": f"bench {i}", "start_time": iso(start), "end_time": iso(start + 1800), "metadata": {"i": i}},
+            )
 
         def list_window(client: httpx.Client, i: int) -> httpx.Response:
             start = day0 + (i % 300) * 86400
-            return client.get(events, params={"start_after": iso(start), "start_before": iso(start + 7 * 86400),
-                                              "limit": 50})
+            return client.get(
+                events, params={"start_after": iso(start), "start_before": iso(start + 7 * 86400), "limit": 50}
+            )
 
         def list_page(client: httpx.Client, i: int) -> httpx.Response:
             return client.get(events, params={"limit": 50, "offset": (i * 50) % max(1, args.creates)})

@@ -42,33 +42,62 @@ def iso(dt: datetime) -> str:
 
 def build(app_runtime, n_agents: int, rng: random.Random) -> list[str]:  # type: ignore[no-untyped-def]
     ctx = Ctx(Principal(org_id=app_runtime.org_id, key_id="bench"), "http://127.0.0.1")
-    weekdays = WorkingHours(**{d: [TimeRange(start="08:00", end="12:00"), TimeRange(start="13:00", end="19:00")]
-                               for d in ("mon", "tue", "wed", "thu", "fri")})
+    weekdays = WorkingHours(
+        **{
+            d: [TimeRange(start="08:00", end="12:00"), TimeRange(start="13:00", end="19:00")]
+            for d in ("mon", "tue", "wed", "thu", "fri")
+        }
+    )
 
     def write(tx):  # type: ignore[no-untyped-def]
         ids = []
         for i in range(n_agents):
             tz = ZONES[i % len(ZONES)]
             agent = agents.create(tx, ctx.principal, AgentCreate(name=f"bench-{i}", timezone=tz))
-            cals = [calendars.create(tx, ctx, agent["id"], CalendarCreate(name=f"c{j}", timezone=tz))["id"]
-                    for j in range(2)]
+            cals = [
+                calendars.create(tx, ctx, agent["id"], CalendarCreate(name=f"c{j}", timezone=tz))["id"] for j in range(2)
+            ]
             if i % 2 == 0:
-                rules.put(tx, ctx.principal, agent["id"], RulesInput(
-                    working_hours=weekdays, buffer_before_minutes=5, buffer_after_minutes=10,
-                    minimum_notice_minutes=60))
+                rules.put(
+                    tx,
+                    ctx.principal,
+                    agent["id"],
+                    RulesInput(
+                        working_hours=weekdays, buffer_before_minutes=5, buffer_after_minutes=10, minimum_notice_minutes=60
+                    ),
+                )
             for _ in range(90):
                 start = MONTH_START + timedelta(days=rng.randrange(30), minutes=rng.randrange(24 * 4) * 15)
                 status = rng.choice(("confirmed", "confirmed", "confirmed", "tentative", "cancelled"))
                 length = timedelta(minutes=rng.choice((15, 30, 60, 90)))
-                events.create(tx, ctx, rng.choice(cals), EventCreate(
-                    title="busy", start_time=iso(start), end_time=iso(start + length), status=status))
-            standup = events.create(tx, ctx, cals[0], EventCreate(
-                title="standup", start_time=iso(MONTH_START + timedelta(hours=9 + i % 5)),
-                end_time=iso(MONTH_START + timedelta(hours=9 + i % 5, minutes=15)),
-                recurrence=["RRULE:FREQ=DAILY;BYDAY=MO,TU,WE,TH,FR"]))
-            events.create(tx, ctx, cals[1], EventCreate(
-                title="weekly", start_time=iso(MONTH_START - timedelta(days=60, hours=-14)),
-                end_time=iso(MONTH_START - timedelta(days=60, hours=-15)), recurrence=["RRULE:FREQ=WEEKLY"]))
+                events.create(
+                    tx,
+                    ctx,
+                    rng.choice(cals),
+                    EventCreate(title="busy", start_time=iso(start), end_time=iso(start + length), status=status),
+                )
+            standup = events.create(
+                tx,
+                ctx,
+                cals[0],
+                EventCreate(
+                    title="standup",
+                    start_time=iso(MONTH_START + timedelta(hours=9 + i % 5)),
+                    end_time=iso(MONTH_START + timedelta(hours=9 + i % 5, minutes=15)),
+                    recurrence=["RRULE:FREQ=DAILY;BYDAY=MO,TU,WE,TH,FR"],
+                ),
+            )
+            events.create(
+                tx,
+                ctx,
+                cals[1],
+                EventCreate(
+                    title="weekly",
+                    start_time=iso(MONTH_START - timedelta(days=60, hours=-14)),
+                    end_time=iso(MONTH_START - timedelta(days=60, hours=-15)),
+                    recurrence=["RRULE:FREQ=WEEKLY"],
+                ),
+            )
             events.update(tx, ctx, cals[0], standup["id"], EventUpdate(title="standup (renamed)"))
             ids.append(agent["id"])
         return ids
@@ -84,13 +113,17 @@ def percentiles(samples: list[float]) -> str:
 
 def agrees(runtime, principal: Principal, query: FindMeetingTime, slots: list[dict]) -> bool:  # type: ignore[no-untyped-def]
     """Sanity check before timing: the batched answer equals the per-agent (in_window) one."""
+
     def ts(value: str) -> int:
         return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp())
 
     common: list[tuple[int, int]] | None = None
     for agent_id in query.agent_ids:
-        body = runtime.db.read_sync(lambda tx, a=agent_id: availability.availability(
-            tx, principal, a, query.start, query.end, query.duration_minutes))
+        body = runtime.db.read_sync(
+            lambda tx, a=agent_id: availability.availability(
+                tx, principal, a, query.start, query.end, query.duration_minutes
+            )
+        )
         free = [(ts(f["start"]), ts(f["end"])) for f in body["free"]]
         common = free if common is None else availability.intersect(common, free)
     step, duration, expected = query.slot_step_minutes * 60, query.duration_minutes * 60, []
@@ -117,8 +150,14 @@ def main() -> None:
         n_events = runtime.db.read_sync(lambda tx: tx.conn.execute("SELECT count(*) AS n FROM events").fetchall())
         print(f"built {args.agents} agents, {n_events[0]['n']} stored events in {time.perf_counter() - t:.1f} s")
 
-        query = FindMeetingTime(agent_ids=ids, start=iso(MONTH_START), end=iso(MONTH_START + timedelta(days=30)),
-                                duration_minutes=30, limit=10, slot_step_minutes=15)
+        query = FindMeetingTime(
+            agent_ids=ids,
+            start=iso(MONTH_START),
+            end=iso(MONTH_START + timedelta(days=30)),
+            duration_minutes=30,
+            limit=10,
+            slot_step_minutes=15,
+        )
         principal = Principal(org_id=runtime.org_id, key_id="bench")
         slots = runtime.db.read_sync(lambda tx: find_meeting_time(tx, principal, query))["slots"]
         print(f"first slots: {[s['start'] for s in slots[:3]]} ({len(slots)} found)")

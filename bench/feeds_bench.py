@@ -46,17 +46,29 @@ def fill(app, calendar_id: str, count: int) -> None:
             begin = start + timedelta(hours=3 * i)
             kind = i % 10
             if kind == 0:
-                data = EventCreate(title=f"Offsite {i}", start_time=begin.date().isoformat(),
-                                   end_time=(begin.date() + timedelta(days=1)).isoformat(), all_day=True)
+                data = EventCreate(
+                    title=f"Offsite {i}",
+                    start_time=begin.date().isoformat(),
+                    end_time=(begin.date() + timedelta(days=1)).isoformat(),
+                    all_day=True,
+                )
             elif kind == 1:
-                data = EventCreate(title=f"Weekly {i}, sync; team", start_time=begin.isoformat(),
-                                   end_time=(begin + timedelta(minutes=30)).isoformat(),
-                                   recurrence=["RRULE:FREQ=WEEKLY;COUNT=20"], reminders=[10])
+                data = EventCreate(
+                    title=f"Weekly {i}, sync; team",
+                    start_time=begin.isoformat(),
+                    end_time=(begin + timedelta(minutes=30)).isoformat(),
+                    recurrence=["RRULE:FREQ=WEEKLY;COUNT=20"],
+                    reminders=[10],
+                )
             else:
-                data = EventCreate(title=f"Meeting {i} — café ☕", start_time=begin.isoformat(),
-                                   end_time=(begin + timedelta(hours=1)).isoformat(),
-                                   description="Agenda:\n1. status, 2. risks; 3. next steps",
-                                   location="Room 4", reminders=[5, 15] if kind == 2 else None)
+                data = EventCreate(
+                    title=f"Meeting {i} — café ☕",
+                    start_time=begin.isoformat(),
+                    end_time=(begin + timedelta(hours=1)).isoformat(),
+                    description="Agenda:\n1. status, 2. risks; 3. next steps",
+                    location="Room 4",
+                    reminders=[5, 15] if kind == 2 else None,
+                )
             event_service.create(tx, ctx, calendar_id, data)
 
     runtime.db.write_sync(work)
@@ -81,8 +93,11 @@ def main() -> None:
         key = app.state.runtime.first_key
         with TestClient(app, base_url="http://127.0.0.1:8765") as client:
             headers = {"Authorization": f"Bearer {key}"}
-            cal = client.post("/v1/calendars", json={"name": "Bench", "timezone": "Europe/Berlin",
-                                                     "default_reminders": [15]}, headers=headers).json()
+            cal = client.post(
+                "/v1/calendars",
+                json={"name": "Bench", "timezone": "Europe/Berlin", "default_reminders": [15]},
+                headers=headers,
+            ).json()
             t0 = time.perf_counter()
             fill(app, cal["id"], args.events)
             print(f"filled {args.events} events in {time.perf_counter() - t0:.1f} s")

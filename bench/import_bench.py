@@ -40,27 +40,44 @@ def make_feed(count: int, edited: int = 0, drop: int = 0) -> str:
     for i in range(drop, count):
         begin = start + timedelta(hours=5 * i)
         title = f"Event {i}{' (edited)' if i < edited else ''}, room; {i % 7}"
-        ev = [f"UID:bench-{i}@example.com", "DTSTAMP:20260101T000000Z", f"SUMMARY:{title}",
-              "DESCRIPTION:Line one\\nLine two\\, with comma"]
+        ev = [
+            f"UID:bench-{i}@example.com",
+            "DTSTAMP:20260101T000000Z",
+            f"SUMMARY:{title}",
+            "DESCRIPTION:Line one\\nLine two\\, with comma",
+        ]
         kind = i % 20
         if kind == 0:
             day = begin.date()
             ev += [f"DTSTART;VALUE=DATE:{day:%Y%m%d}", f"DTEND;VALUE=DATE:{day + timedelta(days=1):%Y%m%d}"]
         elif kind == 1:
             local = begin.astimezone(ZoneInfo("Europe/Berlin"))
-            ev += [f"DTSTART;TZID=Europe/Berlin:{local:%Y%m%dT%H%M%S}",
-                   f"DTEND;TZID=Europe/Berlin:{local + timedelta(hours=1):%Y%m%dT%H%M%S}",
-                   "RRULE:FREQ=WEEKLY;COUNT=10",
-                   f"EXDATE;TZID=Europe/Berlin:{local + timedelta(days=14):%Y%m%dT%H%M%S}"]
+            ev += [
+                f"DTSTART;TZID=Europe/Berlin:{local:%Y%m%dT%H%M%S}",
+                f"DTEND;TZID=Europe/Berlin:{local + timedelta(hours=1):%Y%m%dT%H%M%S}",
+                "RRULE:FREQ=WEEKLY;COUNT=10",
+                f"EXDATE;TZID=Europe/Berlin:{local + timedelta(days=14):%Y%m%dT%H%M%S}",
+            ]
             lines += ["BEGIN:VEVENT", *ev, "END:VEVENT"]
             ov = local + timedelta(days=7)
-            ev = [f"UID:bench-{i}@example.com", "DTSTAMP:20260101T000000Z", f"SUMMARY:{title} (moved)",
-                  f"RECURRENCE-ID;TZID=Europe/Berlin:{ov:%Y%m%dT%H%M%S}",
-                  f"DTSTART;TZID=Europe/Berlin:{ov + timedelta(hours=2):%Y%m%dT%H%M%S}",
-                  f"DTEND;TZID=Europe/Berlin:{ov + timedelta(hours=3):%Y%m%dT%H%M%S}"]
+            ev = [
+                f"UID:bench-{i}@example.com",
+                "DTSTAMP:20260101T000000Z",
+                f"SUMMARY:{title} (moved)",
+                f"RECURRENCE-ID;TZID=Europe/Berlin:{ov:%Y%m%dT%H%M%S}",
+                f"DTSTART;TZID=Europe/Berlin:{ov + timedelta(hours=2):%Y%m%dT%H%M%S}",
+                f"DTEND;TZID=Europe/Berlin:{ov + timedelta(hours=3):%Y%m%dT%H%M%S}",
+            ]
         else:
-            ev += [f"DTSTART:{begin:%Y%m%dT%H%M%SZ}", f"DTEND:{begin + timedelta(minutes=45):%Y%m%dT%H%M%SZ}",
-                   "BEGIN:VALARM", "ACTION:DISPLAY", "DESCRIPTION:x", "TRIGGER:-PT10M", "END:VALARM"]
+            ev += [
+                f"DTSTART:{begin:%Y%m%dT%H%M%SZ}",
+                f"DTEND:{begin + timedelta(minutes=45):%Y%m%dT%H%M%SZ}",
+                "BEGIN:VALARM",
+                "ACTION:DISPLAY",
+                "DESCRIPTION:x",
+                "TRIGGER:-PT10M",
+                "END:VALARM",
+            ]
         lines += ["BEGIN:VEVENT", *ev, "END:VEVENT"]
     lines.append("END:VCALENDAR")
     return "\r\n".join(lines) + "\r\n"
@@ -87,8 +104,10 @@ def main() -> None:
                 cal = client.post(f"/v1/agents/{agent['id']}/calendars", json={"name": "c", "timezone": "UTC"}).json()
                 # the first (background) sync after create imports an empty feed; the timed ones follow
                 server.serve("/bench.ics", make_feed(0))
-                sub = client.post(f"/v1/agents/{agent['id']}/ical-subscriptions",
-                                  json={"calendar_id": cal["id"], "url": server.url("/bench.ics")}).json()
+                sub = client.post(
+                    f"/v1/agents/{agent['id']}/ical-subscriptions",
+                    json={"calendar_id": cal["id"], "url": server.url("/bench.ics")},
+                ).json()
                 server.serve("/bench.ics", body)
 
                 def timed_sync() -> float:

@@ -25,9 +25,11 @@ import time
 from pathlib import Path
 
 USER, PASSWORD = "bench", "bench-pass"
-LAUNCH = ("import sys; from radicale.storage.multifilesystem import base; "
-          "base.StorageBase._fsync = lambda self, f: None; base.StorageBase._sync_directory = lambda self, p: None; "
-          "from radicale.__main__ import run; sys.argv[0] = 'radicale'; run()")
+LAUNCH = (
+    "import sys; from radicale.storage.multifilesystem import base; "
+    "base.StorageBase._fsync = lambda self, f: None; base.StorageBase._sync_directory = lambda self, p: None; "
+    "from radicale.__main__ import run; sys.argv[0] = 'radicale'; run()"
+)
 
 
 def free_port() -> int:
@@ -38,11 +40,29 @@ def free_port() -> int:
 
 def start_radicale(root: Path, port: int) -> subprocess.Popen[bytes]:
     (root / "users").write_text(f"{USER}:{PASSWORD}\n")
-    proc = subprocess.Popen([sys.executable, "-c", LAUNCH, "--server-hosts", f"127.0.0.1:{port}",
-                             "--storage-filesystem-folder", str(root / "store"), "--auth-type", "htpasswd",
-                             "--auth-htpasswd-filename", str(root / "users"), "--auth-htpasswd-encryption", "plain",
-                             "--auth-delay", "0", "--logging-level", "warning"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            LAUNCH,
+            "--server-hosts",
+            f"127.0.0.1:{port}",
+            "--storage-filesystem-folder",
+            str(root / "store"),
+            "--auth-type",
+            "htpasswd",
+            "--auth-htpasswd-filename",
+            str(root / "users"),
+            "--auth-htpasswd-encryption",
+            "plain",
+            "--auth-delay",
+            "0",
+            "--logging-level",
+            "warning",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         try:
@@ -68,7 +88,9 @@ def fill(root: Path, url: str, count: int) -> None:
         (folder / f"b-{i:05d}.ics").write_text(
             "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//bench//EN\r\nBEGIN:VEVENT\r\n"
             f"UID:b-{i:05d}\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:{start}\r\nDTEND:{start[:11]}3000Z\r\n"
-            f"SUMMARY:Bench {i}\r\nLOCATION:Room {i % 7}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n", newline="")
+            f"SUMMARY:Bench {i}\r\nLOCATION:Room {i % 7}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
+            newline="",
+        )
 
 
 def warm(url: str) -> float:
@@ -106,8 +128,11 @@ async def main(args: argparse.Namespace) -> None:
             principal = Principal(runtime.org_id, "key_bench")
             ctx = Ctx(principal, runtime.settings.base_url)
             agent = await runtime.db.write(lambda tx: agents.create(tx, principal, AgentCreate(name="Bench")))
-            con = await connections.connect(runtime, principal, ConnectionCreate(
-                provider="caldav", agent_id=agent["id"], username=USER, password=PASSWORD, server_url=url))
+            con = await connections.connect(
+                runtime,
+                principal,
+                ConnectionCreate(provider="caldav", agent_id=agent["id"], username=USER, password=PASSWORD, server_url=url),
+            )
             choice = ConnectionUpdate(calendars=[CalendarChoice(remote_id=f"/{USER}/bench/", sync=True)])
             mapped = await runtime.db.write(lambda tx: connections.update(tx, ctx, con["id"], choice))
             cal_id = next(c["calendar_id"] for c in mapped["calendars"] if c["sync"])
@@ -121,8 +146,11 @@ async def main(args: argparse.Namespace) -> None:
                 await sync_connection(runtime, con["id"])
                 idle.append(time.perf_counter() - t)
             for i in range(args.pushes):
-                body = EventCreate(title=f"Booked {i}", start_time=f"2030-01-{1 + i % 28:02d}T{8 + i % 9:02d}:00:00Z",
-                                   end_time=f"2030-01-{1 + i % 28:02d}T{8 + i % 9:02d}:30:00Z")
+                body = EventCreate(
+                    title=f"Booked {i}",
+                    start_time=f"2030-01-{1 + i % 28:02d}T{8 + i % 9:02d}:00:00Z",
+                    end_time=f"2030-01-{1 + i % 28:02d}T{8 + i % 9:02d}:30:00Z",
+                )
                 await runtime.db.write(lambda tx, b=body: events.create(tx, ctx, cal_id, b))
             t = time.perf_counter()
             pushed = await sync_connection(runtime, con["id"])

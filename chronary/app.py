@@ -102,7 +102,9 @@ def create_app(settings: Settings, clock: Clock | None = None, runtime: Runtime 
                         type="http", scheme="bearer", description="chr_sk_… (org) or chr_ak_… (agent) key"
                     ),
                     "apiKeyHeader": SecurityScheme(
-                        type="apiKey", name="x-api-key", security_scheme_in="header",
+                        type="apiKey",
+                        name="x-api-key",
+                        security_scheme_in="header",
                         description="The same key sent as `x-api-key: <key>`",
                     ),
                 }

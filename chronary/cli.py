@@ -30,11 +30,16 @@ def cli(ctx: click.Context) -> None:
 @cli.command()
 @click.option("--host", default=None, help="Address to listen on [env CHRONARY_HOST; default 127.0.0.1]")
 @click.option("--port", type=int, default=None, help="Port [env CHRONARY_PORT; default 8765]")
-@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
-              help="Directory holding chronary.db [env CHRONARY_DATA_DIR; default: user data dir]")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Directory holding chronary.db [env CHRONARY_DATA_DIR; default: user data dir]",
+)
 @click.option("--public-url", default=None, help="Base URL for ical_url links [env CHRONARY_PUBLIC_URL]")
-def serve(host: str | None = None, port: int | None = None, data_dir: str | None = None,
-          public_url: str | None = None) -> None:
+def serve(
+    host: str | None = None, port: int | None = None, data_dir: str | None = None, public_url: str | None = None
+) -> None:
     """Run the server (creates the database and a first org key on first start)."""
     import uvicorn
 

@@ -11,9 +11,7 @@ _lock = threading.Lock()
 _last_ms = 0
 _last_rand = 0
 
-PREFIXES = frozenset(
-    {"org", "agt", "cal", "evt", "key", "whk", "whe", "dlv", "isub", "con", "prp", "rul", "bkp", "req"}
-)
+PREFIXES = frozenset({"org", "agt", "cal", "evt", "key", "whk", "whe", "dlv", "isub", "con", "prp", "rul", "bkp", "req"})
 
 
 def _encode(value: int, length: int) -> str:

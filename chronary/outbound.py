@@ -65,8 +65,12 @@ def _is_private(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
 
 def _own_endpoints(settings: Settings) -> set[tuple[str, int]]:
     """(host, port) pairs that reach this server: its bind address, loopback, its public URL."""
-    own = {(settings.host, settings.port), ("127.0.0.1", settings.port), ("::1", settings.port),
-           ("localhost", settings.port)}
+    own = {
+        (settings.host, settings.port),
+        ("127.0.0.1", settings.port),
+        ("::1", settings.port),
+        ("localhost", settings.port),
+    }
     if settings.public_url:
         parts = urlsplit(settings.public_url)
         if parts.hostname:
@@ -97,15 +101,16 @@ def check_target(url: str, settings: Settings, *, schemes: tuple[str, ...] = ("h
                 own_addrs.update(_addresses(own_host, own_port))
             except OutboundError:
                 continue
-    if (host, port) in own or (settings.host in {"0.0.0.0", "::"} and port == settings.port
-                                 and any(a.is_loopback or a.is_unspecified for a in addrs)):
+    if (host, port) in own or (
+        settings.host in {"0.0.0.0", "::"}
+        and port == settings.port
+        and any(a.is_loopback or a.is_unspecified for a in addrs)
+    ):
         raise BlockedTarget("refusing to call this Chronary server itself")
     if any(a in own_addrs for a in addrs):
         raise BlockedTarget("refusing to call this Chronary server itself")
     if not settings.allow_private_network_targets and any(_is_private(a) for a in addrs):
-        raise BlockedTarget(
-            f"{host} is a private/loopback address and allow_private_network_targets is off"
-        )
+        raise BlockedTarget(f"{host} is a private/loopback address and allow_private_network_targets is off")
 
 
 async def fetch(
@@ -146,8 +151,9 @@ async def fetch(
                         if size > max_bytes:
                             raise OutboundError(f"response is larger than the {max_bytes}-byte limit")
                         chunks.append(chunk)
-                    return Response(resp.status_code, resp.headers, b"".join(chunks), current,
-                                    (loop.time() - started) * 1000, redirects)
+                    return Response(
+                        resp.status_code, resp.headers, b"".join(chunks), current, (loop.time() - started) * 1000, redirects
+                    )
             except httpx.TimeoutException:
                 raise OutboundError(f"timed out after {timeout:g} s", retryable=True) from None
             except httpx.HTTPError as exc:

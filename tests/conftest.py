@@ -85,8 +85,9 @@ class Api:
         return r.json()
 
     def event(self, calendar_id: str, start: str, end: str, title: str = "Meeting", **fields: Any) -> dict:
-        r = self.post(f"/v1/calendars/{calendar_id}/events",
-                      json={"title": title, "start_time": start, "end_time": end, **fields})
+        r = self.post(
+            f"/v1/calendars/{calendar_id}/events", json={"title": title, "start_time": start, "end_time": end, **fields}
+        )
         assert r.status_code == 201, r.text
         return r.json()
 

@@ -33,8 +33,9 @@ def request_id_of(scope: Any) -> str:
     return state.get("request_id", "req_unknown")
 
 
-def envelope(status: int, type_: str, message: str, param: str | None, request_id: str,
-             headers: dict[str, str] | None = None) -> Response[Any]:
+def envelope(
+    status: int, type_: str, message: str, param: str | None, request_id: str, headers: dict[str, str] | None = None
+) -> Response[Any]:
     body = {"error": {"type": type_, "message": message, "param": param, "request_id": request_id}}
     return Response(content=body, status_code=status, media_type=MediaType.JSON, headers=headers or {})
 
@@ -52,9 +53,13 @@ def _query_alias(request: Request[Any, Any, Any], kwarg: str) -> str:
 def _validation_detail(exc: ValidationException, request: Request[Any, Any, Any] | None = None) -> tuple[str, str | None]:
     """Turn Litestar/msgspec's validation detail into (message, param)."""
     extra = exc.extra if isinstance(exc.extra, list) else []
-    if extra and isinstance(extra[0], dict) and request is not None and str(extra[0].get("source")) in (
-        "query", "ParamType.QUERY"
-    ) and isinstance(extra[0].get("key"), str):
+    if (
+        extra
+        and isinstance(extra[0], dict)
+        and request is not None
+        and str(extra[0].get("source")) in ("query", "ParamType.QUERY")
+        and isinstance(extra[0].get("key"), str)
+    ):
         extra = [{**extra[0], "key": _query_alias(request, extra[0]["key"])}, *extra[1:]]
     if not extra:
         detail = str(exc.detail)
@@ -103,14 +108,21 @@ def handle_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response
     rid = request_id_of(request.scope)
     status = exc.status_code
     if isinstance(exc, ValidationException) or status == 400:
-        message, param = (_validation_detail(exc, request) if isinstance(exc, ValidationException)
-                          else (str(exc.detail), None))
+        message, param = (
+            _validation_detail(exc, request) if isinstance(exc, ValidationException) else (str(exc.detail), None)
+        )
         return envelope(400, "validation_error", message, param, rid)
     if status == 404:
         return envelope(404, "not_found", f"No route for {request.method} {request.url.path}", None, rid)
     if status == 405:
-        return envelope(405, "method_not_allowed", f"{request.method} is not allowed on {request.url.path}",
-                        None, rid, dict(exc.headers or {}))
+        return envelope(
+            405,
+            "method_not_allowed",
+            f"{request.method} is not allowed on {request.url.path}",
+            None,
+            rid,
+            dict(exc.headers or {}),
+        )
     if status == 413:
         return envelope(413, "payload_too_large", "Request body is larger than 1 MiB", None, rid)
     if status >= 500:

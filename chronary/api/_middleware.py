@@ -56,14 +56,23 @@ def _has_body(scope: Scope) -> bool:
 
 
 async def _reject_media_type(send: Send, request_id: str, content_type: str) -> None:
-    body = json.dumps({"error": {
-        "type": "unsupported_media_type",
-        "message": f"Request bodies must be application/json (got {content_type or 'no content type'})",
-        "param": None,
-        "request_id": request_id,
-    }}).encode()
-    await send({"type": "http.response.start", "status": 415,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    body = json.dumps(
+        {
+            "error": {
+                "type": "unsupported_media_type",
+                "message": f"Request bodies must be application/json (got {content_type or 'no content type'})",
+                "param": None,
+                "request_id": request_id,
+            }
+        }
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 415,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 

@@ -16,12 +16,17 @@ class AgentContextController(Controller):
     path = "/agents/{agent_id:str}/context"
     tags = ["availability"]
 
-    @get("/", summary="Current event, next and last events, and status of an agent", responses=ERRORS,
-         description=(
-             "`current_event`: an event in progress now (a real event before a hold); `upcoming`: the next "
-             "events by start; `recent`: the last events that ended, latest first. Cancelled events and "
-             "lapsed holds are left out; recurring series are expanded. `agent_status` is the agent_status of "
-             "the agent's most recently updated calendar (idle without calendars)."))
+    @get(
+        "/",
+        summary="Current event, next and last events, and status of an agent",
+        responses=ERRORS,
+        description=(
+            "`current_event`: an event in progress now (a real event before a hold); `upcoming`: the next "
+            "events by start; `recent`: the last events that ended, latest first. Cancelled events and "
+            "lapsed holds are left out; recurring series are expanded. `agent_status` is the agent_status of "
+            "the agent's most recently updated calendar (idle without calendars)."
+        ),
+    )
     async def context(
         self,
         agent_id: str,

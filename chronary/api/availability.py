@@ -17,11 +17,17 @@ class RulesController(Controller):
     path = "/agents/{agent_id:str}/availability-rules"
     tags = ["availability"]
 
-    @put("/", summary="Set an agent's availability rules (replaces them)", responses=ERRORS, description=(
-        "Working hours per weekday (several ranges a day, HH:MM local time in `timezone`, default the "
-        "agent's), buffers around events, minimum notice, and date overrides (`hours: []` = day off). "
-        "Ranges of one day may not overlap; the rules must leave some hours. Without rules an agent is "
-        "always available."))
+    @put(
+        "/",
+        summary="Set an agent's availability rules (replaces them)",
+        responses=ERRORS,
+        description=(
+            "Working hours per weekday (several ranges a day, HH:MM local time in `timezone`, default the "
+            "agent's), buffers around events, minimum notice, and date overrides (`hours: []` = day off). "
+            "Ranges of one day may not overlap; the rules must leave some hours. Without rules an agent is "
+            "always available."
+        ),
+    )
     async def put_rules(self, agent_id: str, data: RulesInput, db: Database, ctx: Ctx) -> Rules:
         return await db.write(lambda tx: rule_svc.put(tx, ctx.principal, agent_id, data))  # type: ignore[return-value]
 
@@ -38,11 +44,17 @@ class AvailabilityController(Controller):
     path = "/agents/{agent_id:str}/availability"
     tags = ["availability"]
 
-    @get("/", summary="Free/busy for one agent", responses=ERRORS, description=(
-        "Busy: confirmed, tentative and unexpired hold events on all the agent's calendars (recurrences "
-        "expanded, all-day events block their local days), widened by buffers and merged; `event_id` is "
-        "set when an interval comes from one event. Free: working hours minus busy, not before now + "
-        "minimum notice, only intervals of at least `slot_minutes`. Window at most 62 days."))
+    @get(
+        "/",
+        summary="Free/busy for one agent",
+        responses=ERRORS,
+        description=(
+            "Busy: confirmed, tentative and unexpired hold events on all the agent's calendars (recurrences "
+            "expanded, all-day events block their local days), widened by buffers and merged; `event_id` is "
+            "set when an interval comes from one event. Free: working hours minus busy, not before now + "
+            "minimum notice, only intervals of at least `slot_minutes`. Window at most 62 days."
+        ),
+    )
     async def availability(
         self,
         agent_id: str,
@@ -61,10 +73,17 @@ class FindMeetingTimeController(Controller):
     path = "/availability/find-meeting-time"
     tags = ["availability"]
 
-    @post("/", status_code=200, summary="Common free slots of several agents", responses=ERRORS, description=(
-        "Slots of `duration_minutes` free for every agent (their rules, timezones, buffers and notice), "
-        "starting on a `slot_step_minutes` grid, earliest first, at most `limit`. An agent key must "
-        "include its own agent."))
+    @post(
+        "/",
+        status_code=200,
+        summary="Common free slots of several agents",
+        responses=ERRORS,
+        description=(
+            "Slots of `duration_minutes` free for every agent (their rules, timezones, buffers and notice), "
+            "starting on a `slot_step_minutes` grid, earliest first, at most `limit`. An agent key must "
+            "include its own agent."
+        ),
+    )
     async def find(self, data: FindMeetingTime, db: Database, ctx: Ctx) -> MeetingSlots:
         return await db.read(lambda tx: svc.find_meeting_time(tx, ctx.principal, data))  # type: ignore[return-value]
 

@@ -51,22 +51,30 @@ class CalendarEventController(Controller):
     ) -> EventList:
         page = await db.read(
             lambda tx: lists.list_for_calendar(
-                tx, ctx, calendar_id, start_after, start_before, status, source, limit, offset)
+                tx, ctx, calendar_id, start_after, start_before, status, source, limit, offset
+            )
         )
         return page_dict(page)  # type: ignore[return-value]
 
-    @get("/{event_id:str}", summary="Get an event or one occurrence of a series", description=_OCCURRENCE,
-         responses=ERRORS)
+    @get("/{event_id:str}", summary="Get an event or one occurrence of a series", description=_OCCURRENCE, responses=ERRORS)
     async def get_event(self, calendar_id: str, event_id: str, db: Database, ctx: Ctx) -> Event:
         return await db.read(lambda tx: svc.get(tx, ctx, calendar_id, event_id))  # type: ignore[return-value]
 
-    @patch("/{event_id:str}", summary="Change an event (≥ 1 field; description: null clears)",
-           description=_OCCURRENCE, responses=ERRORS)
+    @patch(
+        "/{event_id:str}",
+        summary="Change an event (≥ 1 field; description: null clears)",
+        description=_OCCURRENCE,
+        responses=ERRORS,
+    )
     async def update(self, calendar_id: str, event_id: str, data: EventUpdate, db: Database, ctx: Ctx) -> Event:
         return await db.write(lambda tx: svc.update(tx, ctx, calendar_id, event_id, data))  # type: ignore[return-value]
 
-    @delete("/{event_id:str}", summary="Delete an event (a series with its exceptions)", description=_OCCURRENCE,
-            responses=ERRORS)
+    @delete(
+        "/{event_id:str}",
+        summary="Delete an event (a series with its exceptions)",
+        description=_OCCURRENCE,
+        responses=ERRORS,
+    )
     async def remove(self, calendar_id: str, event_id: str, db: Database, ctx: Ctx) -> None:
         await db.write(lambda tx: svc.delete(tx, ctx, calendar_id, event_id))
 

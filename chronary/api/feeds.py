@@ -117,9 +117,7 @@ async def ical_feed(segment: str, request: Request[Any, Any, Any], db: Database)
     description="Returns the calendar with its new `ical_url`.",
     responses=ERRORS,
 )
-async def rotate_feed(
-    db: Database, ctx: Ctx, calendar_id: str = Parameter(description="cal_ id")
-) -> Calendar:
+async def rotate_feed(db: Database, ctx: Ctx, calendar_id: str = Parameter(description="cal_ id")) -> Calendar:
     return await db.write(lambda tx: svc.rotate(tx, ctx, calendar_id))  # type: ignore[return-value]
 
 

@@ -81,19 +81,25 @@ class AgentIcalSubscriptionController(Controller):
     path = "/agents/{agent_id:str}/ical-subscriptions"
     tags = ["ical-subscriptions"]
 
-    @post("/", summary="Subscribe one of the agent's calendars to an .ics URL", responses=ERRORS,
-          description="The calendar must belong to this agent. The first sync starts right away; "
-                      "imported events are source external_ical and read-only.")
-    async def create(self, agent_id: str, data: IcalSubscriptionCreate, db: Database, ctx: Ctx,
-                     request: Request[Any, Any, Any]) -> Response[IcalSubscription]:
+    @post(
+        "/",
+        summary="Subscribe one of the agent's calendars to an .ics URL",
+        responses=ERRORS,
+        description="The calendar must belong to this agent. The first sync starts right away; "
+        "imported events are source external_ical and read-only.",
+    )
+    async def create(
+        self, agent_id: str, data: IcalSubscriptionCreate, db: Database, ctx: Ctx, request: Request[Any, Any, Any]
+    ) -> Response[IcalSubscription]:
         secrets = request.app.state.runtime.secrets
         fields = msgspec.structs.asdict(data)
         out = await db.write(lambda tx: svc.create(tx, ctx, secrets, agent_id, fields))
         return Response(out, status_code=201, background=_sync_soon(request, out["id"]))  # type: ignore[arg-type]
 
     @get("/", summary="List the agent's iCal subscriptions", responses=ERRORS)
-    async def list_subscriptions(self, agent_id: str, db: Database, ctx: Ctx, limit: Limit = 50,
-                                 offset: Offset = 0) -> IcalSubscriptionList:
+    async def list_subscriptions(
+        self, agent_id: str, db: Database, ctx: Ctx, limit: Limit = 50, offset: Offset = 0
+    ) -> IcalSubscriptionList:
         page = await db.read(lambda tx: svc.list_(tx, ctx, agent_id, limit, offset))
         return page_dict(page)  # type: ignore[return-value]
 
@@ -102,32 +108,47 @@ class IcalSubscriptionController(Controller):
     path = "/ical-subscriptions"
     tags = ["ical-subscriptions"]
 
-    @get("/{sub_id:str}", summary="Get an iCal subscription (status, last_synced_at, last_error, event_count)",
-         responses=ERRORS)
+    @get(
+        "/{sub_id:str}",
+        summary="Get an iCal subscription (status, last_synced_at, last_error, event_count)",
+        responses=ERRORS,
+    )
     async def get_subscription(self, sub_id: str, db: Database, ctx: Ctx) -> IcalSubscription:
         return await db.read(lambda tx: svc.get(tx, ctx, sub_id))  # type: ignore[return-value]
 
-    @patch("/{sub_id:str}", summary="Change an iCal subscription (≥ 1 field)", responses=ERRORS,
-           description="status active|paused pauses or resumes refreshing; username/password null clears "
-                       "the credentials. A new URL or new credentials sync at once.")
-    async def update(self, sub_id: str, data: IcalSubscriptionUpdate, db: Database, ctx: Ctx,
-                     request: Request[Any, Any, Any]) -> Response[IcalSubscription]:
+    @patch(
+        "/{sub_id:str}",
+        summary="Change an iCal subscription (≥ 1 field)",
+        responses=ERRORS,
+        description="status active|paused pauses or resumes refreshing; username/password null clears "
+        "the credentials. A new URL or new credentials sync at once.",
+    )
+    async def update(
+        self, sub_id: str, data: IcalSubscriptionUpdate, db: Database, ctx: Ctx, request: Request[Any, Any, Any]
+    ) -> Response[IcalSubscription]:
         secrets = request.app.state.runtime.secrets
         changes = set_fields(data)
         out = await db.write(lambda tx: svc.update(tx, ctx, secrets, sub_id, changes))
         resync = bool({"url", "username", "password"} & changes.keys()) or changes.get("status") == "active"
-        return Response(out, status_code=200,  # type: ignore[arg-type]
-                        background=_sync_soon(request, sub_id) if resync else None)
+        return Response(
+            out,
+            status_code=200,  # type: ignore[arg-type]
+            background=_sync_soon(request, sub_id) if resync else None,
+        )
 
     @delete("/{sub_id:str}", summary="Delete an iCal subscription and the events it imported", responses=ERRORS)
     async def remove(self, sub_id: str, db: Database, ctx: Ctx) -> None:
         await db.write(lambda tx: svc.delete(tx, ctx, sub_id))
 
-    @post("/{sub_id:str}/sync", status_code=202, summary="Sync now", responses=ERRORS,
-          description="Accepted: the sync runs right after this response; poll the subscription for "
-                      "last_synced_at / last_error.")
-    async def sync(self, sub_id: str, db: Database, ctx: Ctx,
-                   request: Request[Any, Any, Any]) -> Response[IcalSubscription]:
+    @post(
+        "/{sub_id:str}/sync",
+        status_code=202,
+        summary="Sync now",
+        responses=ERRORS,
+        description="Accepted: the sync runs right after this response; poll the subscription for "
+        "last_synced_at / last_error.",
+    )
+    async def sync(self, sub_id: str, db: Database, ctx: Ctx, request: Request[Any, Any, Any]) -> Response[IcalSubscription]:
         out = await db.write(lambda tx: svc.request_sync(tx, ctx, sub_id))
         return Response(out, status_code=202, background=_sync_soon(request, sub_id))  # type: ignore[arg-type]
 

@@ -49,18 +49,24 @@ class WebhookController(Controller):
     path = "/webhooks"
     tags = ["webhooks"]
 
-    @post("/", summary="Create a webhook endpoint (org keys only); the secret is shown only here",
-          description=_ABOUT_URL + ' `events` lists types from the webhook spec, or ["*"] for all. '
-          "`agent_id` limits it to that agent's changes.", responses=ERRORS)
-    async def create(self, data: WebhookCreate, db: Database, ctx: Ctx,
-                     request: Request[Any, Any, Any]) -> WebhookWithSecret:
+    @post(
+        "/",
+        summary="Create a webhook endpoint (org keys only); the secret is shown only here",
+        description=_ABOUT_URL + ' `events` lists types from the webhook spec, or ["*"] for all. '
+        "`agent_id` limits it to that agent's changes.",
+        responses=ERRORS,
+    )
+    async def create(
+        self, data: WebhookCreate, db: Database, ctx: Ctx, request: Request[Any, Any, Any]
+    ) -> WebhookWithSecret:
         await _check_url(data.url, request, ctx)
         box = _box(request)
         return await db.write(lambda tx: svc.create(tx, ctx.principal, data, box))  # type: ignore[return-value]
 
     @get("/", summary="List webhook endpoints (no secrets)", responses=ERRORS)
-    async def list_webhooks(self, db: Database, ctx: Ctx, status: EndpointStatus | None = None,
-                            limit: Limit = 50, offset: Offset = 0) -> WebhookList:
+    async def list_webhooks(
+        self, db: Database, ctx: Ctx, status: EndpointStatus | None = None, limit: Limit = 50, offset: Offset = 0
+    ) -> WebhookList:
         page = await db.read(lambda tx: svc.list_(tx, ctx.principal, status, limit, offset))
         return page_dict(page)  # type: ignore[return-value]
 
@@ -68,11 +74,16 @@ class WebhookController(Controller):
     async def get_webhook(self, webhook_id: str, db: Database, ctx: Ctx) -> Webhook:
         return await db.read(lambda tx: svc.get(tx, ctx.principal, webhook_id))  # type: ignore[return-value]
 
-    @patch("/{webhook_id:str}", summary="Change url/events/description, or pause/resume with status",
-           description="status paused holds new deliveries (they are kept) until status active; setting "
-           "active on a disabled endpoint re-enables it and clears its failure record.", responses=ERRORS)
-    async def update(self, webhook_id: str, data: WebhookUpdate, db: Database, ctx: Ctx,
-                     request: Request[Any, Any, Any]) -> Webhook:
+    @patch(
+        "/{webhook_id:str}",
+        summary="Change url/events/description, or pause/resume with status",
+        description="status paused holds new deliveries (they are kept) until status active; setting "
+        "active on a disabled endpoint re-enables it and clears its failure record.",
+        responses=ERRORS,
+    )
+    async def update(
+        self, webhook_id: str, data: WebhookUpdate, db: Database, ctx: Ctx, request: Request[Any, Any, Any]
+    ) -> Webhook:
         if isinstance(data.url, str):
             await _check_url(data.url, request, ctx)
         return await db.write(lambda tx: svc.update(tx, ctx.principal, webhook_id, data))  # type: ignore[return-value]
@@ -81,24 +92,38 @@ class WebhookController(Controller):
     async def remove(self, webhook_id: str, db: Database, ctx: Ctx) -> None:
         await db.write(lambda tx: svc.delete(tx, ctx.principal, webhook_id))
 
-    @post("/{webhook_id:str}/rotate-secret", status_code=200, responses=ERRORS,
-          summary="Replace the signing secret; the new one is in this response only",
-          description="Takes effect at once for every later attempt, retries included.")
-    async def rotate(self, webhook_id: str, db: Database, ctx: Ctx,
-                     request: Request[Any, Any, Any]) -> WebhookWithSecret:
+    @post(
+        "/{webhook_id:str}/rotate-secret",
+        status_code=200,
+        responses=ERRORS,
+        summary="Replace the signing secret; the new one is in this response only",
+        description="Takes effect at once for every later attempt, retries included.",
+    )
+    async def rotate(self, webhook_id: str, db: Database, ctx: Ctx, request: Request[Any, Any, Any]) -> WebhookWithSecret:
         box = _box(request)
         return await db.write(lambda tx: svc.rotate_secret(tx, ctx.principal, webhook_id, box))  # type: ignore[return-value]
 
-    @post("/{webhook_id:str}/test", status_code=202, responses=ERRORS,
-          summary="Queue a webhook.test delivery to this endpoint only",
-          description="Returns the queued delivery; follow it at /v1/webhook-deliveries/{id}. Like every "
-          "delivery it waits while the endpoint is paused or disabled.")
+    @post(
+        "/{webhook_id:str}/test",
+        status_code=202,
+        responses=ERRORS,
+        summary="Queue a webhook.test delivery to this endpoint only",
+        description="Returns the queued delivery; follow it at /v1/webhook-deliveries/{id}. Like every "
+        "delivery it waits while the endpoint is paused or disabled.",
+    )
     async def send_test(self, webhook_id: str, db: Database, ctx: Ctx) -> Delivery:
         return await db.write(lambda tx: svc.send_test(tx, ctx.principal, webhook_id))  # type: ignore[return-value]
 
     @get("/{webhook_id:str}/deliveries", summary="The endpoint's delivery log, newest first", responses=ERRORS)
-    async def deliveries(self, webhook_id: str, db: Database, ctx: Ctx, status: DeliveryStatus | None = None,
-                         limit: Limit = 50, offset: Offset = 0) -> DeliveryList:
+    async def deliveries(
+        self,
+        webhook_id: str,
+        db: Database,
+        ctx: Ctx,
+        status: DeliveryStatus | None = None,
+        limit: Limit = 50,
+        offset: Offset = 0,
+    ) -> DeliveryList:
         page = await db.read(lambda tx: svc.list_deliveries(tx, ctx.principal, webhook_id, status, limit, offset))
         return page_dict(page)  # type: ignore[return-value]
 
@@ -111,9 +136,13 @@ class DeliveryController(Controller):
     async def get_delivery(self, delivery_id: str, db: Database, ctx: Ctx) -> DeliveryDetail:
         return await db.read(lambda tx: svc.get_delivery(tx, ctx.principal, delivery_id))  # type: ignore[return-value]
 
-    @post("/{delivery_id:str}/redeliver", status_code=202, responses=ERRORS,
-          summary="Attempt this delivery again now (same payload and id)",
-          description="409 while an attempt is in flight. Later retries follow the schedule.")
+    @post(
+        "/{delivery_id:str}/redeliver",
+        status_code=202,
+        responses=ERRORS,
+        summary="Attempt this delivery again now (same payload and id)",
+        description="409 while an attempt is in flight. Later retries follow the schedule.",
+    )
     async def redeliver(self, delivery_id: str, db: Database, ctx: Ctx) -> DeliveryDetail:
         return await db.write(lambda tx: svc.redeliver(tx, ctx.principal, delivery_id))  # type: ignore[return-value]
 

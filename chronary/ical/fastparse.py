@@ -166,7 +166,7 @@ def parse(text: str) -> Component:
                 raise ValueError(f"bad quoting: {line[:40]!r}")
             head = match.group(1)
             colon = len(head)
-        value = line[colon + 1:]
+        value = line[colon + 1 :]
         name, params = _params(head)
         if name == "BEGIN":
             comp = Component(value.strip().upper())

@@ -15,8 +15,13 @@ from dateutil.rrule import DAILY, HOURLY, MINUTELY, SECONDLY, WEEKLY, rrule, rru
 MAX_OCCURRENCES = 5000  # per series per window: a FREQ=MINUTELY rule cannot flood a response
 MAX_STEPS = 200_000  # occurrences looked at per expansion, whatever the rule (COUNT=10**9 …)
 # Rule periods that are fixed lengths of wall-clock time, so whole periods can be skipped.
-_PERIOD = {WEEKLY: timedelta(weeks=1), DAILY: timedelta(days=1), HOURLY: timedelta(hours=1),
-           MINUTELY: timedelta(minutes=1), SECONDLY: timedelta(seconds=1)}
+_PERIOD = {
+    WEEKLY: timedelta(weeks=1),
+    DAILY: timedelta(days=1),
+    HOURLY: timedelta(hours=1),
+    MINUTELY: timedelta(minutes=1),
+    SECONDLY: timedelta(seconds=1),
+}
 
 
 def _fast_forward(rule: rrule, lo: datetime) -> rrule:

@@ -45,8 +45,15 @@ class TimeFormat:
         if not isinstance(dt, datetime):
             dt = datetime(dt.year, dt.month, dt.day, tzinfo=self.tz)
         d = dt.astimezone(UTC if self.utc else self.tz)
-        return "%04d%02d%02dT%02d%02d%02d%s" % (d.year, d.month, d.day, d.hour, d.minute, d.second,  # noqa: UP031
-                                                "Z" if self.utc else "")
+        return "%04d%02d%02dT%02d%02d%02d%s" % (  # noqa: UP031
+            d.year,
+            d.month,
+            d.day,
+            d.hour,
+            d.minute,
+            d.second,
+            "Z" if self.utc else "",
+        )
 
     def prop(self, name: str, ts: int) -> str:
         return f"{name}{self._params}:{self.value(datetime.fromtimestamp(ts, UTC if self.utc else self.tz))}"
@@ -192,8 +199,13 @@ def render_vevent(
         lines.append(f"ATTENDEE{cn}:mailto:{email}")
     reminders = row["reminders"] if row.get("reminders") is not None else default_reminders
     for minutes in reminders or []:
-        lines += ["BEGIN:VALARM", "ACTION:DISPLAY", f"DESCRIPTION:{escape_text(row['title'])}",
-                  f"TRIGGER:-PT{int(minutes)}M", "END:VALARM"]
+        lines += [
+            "BEGIN:VALARM",
+            "ACTION:DISPLAY",
+            f"DESCRIPTION:{escape_text(row['title'])}",
+            f"TRIGGER:-PT{int(minutes)}M",
+            "END:VALARM",
+        ]
     lines.append("END:VEVENT")
     # most lines are short ASCII: skip the call into fold() for them
     return "".join([line + CRLF if len(line) <= 75 and line.isascii() else fold(line) for line in lines])
@@ -210,11 +222,16 @@ def vtimezone(tzid: str, first_year: int) -> str:
 
 def render_calendar(name: str, calendar_tz: str, tzids: set[str], first_year: int, vevents: list[str]) -> str:
     head = [
-        "BEGIN:VCALENDAR", "VERSION:2.0", f"PRODID:{PRODID}", "CALSCALE:GREGORIAN", "METHOD:PUBLISH",
+        "BEGIN:VCALENDAR",
+        "VERSION:2.0",
+        f"PRODID:{PRODID}",
+        "CALSCALE:GREGORIAN",
+        "METHOD:PUBLISH",
         # X- properties are read raw by icalendar (and most clients): no TEXT escaping, one line
         f"X-WR-CALNAME:{''.join(c if c.isprintable() else ' ' for c in name).strip()}",
         f"X-WR-TIMEZONE:{calendar_tz}",
-        "REFRESH-INTERVAL;VALUE=DURATION:PT5M", "X-PUBLISHED-TTL:PT5M",
+        "REFRESH-INTERVAL;VALUE=DURATION:PT5M",
+        "X-PUBLISHED-TTL:PT5M",
     ]
     parts = ["".join(fold(line) for line in head)]
     for tzid in sorted(tzids | {calendar_tz}):

@@ -11,9 +11,7 @@ Name = Annotated[str, Meta(min_length=1, max_length=255, description="1–255 ch
 Timezone = Annotated[str, Meta(description="IANA timezone name, e.g. Europe/Berlin", examples=["Europe/Berlin"])]
 Metadata = Annotated[dict[str, Any], Meta(description="Free-form JSON object, at most 16 KB")]
 Timestamp = Annotated[str, Meta(description="ISO 8601 with offset or Z; answered in UTC with Z")]
-Reminders = Annotated[
-    list[int], Meta(max_length=5, description="Minutes before start (1–40320), at most 5 entries")
-]
+Reminders = Annotated[list[int], Meta(max_length=5, description="Minutes before start (1–40320), at most 5 entries")]
 
 
 class Input(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

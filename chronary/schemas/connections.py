@@ -17,10 +17,21 @@ class ConnectionCreate(Input):
     provider: ProviderName
     agent_id: str
     username: Annotated[str, Meta(min_length=1, max_length=320)] | None = None
-    password: Annotated[str, Meta(min_length=1, max_length=1024, description=(
-        "For iCloud an app-specific password; stored encrypted, never returned"))] | None = None
-    server_url: Annotated[str, Meta(max_length=2000, description="CalDAV base URL; iCloud defaults to "
-                                                                  "https://caldav.icloud.com")] | None = None
+    password: (
+        Annotated[
+            str,
+            Meta(
+                min_length=1,
+                max_length=1024,
+                description=("For iCloud an app-specific password; stored encrypted, never returned"),
+            ),
+        ]
+        | None
+    ) = None
+    server_url: (
+        Annotated[str, Meta(max_length=2000, description="CalDAV base URL; iCloud defaults to https://caldav.icloud.com")]
+        | None
+    ) = None
 
 
 class CalendarChoice(Input):

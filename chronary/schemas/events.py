@@ -12,11 +12,13 @@ from chronary.schemas.common import Input, Metadata, Reminders, Timestamp
 EventStatus = Literal["confirmed", "tentative", "hold", "cancelled"]
 Transparency = Annotated[
     Literal["opaque", "transparent"],
-    Meta(description=(
-        "RFC 5545 TRANSP. opaque (default) events make the agent busy; transparent ones (holidays, "
-        "'working from home' markers) are listed but never block availability, find-meeting-time or "
-        "hold placement. Occurrences inherit their series' value; holds are always opaque."
-    )),
+    Meta(
+        description=(
+            "RFC 5545 TRANSP. opaque (default) events make the agent busy; transparent ones (holidays, "
+            "'working from home' markers) are listed but never block availability, find-meeting-time or "
+            "hold placement. Occurrences inherit their series' value; holds are always opaque."
+        )
+    ),
 ]
 Title = Annotated[str, Meta(min_length=1, max_length=500)]
 Text = Annotated[str, Meta(max_length=8192)]
@@ -25,9 +27,7 @@ Recurrence = Annotated[
     list[Annotated[str, Meta(max_length=1000)]],
     Meta(max_length=50, description="RRULE / EXDATE / RDATE lines, e.g. RRULE:FREQ=WEEKLY;BYDAY=MO"),
 ]
-DateOrTime = Annotated[
-    str, Meta(description="ISO 8601 timestamp with offset; for all-day events a date YYYY-MM-DD")
-]
+DateOrTime = Annotated[str, Meta(description="ISO 8601 timestamp with offset; for all-day events a date YYYY-MM-DD")]
 
 
 class Attendee(Input):

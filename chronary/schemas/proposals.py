@@ -23,9 +23,12 @@ class ProposalCreate(Input):
     participant_agent_ids: Annotated[list[str], Meta(min_length=1, max_length=50)]
     candidate_slots: Annotated[list[SlotInput], Meta(min_length=1, max_length=20)]
     duration_minutes: Annotated[int, Meta(ge=1, le=24 * 60)]
-    calendar_map: Annotated[
-        dict[str, str], Meta(description="agent id → calendar id for its holds and event (default: its first calendar)")
-    ] | None = None
+    calendar_map: (
+        Annotated[
+            dict[str, str], Meta(description="agent id → calendar id for its holds and event (default: its first calendar)")
+        ]
+        | None
+    ) = None
     expires_at: Timestamp | None = None
     hold_slots: bool = True
 

@@ -31,9 +31,10 @@ class WebhookUpdate(Input):
     url: Url | UnsetType = UNSET
     events: EventList | UnsetType = UNSET
     description: Description | None | UnsetType = UNSET
-    status: Annotated[
-        SettableStatus, Meta(description="paused holds deliveries until active again; active re-enables")
-    ] | UnsetType = UNSET
+    status: (
+        Annotated[SettableStatus, Meta(description="paused holds deliveries until active again; active re-enables")]
+        | UnsetType
+    ) = UNSET
 
 
 class Webhook(msgspec.Struct):

@@ -78,8 +78,9 @@ def context(tx: Tx, principal: Principal, agent_id: str, upcoming: int, recent: 
     behind.sort(key=lambda r: (r["end_ts"], r["start_ts"], r["id"]), reverse=True)
     # several events at once: opaque beats transparent, a real event beats a hold, then the one
     # that began last
-    current.sort(key=lambda r: (r.get("transparency") != "transparent", r["status"] != "hold",
-                                r["start_ts"], r["id"]), reverse=True)
+    current.sort(
+        key=lambda r: (r.get("transparency") != "transparent", r["status"] != "hold", r["start_ts"], r["id"]), reverse=True
+    )
 
     calendars, _ = cal_store.list_(tx.conn, agent_id=agent_id, include_agent_owned=False, limit=1000, offset=0)
     latest = max(calendars, key=lambda c: (c["updated_at"], c["id"]), default=None)

@@ -111,8 +111,13 @@ def buffers(rules: dict[str, Any] | None) -> Span:
 
 
 def free_spans(
-    rules: dict[str, Any] | None, tz: ZoneInfo, busy: list[tuple[int, int, str | None]],
-    start_ts: int, end_ts: int, now_ts: int, min_seconds: int,
+    rules: dict[str, Any] | None,
+    tz: ZoneInfo,
+    busy: list[tuple[int, int, str | None]],
+    start_ts: int,
+    end_ts: int,
+    now_ts: int,
+    min_seconds: int,
 ) -> list[Span]:
     notice = rules["minimum_notice_minutes"] * 60 if rules else 0
     start = max(start_ts, now_ts + notice)
@@ -188,10 +193,30 @@ def _expanded(
     """
     span = (lo - lo % WEEK, hi + (-hi % WEEK))
     key = (
-        master["id"], master["start_ts"], master["end_ts"], bool(master["all_day"]), tuple(master["recurrence"]),
-        master["status"], master["hold_expires_at"], master.get("transparency"), tz, span,
-        tuple(sorted((e["id"], e["start_ts"], e["end_ts"], e["status"], e["hold_expires_at"],
-                      e["recurrence_id_ts"], e.get("transparency")) for e in exceptions)),
+        master["id"],
+        master["start_ts"],
+        master["end_ts"],
+        bool(master["all_day"]),
+        tuple(master["recurrence"]),
+        master["status"],
+        master["hold_expires_at"],
+        master.get("transparency"),
+        tz,
+        span,
+        tuple(
+            sorted(
+                (
+                    e["id"],
+                    e["start_ts"],
+                    e["end_ts"],
+                    e["status"],
+                    e["hold_expires_at"],
+                    e["recurrence_id_ts"],
+                    e.get("transparency"),
+                )
+                for e in exceptions
+            )
+        ),
     )
     with _cache_lock:
         hit = _cache.get(key)
@@ -199,8 +224,9 @@ def _expanded(
             _cache.move_to_end(key)
             return hit
     rows = occurrences.expand_series(master, ZoneInfo(tz), span[0], span[1], exceptions)
-    value = [(r["start_ts"], r["end_ts"], r["status"], r["hold_expires_at"], r.get("transparency") or "opaque")
-             for r in rows]
+    value = [
+        (r["start_ts"], r["end_ts"], r["status"], r["hold_expires_at"], r.get("transparency") or "opaque") for r in rows
+    ]
     with _cache_lock:
         _cache[key] = value
         while len(_cache) > _CACHE_SIZE:
@@ -227,8 +253,11 @@ def _blocking(
         cal = cals[m["calendar_id"]]
         before, after = pads[cal["agent_id"]]
         for a, b, status, hold_expires, transp in _expanded(m, cal["timezone"], lo, hi, by_series.get(m["id"], [])):
-            if a < hi and b > lo and blocks({"status": status, "hold_expires_at": hold_expires,
-                                             "transparency": transp}, now_ts):
+            if (
+                a < hi
+                and b > lo
+                and blocks({"status": status, "hold_expires_at": hold_expires, "transparency": transp}, now_ts)
+            ):
                 out.append((a - before, b + after))
     return out
 

@@ -22,8 +22,16 @@ from chronary.store.db import Tx
 from chronary.timeutil import from_ts, iso_ms, require_timezone, to_ts
 
 FIELDS = (
-    "id", "org_id", "agent_id", "name", "timezone", "agent_status", "default_reminders", "metadata",
-    "created_at", "updated_at",
+    "id",
+    "org_id",
+    "agent_id",
+    "name",
+    "timezone",
+    "agent_status",
+    "default_reminders",
+    "metadata",
+    "created_at",
+    "updated_at",
 )
 
 
@@ -86,9 +94,7 @@ def list_(tx: Tx, ctx: Ctx, agent_id: str | None, include_all: bool, limit: int,
     elif not ctx.principal.is_org:
         # an agent key asking for "the org's calendars" sees only its own
         agent_id = ctx.principal.agent_id
-    rows, total = cal_store.list_(
-        tx.conn, agent_id=agent_id, include_agent_owned=include_all, limit=limit, offset=offset
-    )
+    rows, total = cal_store.list_(tx.conn, agent_id=agent_id, include_agent_owned=include_all, limit=limit, offset=offset)
     return Page([present(r, ctx.base_url) for r in rows], total, limit, offset)
 
 
@@ -113,9 +119,7 @@ def update(tx: Tx, ctx: Ctx, calendar_id: str, data: CalendarUpdate) -> dict[str
     if "timezone" in changes and changes["timezone"] != row["timezone"]:
         _reanchor_all_day(tx, cal_store.get(tx.conn, calendar_id), row["timezone"])  # type: ignore[arg-type]
     after = {**before, **changes}
-    outbox.emit(
-        tx, "calendar.updated", after, agent_id=row["agent_id"], previous=outbox.changed_fields(before, after)
-    )
+    outbox.emit(tx, "calendar.updated", after, agent_id=row["agent_id"], previous=outbox.changed_fields(before, after))
     return after
 
 
@@ -155,5 +159,4 @@ def _reanchor_all_day(tx: Tx, calendar: dict[str, Any], old_timezone: str) -> No
         hooks.fire(tx, "updated", row, after_row, calendar)
         before = present_event(row, {**calendar, "timezone": old_timezone})
         after = present_event(after_row, calendar)
-        outbox.emit(tx, "event.updated", after, agent_id=calendar["agent_id"],
-                    previous=outbox.changed_fields(before, after))
+        outbox.emit(tx, "event.updated", after, agent_id=calendar["agent_id"], previous=outbox.changed_fields(before, after))

@@ -47,8 +47,9 @@ ICLOUD_URL = "https://caldav.icloud.com"
 REFRESH_EVERY = 60  # seconds between manual full resyncs of one connection
 
 
-def present(tx: Tx, row: dict[str, Any], expand_calendars: bool = False,
-            calendars: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def present(
+    tx: Tx, row: dict[str, Any], expand_calendars: bool = False, calendars: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     cals = con_store.calendars(tx.conn, row["id"]) if calendars is None else calendars
     if not expand_calendars:
         cals = [c for c in cals if c["sync"]]
@@ -65,11 +66,22 @@ def present(tx: Tx, row: dict[str, Any], expand_calendars: bool = False,
         "sync_mode": row["sync_mode"],
         "sync_interval_minutes": row["sync_interval_minutes"],
         "last_synced_at": row["last_synced_at"],
-        "last_sync": {k: (last or {}).get(k) for k in ("started_at", "finished_at", "pulled", "pushed", "conflicts",
-                                                       "error")} if last else None,
-        "calendars": [{"remote_id": c["remote_id"], "name": c["name"], "color": c["color"],
-                       "read_only": bool(c["read_only"]), "calendar_id": c["calendar_id"] if c["sync"] else None,
-                       "sync": bool(c["sync"])} for c in cals],
+        "last_sync": {
+            k: (last or {}).get(k) for k in ("started_at", "finished_at", "pulled", "pushed", "conflicts", "error")
+        }
+        if last
+        else None,
+        "calendars": [
+            {
+                "remote_id": c["remote_id"],
+                "name": c["name"],
+                "color": c["color"],
+                "read_only": bool(c["read_only"]),
+                "calendar_id": c["calendar_id"] if c["sync"] else None,
+                "sync": bool(c["sync"]),
+            }
+            for c in cals
+        ],
         "webhook_subscription": None,
         "token_refresh": {"last_at": row["token_last_at"], "failures_count": row["token_failures"]},
         "pending_pushes": sync_store.count_pending(tx.conn, row["id"]),
@@ -93,11 +105,11 @@ def load(tx: Tx, principal: Principal, connection_id: str) -> dict[str, Any]:
 
 # -- create ---------------------------------------------------------------------------------------
 
+
 def _server_url(data: ConnectionCreate, runtime: Runtime) -> str:
     url = data.server_url or (ICLOUD_URL if data.provider == "icloud" else None)
     if not url:
-        raise ValidationError("server_url is required for caldav connections (e.g. https://dav.example.com/)",
-                              "server_url")
+        raise ValidationError("server_url is required for caldav connections (e.g. https://dav.example.com/)", "server_url")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValidationError("server_url must be an http(s) URL such as https://dav.example.com/", "server_url")
@@ -113,7 +125,9 @@ async def connect(runtime: Runtime, principal: Principal, data: ConnectionCreate
     if data.provider in sync_base.OAUTH_PROVIDERS:
         raise ValidationError(
             f"{data.provider} connects with OAuth: use POST /v1/connections/start (not available in this "
-            "version yet); POST /v1/connections takes only password providers (icloud, caldav)", "provider")
+            "version yet); POST /v1/connections takes only password providers (icloud, caldav)",
+            "provider",
+        )
     for field in ("username", "password"):
         if not getattr(data, field):
             raise ValidationError(f"{field} is required for {data.provider} connections", field)
@@ -143,12 +157,27 @@ async def connect(runtime: Runtime, principal: Principal, data: ConnectionCreate
                 raise Conflict(f"Agent {agent['id']} already has this account connected ({other['id']})", "username")
         now = iso_ms(tx.now)
         row = {
-            "id": ids.new_id("con"), "org_id": principal.org_id, "agent_id": agent["id"], "provider": data.provider,
-            "status": "active", "status_reason": None, "username": data.username,
-            "email": email if "@" in (email or "") else None, "server_url": url, "secret": secret,
-            "sync_mode": "realtime" if provider.supports_realtime else "polling", "sync_interval_minutes": 5,
-            "last_synced_at": None, "last_sync": None, "token_last_at": now, "token_failures": 0, "failures": 0,
-            "next_sync_at": to_ts(tx.now), "full_resync": 0, "created_at": now, "updated_at": now,
+            "id": ids.new_id("con"),
+            "org_id": principal.org_id,
+            "agent_id": agent["id"],
+            "provider": data.provider,
+            "status": "active",
+            "status_reason": None,
+            "username": data.username,
+            "email": email if "@" in (email or "") else None,
+            "server_url": url,
+            "secret": secret,
+            "sync_mode": "realtime" if provider.supports_realtime else "polling",
+            "sync_interval_minutes": 5,
+            "last_synced_at": None,
+            "last_sync": None,
+            "token_last_at": now,
+            "token_failures": 0,
+            "failures": 0,
+            "next_sync_at": to_ts(tx.now),
+            "full_resync": 0,
+            "created_at": now,
+            "updated_at": now,
         }
         con_store.create(tx.conn, row)
         store_calendars(tx, row["id"], remote)
@@ -161,6 +190,7 @@ async def connect(runtime: Runtime, principal: Principal, data: ConnectionCreate
 
 # -- read -----------------------------------------------------------------------------------------
 
+
 def get(tx: Tx, principal: Principal, connection_id: str, expand: list[str] | None) -> dict[str, Any]:
     return present(tx, load(tx, principal, connection_id), _expand(expand))
 
@@ -172,8 +202,16 @@ def _expand(expand: list[str] | None) -> bool:
     return bool(expand)
 
 
-def list_(tx: Tx, principal: Principal, provider: str | None, agent_id: str | None, status: str | None,
-          expand: list[str] | None, limit: int, offset: int) -> Page:
+def list_(
+    tx: Tx,
+    principal: Principal,
+    provider: str | None,
+    agent_id: str | None,
+    status: str | None,
+    expand: list[str] | None,
+    limit: int,
+    offset: int,
+) -> Page:
     principal.require_org("connections")
     full = _expand(expand)
     rows, total = con_store.list_(tx.conn, principal.org_id, provider, agent_id, status, limit, offset)
@@ -182,6 +220,7 @@ def list_(tx: Tx, principal: Principal, provider: str | None, agent_id: str | No
 
 
 # -- change ---------------------------------------------------------------------------------------
+
 
 def update(tx: Tx, ctx: Ctx, connection_id: str, data: ConnectionUpdate) -> dict[str, Any]:
     row = load(tx, ctx.principal, connection_id)
@@ -205,8 +244,7 @@ def update(tx: Tx, ctx: Ctx, connection_id: str, data: ConnectionUpdate) -> dict
 def _choose(tx: Tx, ctx: Ctx, con: dict[str, Any], choice: Any, param: str) -> None:
     mapping = con_store.get_calendar(tx.conn, con["id"], choice.remote_id)
     if mapping is None:
-        raise ValidationError(f"{param}.remote_id: this account has no calendar {choice.remote_id!r}",
-                              f"{param}.remote_id")
+        raise ValidationError(f"{param}.remote_id: this account has no calendar {choice.remote_id!r}", f"{param}.remote_id")
     wanted = None if choice.calendar_id is UNSET else choice.calendar_id
     if not choice.sync:
         if wanted is not None:
@@ -220,19 +258,20 @@ def _choose(tx: Tx, ctx: Ctx, con: dict[str, Any], choice: Any, param: str) -> N
     else:
         cal = cal_store.get(tx.conn, wanted)
         if cal is None or cal["agent_id"] != con["agent_id"]:
-            raise ValidationError(f"{param}.calendar_id must be a calendar of agent {con['agent_id']}",
-                                  f"{param}.calendar_id")
+            raise ValidationError(
+                f"{param}.calendar_id must be a calendar of agent {con['agent_id']}", f"{param}.calendar_id"
+            )
     for other in con_store.synced_targets(tx.conn, wanted):
         if (other["connection_id"], other["remote_id"]) != (con["id"], mapping["remote_id"]):
-            raise Conflict(f"Calendar {wanted} already mirrors another remote calendar ({other['remote_id']})",
-                           f"{param}.calendar_id")
+            raise Conflict(
+                f"Calendar {wanted} already mirrors another remote calendar ({other['remote_id']})", f"{param}.calendar_id"
+            )
     if mapping["sync"] and mapping["calendar_id"] == wanted:
         return
     if mapping["sync"]:
         _unmap(tx, con["id"], mapping)
     sync_store.delete_links_for_calendar(tx.conn, con["id"], mapping["remote_id"])
-    con_store.patch_calendar(tx.conn, con["id"], mapping["remote_id"], {"sync": True, "calendar_id": wanted,
-                                                                         "cursor": None})
+    con_store.patch_calendar(tx.conn, con["id"], mapping["remote_id"], {"sync": True, "calendar_id": wanted, "cursor": None})
     if not mapping["read_only"]:
         _queue_existing(tx, con, mapping["remote_id"], wanted)
 
@@ -242,9 +281,16 @@ def _new_calendar(tx: Tx, ctx: Ctx, con: dict[str, Any], mapping: dict[str, Any]
 
     agent = agent_store.get(tx.conn, con["agent_id"])
     tz = mapping["timezone"] if mapping["timezone"] and valid_timezone(mapping["timezone"]) else agent["timezone"]  # type: ignore[index]
-    created = cal_service.create(tx, ctx, con["agent_id"], CalendarCreate(
-        name=(mapping["name"] or "Calendar")[:255], timezone=tz,
-        metadata={"connection_id": con["id"], "remote_id": mapping["remote_id"]}))
+    created = cal_service.create(
+        tx,
+        ctx,
+        con["agent_id"],
+        CalendarCreate(
+            name=(mapping["name"] or "Calendar")[:255],
+            timezone=tz,
+            metadata={"connection_id": con["id"], "remote_id": mapping["remote_id"]},
+        ),
+    )
     return created["id"]
 
 
@@ -255,9 +301,19 @@ def _queue_existing(tx: Tx, con: dict[str, Any], remote_id: str, calendar_id: st
         rows, total = event_store.list_(tx.conn, event_store.EventFilter(calendar_id=calendar_id), page_size, offset)
         for r in rows:
             if r["recurring_event_id"] is None and r["remote"] is None:
-                sync_store.enqueue(tx.conn, {"connection_id": con["id"], "remote_id": remote_id, "event_id": r["id"],
-                                             "op": "upsert", "uid": r["ical_uid"], "href": None, "etag": None,
-                                             "changed_at": iso_ms(tx.now)})
+                sync_store.enqueue(
+                    tx.conn,
+                    {
+                        "connection_id": con["id"],
+                        "remote_id": remote_id,
+                        "event_id": r["id"],
+                        "op": "upsert",
+                        "uid": r["ical_uid"],
+                        "href": None,
+                        "etag": None,
+                        "changed_at": iso_ms(tx.now),
+                    },
+                )
         offset += page_size
         if offset >= total:
             return
@@ -269,8 +325,9 @@ def _unmap(tx: Tx, connection_id: str, mapping: dict[str, Any]) -> None:
     for calendar_id in touched:
         cal_store.bump_revision(tx.conn, calendar_id)
     sync_store.delete_links_for_calendar(tx.conn, connection_id, mapping["remote_id"])
-    con_store.patch_calendar(tx.conn, connection_id, mapping["remote_id"], {"sync": False, "calendar_id": None,
-                                                                           "cursor": None})
+    con_store.patch_calendar(
+        tx.conn, connection_id, mapping["remote_id"], {"sync": False, "calendar_id": None, "cursor": None}
+    )
 
 
 async def disconnect(runtime: Runtime, principal: Principal, connection_id: str) -> None:
@@ -303,10 +360,12 @@ def refresh(tx: Tx, principal: Principal, connection_id: str) -> dict[str, Any]:
     last = row["refresh_requested_at"]
     if last is not None and now - last < REFRESH_EVERY:
         wait = REFRESH_EVERY - (now - last)
-        raise RateLimited(f"A full resync of {connection_id} was requested {now - last} s ago; "
-                          f"try again in {wait} s", wait)
-    con_store.patch(tx.conn, connection_id, {"full_resync": 1, "next_sync_at": now, "refresh_requested_at": now,
-                                             "updated_at": iso_ms(tx.now)})
+        raise RateLimited(f"A full resync of {connection_id} was requested {now - last} s ago; try again in {wait} s", wait)
+    con_store.patch(
+        tx.conn,
+        connection_id,
+        {"full_resync": 1, "next_sync_at": now, "refresh_requested_at": now, "updated_at": iso_ms(tx.now)},
+    )
     return present(tx, con_store.get(tx.conn, connection_id))  # type: ignore[arg-type]
 
 
@@ -314,7 +373,17 @@ def conflicts(tx: Tx, principal: Principal, connection_id: str, limit: int, offs
     """The losing side of every conflict the sync resolved (see chronary/sync/merge.py for the rule)."""
     load(tx, principal, connection_id)
     rows, total = sync_store.conflicts(tx.conn, connection_id, limit, offset)
-    items = [{"id": r["id"], "remote_id": r["remote_id"], "uid": r["uid"], "event_id": r["event_id"],
-              "winner": r["winner"], "reason": r["reason"], "losing_version": r["losing_version"],
-              "created_at": r["created_at"]} for r in rows]
+    items = [
+        {
+            "id": r["id"],
+            "remote_id": r["remote_id"],
+            "uid": r["uid"],
+            "event_id": r["event_id"],
+            "winner": r["winner"],
+            "reason": r["reason"],
+            "losing_version": r["losing_version"],
+            "created_at": r["created_at"],
+        }
+        for r in rows
+    ]
     return Page(items, total, limit, offset)

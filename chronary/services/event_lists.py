@@ -27,8 +27,15 @@ def _filter_times(start_after: str | None, start_before: str | None) -> tuple[in
 
 
 def list_for_calendar(
-    tx: Tx, ctx: Ctx, calendar_id: str, start_after: str | None, start_before: str | None,
-    status: str | None, source: str | None, limit: int, offset: int,
+    tx: Tx,
+    ctx: Ctx,
+    calendar_id: str,
+    start_after: str | None,
+    start_before: str | None,
+    status: str | None,
+    source: str | None,
+    limit: int,
+    offset: int,
 ) -> Page:
     calendar = load_calendar(tx, ctx.principal, calendar_id)
     after, before = _filter_times(start_after, start_before)
@@ -40,19 +47,30 @@ def list_for_calendar(
     return Page([present(r, calendar) for r in rows], total, limit, offset)
 
 
-def _expanded(tx: Tx, f: EventFilter, calendars: dict[str, dict[str, Any]], limit: int,
-              offset: int) -> tuple[list[dict[str, Any]], int]:
+def _expanded(
+    tx: Tx, f: EventFilter, calendars: dict[str, dict[str, Any]], limit: int, offset: int
+) -> tuple[list[dict[str, Any]], int]:
     """A window given on both sides: occurrences of series (each with its own id and
     recurring_event_id) instead of the stored masters, starting inside the window."""
     assert f.start_after is not None and f.start_before is not None
-    rows = [r for r in occurrences.in_window(tx, f, f.start_after, f.start_before, calendars)
-            if f.start_after <= r["start_ts"] < f.start_before]
-    return rows[offset:offset + limit], len(rows)
+    rows = [
+        r
+        for r in occurrences.in_window(tx, f, f.start_after, f.start_before, calendars)
+        if f.start_after <= r["start_ts"] < f.start_before
+    ]
+    return rows[offset : offset + limit], len(rows)
 
 
 def list_for_agent(
-    tx: Tx, ctx: Ctx, agent_id: str, start_after: str | None, start_before: str | None,
-    status: str | None, source: str | None, limit: int, offset: int,
+    tx: Tx,
+    ctx: Ctx,
+    agent_id: str,
+    start_after: str | None,
+    start_before: str | None,
+    status: str | None,
+    source: str | None,
+    limit: int,
+    offset: int,
 ) -> Page:
     load_agent(tx, ctx.principal, agent_id)
     after, before = _filter_times(start_after, start_before)

@@ -83,8 +83,7 @@ def check_recurrence(lines: list[str] | None, start: datetime) -> list[str] | No
         if "\n" in line or "\r" in line:
             raise ValidationError(f"{param} must be a single line", param)
         if _SUB_HOURLY.search(line):
-            raise ValidationError(f"{param}: FREQ=SECONDLY and FREQ=MINUTELY are not supported; the finest is HOURLY",
-                                  param)
+            raise ValidationError(f"{param}: FREQ=SECONDLY and FREQ=MINUTELY are not supported; the finest is HOURLY", param)
         try:
             rrulestr(line, dtstart=start.replace(tzinfo=None) if ";TZID=" in line.upper() else start, forceset=True)
         except (ValueError, TypeError, KeyError, IndexError) as exc:

@@ -85,19 +85,23 @@ def _hold_expiry(now: datetime, value: str | None) -> int:
 
 def _check_hold_transparency(status: str, transparency: str) -> None:
     if status == "hold" and transparency == "transparent":
-        raise ValidationError("a hold is always opaque (it reserves the time); send transparency: opaque",
-                              "transparency")
+        raise ValidationError("a hold is always opaque (it reserves the time); send transparency: opaque", "transparency")
 
 
 def _check_hold_overlap(tx: Tx, calendar: dict[str, Any], start_ts: int, end_ts: int, exclude: str | None) -> None:
     """A hold may not sit on top of a confirmed opaque event (or occurrence of a confirmed
     series) of the same agent, unless allowed; transparent events never block it."""
     agent_id = calendar["agent_id"]
-    scope = (EventFilter(agent_id=agent_id, status="confirmed") if agent_id
-             else EventFilter(calendar_id=calendar["id"], status="confirmed"))
-    clashes = [r for r in occurrences.in_window(tx, scope, start_ts, end_ts, {calendar["id"]: calendar})
-               if r["status"] in BLOCKING_FOR_HOLDS and r["id"] != exclude
-               and r.get("transparency") != "transparent"]
+    scope = (
+        EventFilter(agent_id=agent_id, status="confirmed")
+        if agent_id
+        else EventFilter(calendar_id=calendar["id"], status="confirmed")
+    )
+    clashes = [
+        r
+        for r in occurrences.in_window(tx, scope, start_ts, end_ts, {calendar["id"]: calendar})
+        if r["status"] in BLOCKING_FOR_HOLDS and r["id"] != exclude and r.get("transparency") != "transparent"
+    ]
     if clashes:
         raise Conflict(
             f"The hold overlaps confirmed event {clashes[0]['id']}; send allow_overlap: true to place it anyway",
@@ -130,22 +134,25 @@ def _load_for_write(tx: Tx, principal: Principal, calendar_id: str, event_id: st
     return row, calendar
 
 
-def _changed(tx: Tx, kind: str, before: dict[str, Any] | None, after: dict[str, Any] | None,
-             calendar: dict[str, Any]) -> None:
+def _changed(
+    tx: Tx, kind: str, before: dict[str, Any] | None, after: dict[str, Any] | None, calendar: dict[str, Any]
+) -> None:
     """Every stored-event change funnels here: the calendar's revision moves (feed caches and
     sync cursors key on it) and in-transaction listeners run (e.g. provider push queues)."""
     cal_store.bump_revision(tx.conn, calendar["id"])
     hooks.fire(tx, kind, before, after, calendar)
 
 
-def record_change(tx: Tx, kind: str, before: dict[str, Any] | None, after: dict[str, Any] | None,
-                  calendar: dict[str, Any]) -> None:
+def record_change(
+    tx: Tx, kind: str, before: dict[str, Any] | None, after: dict[str, Any] | None, calendar: dict[str, Any]
+) -> None:
     """For writers of imported events (iCal subscriptions): the same funnel as native changes."""
     _changed(tx, kind, before, after, calendar)
 
 
-def record_changes(tx: Tx, changes: list[tuple[str, dict[str, Any] | None, dict[str, Any] | None]],
-                   calendar: dict[str, Any]) -> None:
+def record_changes(
+    tx: Tx, changes: list[tuple[str, dict[str, Any] | None, dict[str, Any] | None]], calendar: dict[str, Any]
+) -> None:
     """Many changes to one calendar in one transaction (a subscription sync): the revision
     moves once, and every listener still sees every change."""
     if not changes:
@@ -288,8 +295,12 @@ def delete(tx: Tx, ctx: Ctx, calendar_id: str, event_id: str, *, kind: str = "ev
     _require_writable(row)
     before = present(row, calendar)
     if row["recurring_event_id"]:
-        values = {"status": "cancelled", "hold_expires_at": None, "sequence": row["sequence"] + 1,
-                  "updated_at": iso_ms(tx.now)}
+        values = {
+            "status": "cancelled",
+            "hold_expires_at": None,
+            "sequence": row["sequence"] + 1,
+            "updated_at": iso_ms(tx.now),
+        }
         event_store.patch(tx.conn, event_id, values)
         _changed(tx, "updated", row, {**row, **values}, calendar)
         outbox.emit(tx, kind, before, agent_id=calendar["agent_id"])
@@ -318,13 +329,13 @@ def confirm(tx: Tx, ctx: Ctx, calendar_id: str, event_id: str) -> dict[str, Any]
         raise Conflict(f"Event {event_id} is not a hold (status {row['status']})", "status")
     _refuse_expired_hold(tx, row)
     before = present(row, calendar)
-    values = {"status": "confirmed", "hold_expires_at": None, "sequence": row["sequence"] + 1,
-              "updated_at": iso_ms(tx.now)}
+    values = {"status": "confirmed", "hold_expires_at": None, "sequence": row["sequence"] + 1, "updated_at": iso_ms(tx.now)}
     event_store.patch(tx.conn, event_id, values)
     _changed(tx, "updated", row, {**row, **values}, calendar)
     after = present({**row, **values}, calendar)
-    outbox.emit(tx, "event.hold_confirmed", after, agent_id=calendar["agent_id"],
-                previous=outbox.changed_fields(before, after))
+    outbox.emit(
+        tx, "event.hold_confirmed", after, agent_id=calendar["agent_id"], previous=outbox.changed_fields(before, after)
+    )
     return after
 
 
@@ -346,4 +357,3 @@ def expire_holds(tx: Tx, base_url: str) -> list[str]:
         _changed(tx, "deleted", row, None, cal)
         outbox.emit(tx, "event.hold_expired", present(row, cal), agent_id=cal["agent_id"])
     return [r["id"] for r in expired]
-

@@ -109,10 +109,25 @@ def _vevents(calendar: dict[str, Any], rows: list[dict[str, Any]], cache: FeedCa
             continue  # an exception whose series is gone or cancelled has nothing to override
         ex = tuple(sorted(exdates.get(r["id"], ()))) if r["recurrence"] else ()
         uid = master["ical_uid"] if master else r["ical_uid"]
-        key = (r["id"], r["updated_at"], r["sequence"], r.get("transparency"), tz, defaults_key, uid, ex,
-               master["updated_at"] if master else None)
-        out.append(cache.vevent(key, lambda r=r, uid=uid, ex=ex, master=master: render.render_vevent(
-            r, tz, defaults, uid=uid, exdates=list(ex), master=master)))
+        key = (
+            r["id"],
+            r["updated_at"],
+            r["sequence"],
+            r.get("transparency"),
+            tz,
+            defaults_key,
+            uid,
+            ex,
+            master["updated_at"] if master else None,
+        )
+        out.append(
+            cache.vevent(
+                key,
+                lambda r=r, uid=uid, ex=ex, master=master: render.render_vevent(
+                    r, tz, defaults, uid=uid, exdates=list(ex), master=master
+                ),
+            )
+        )
         if not r["all_day"]:
             tzids.add(render.event_tzid(master or r, tz))
     return out, tzids
@@ -123,14 +138,18 @@ def build(tx: Tx, calendar: dict[str, Any], window_ts: int, cache: FeedCache | N
     rows = feed_store.feed_rows(tx.conn, calendar["id"], window_ts)
     vevents, tzids = _vevents(calendar, rows, cache)
     first = min([window_ts, *(r["start_ts"] for r in rows)]) if rows else window_ts
-    body = render.render_calendar(calendar["name"], calendar["timezone"], tzids, render.first_year(first),
-                                  vevents).encode("utf-8")
+    body = render.render_calendar(calendar["name"], calendar["timezone"], tzids, render.first_year(first), vevents).encode(
+        "utf-8"
+    )
     etag = '"' + hashlib.sha256(body).hexdigest()[:40] + '"'
     # feed_state moves on every change through the events service (deletions included); the
     # newest updated_at also covers writers that bump the revision without the service hooks
     newest = max((r["updated_at"] for r in rows), default=None)
-    stamps = [parse_stored(calendar["updated_at"]), parse_stored(feed_store.changed_at(tx.conn, calendar["id"])),
-              parse_stored(newest)]
+    stamps = [
+        parse_stored(calendar["updated_at"]),
+        parse_stored(feed_store.changed_at(tx.conn, calendar["id"])),
+        parse_stored(newest),
+    ]
     last_modified = max(s for s in stamps if s is not None).replace(microsecond=0)
     return Feed(calendar["id"], calendar["revision"], window_ts, body, etag, last_modified)
 
@@ -163,13 +182,13 @@ def rotate(tx: Tx, ctx: Ctx, calendar_id: str) -> dict[str, Any]:
     cal_store.patch(tx.conn, calendar_id, {"updated_at": now})
     cal_store.bump_revision(tx.conn, calendar_id)
     after = present_calendar({**row, "feed_token": token, "updated_at": now}, ctx.base_url)
-    outbox.emit(tx, "calendar.updated", after, agent_id=row["agent_id"],
-                previous=outbox.changed_fields(before, after))
+    outbox.emit(tx, "calendar.updated", after, agent_id=row["agent_id"], previous=outbox.changed_fields(before, after))
     return after
 
 
-def _on_event_change(tx: Tx, kind: str, before: dict[str, Any] | None, after: dict[str, Any] | None,
-                     calendar: dict[str, Any]) -> None:
+def _on_event_change(
+    tx: Tx, kind: str, before: dict[str, Any] | None, after: dict[str, Any] | None, calendar: dict[str, Any]
+) -> None:
     touched: set[str] = tx.__dict__.setdefault("_feed_touched", set())
     if calendar["id"] not in touched:  # once per calendar and transaction (a sync changes many)
         touched.add(calendar["id"])

@@ -25,7 +25,6 @@ def register(listener: EventListener) -> EventListener:
     return listener
 
 
-def fire(tx: Tx, kind: str, before: dict[str, Any] | None, after: dict[str, Any] | None,
-         calendar: dict[str, Any]) -> None:
+def fire(tx: Tx, kind: str, before: dict[str, Any] | None, after: dict[str, Any] | None, calendar: dict[str, Any]) -> None:
     for listener in list(_listeners):
         listener(tx, kind, before, after, calendar)

@@ -69,21 +69,28 @@ def expand_series(
     overrides = {e["recurrence_id_ts"]: e for e in exceptions}
     out: list[dict[str, Any]] = []
     for occ_start, occ_end in expand(
-        from_ts(master["start_ts"]), from_ts(master["end_ts"]), master["recurrence"], tz,
-        from_ts(start_ts), from_ts(end_ts), bool(master["all_day"]),
+        from_ts(master["start_ts"]),
+        from_ts(master["end_ts"]),
+        master["recurrence"],
+        tz,
+        from_ts(start_ts),
+        from_ts(end_ts),
+        bool(master["all_day"]),
     ):
         original = to_ts(occ_start)
         if original in overrides:
             continue  # the stored exception stands in for it (added below if in the window)
-        out.append({
-            **master,
-            "id": occurrence_id(master["id"], original),
-            "start_ts": original,
-            "end_ts": to_ts(occ_end),
-            "recurrence": None,
-            "recurring_event_id": master["id"],
-            "recurrence_id_ts": original,
-        })
+        out.append(
+            {
+                **master,
+                "id": occurrence_id(master["id"], original),
+                "start_ts": original,
+                "end_ts": to_ts(occ_end),
+                "recurrence": None,
+                "recurring_event_id": master["id"],
+                "recurrence_id_ts": original,
+            }
+        )
     for exc in exceptions:
         if exc["start_ts"] < end_ts and exc["end_ts"] > start_ts:
             out.append(exc)

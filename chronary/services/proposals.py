@@ -86,15 +86,23 @@ def present(tx: Tx, row: dict[str, Any], parts: list[dict[str, Any]] | None = No
         "status": effective_status(row, tx.now),
         "duration_minutes": row["duration_minutes"],
         "candidate_slots": [_slot_out(i, s) for i, s in enumerate(slots)],
-        "participants": [{
-            "agent_id": p["agent_id"], "calendar_id": p["calendar_id"], "response": p["response"],
-            "accepted_slots": p["accepted"], "declined_slots": p["declined"],
-            "responded_at": p["responded_at"], "event_id": p["event_id"],
-        } for p in parts],
+        "participants": [
+            {
+                "agent_id": p["agent_id"],
+                "calendar_id": p["calendar_id"],
+                "response": p["response"],
+                "accepted_slots": p["accepted"],
+                "declined_slots": p["declined"],
+                "responded_at": p["responded_at"],
+                "event_id": p["event_id"],
+            }
+            for p in parts
+        ],
         "participant_agent_ids": [p["agent_id"] for p in parts],
         "hold_slots": bool(row["hold_slots"]),
-        "holds": [{k: h[k] for k in ("agent_id", "slot_index", "calendar_id", "event_id")}
-                  for h in store.holds(tx.conn, row["id"])],
+        "holds": [
+            {k: h[k] for k in ("agent_id", "slot_index", "calendar_id", "event_id")} for h in store.holds(tx.conn, row["id"])
+        ],
         "expires_at": ts_iso(row["expires_at"]),
         "resolved_slot_index": resolved,
         "resolved_slot": None if resolved is None else _slot_out(resolved, slots[resolved]),
@@ -135,8 +143,11 @@ def _place_holds(tx: Tx, ctx: Ctx, row: dict[str, Any], parts: list[dict[str, An
     slot = row["candidate_slots"][index]
     start = slot["start_ts"]
     body = EventCreate(
-        title=f"Hold: {row['title']}", start_time=ts_iso(start), end_time=ts_iso(start + row["duration_minutes"] * 60),  # type: ignore[arg-type]
-        status="hold", hold_expires_at=_hold_expiry(tx, row["expires_at"]),
+        title=f"Hold: {row['title']}",
+        start_time=ts_iso(start),
+        end_time=ts_iso(start + row["duration_minutes"] * 60),  # type: ignore[arg-type]
+        status="hold",
+        hold_expires_at=_hold_expiry(tx, row["expires_at"]),
         metadata={"proposal_id": row["id"], "slot_index": index},
     )
     for p in parts:
@@ -144,8 +155,16 @@ def _place_holds(tx: Tx, ctx: Ctx, row: dict[str, Any], parts: list[dict[str, An
             event = event_service.create(tx, _org_ctx(ctx), p["calendar_id"], body)
         except Conflict:
             continue  # the participant is busy then; nothing to hold (no write happened)
-        store.add_hold(tx.conn, {"proposal_id": row["id"], "agent_id": p["agent_id"], "slot_index": index,
-                                 "calendar_id": p["calendar_id"], "event_id": event["id"]})
+        store.add_hold(
+            tx.conn,
+            {
+                "proposal_id": row["id"],
+                "agent_id": p["agent_id"],
+                "slot_index": index,
+                "calendar_id": p["calendar_id"],
+                "event_id": event["id"],
+            },
+        )
 
 
 def _release_holds(tx: Tx, ctx: Ctx, proposal_id: str, slot_index: int | None = None) -> None:
@@ -188,10 +207,19 @@ def create(tx: Tx, ctx: Ctx, data: ProposalCreate) -> dict[str, Any]:
         expires_at = to_ts(expires)
     now = iso_ms(tx.now)
     row = {
-        "id": ids.new_id("prp"), "org_id": principal.org_id, "organizer_agent_id": organizer["id"],
-        "title": data.title, "status": "open", "duration_minutes": data.duration_minutes,
-        "candidate_slots": slots, "hold_slots": data.hold_slots, "expires_at": expires_at,
-        "resolved_slot": None, "created_at": now, "updated_at": now, "resolved_at": None,
+        "id": ids.new_id("prp"),
+        "org_id": principal.org_id,
+        "organizer_agent_id": organizer["id"],
+        "title": data.title,
+        "status": "open",
+        "duration_minutes": data.duration_minutes,
+        "candidate_slots": slots,
+        "hold_slots": data.hold_slots,
+        "expires_at": expires_at,
+        "resolved_slot": None,
+        "created_at": now,
+        "updated_at": now,
+        "resolved_at": None,
     }
     store.create(tx.conn, row)
     parts = []
@@ -199,11 +227,15 @@ def create(tx: Tx, ctx: Ctx, data: ProposalCreate) -> dict[str, Any]:
         param = f"calendar_map.{agent_id}" if agent_id in cal_map else f"participant_agent_ids[{i}]"
         is_organizer = agent_id == organizer["id"]
         part = {
-            "proposal_id": row["id"], "agent_id": agent_id, "position": i,
+            "proposal_id": row["id"],
+            "agent_id": agent_id,
+            "position": i,
             "calendar_id": _calendar_for(tx, agent_id, cal_map.get(agent_id), param),
             "response": "accept" if is_organizer else "pending",
-            "accepted": list(range(len(slots))) if is_organizer else [], "declined": [],
-            "responded_at": now if is_organizer else None, "event_id": None,
+            "accepted": list(range(len(slots))) if is_organizer else [],
+            "declined": [],
+            "responded_at": now if is_organizer else None,
+            "event_id": None,
         }
         store.add_participant(tx.conn, part)
         parts.append(part)
@@ -244,7 +276,9 @@ def _resolve(tx: Tx, ctx: Ctx, row: dict[str, Any], parts: list[dict[str, Any]],
     slot = row["candidate_slots"][index]
     start = slot["start_ts"]
     body = EventCreate(
-        title=row["title"], start_time=ts_iso(start), end_time=ts_iso(start + row["duration_minutes"] * 60),  # type: ignore[arg-type]
+        title=row["title"],
+        start_time=ts_iso(start),
+        end_time=ts_iso(start + row["duration_minutes"] * 60),  # type: ignore[arg-type]
         status="confirmed",
         metadata={"proposal_id": row["id"], "participant_agent_ids": [p["agent_id"] for p in parts]},
     )
@@ -321,9 +355,17 @@ def respond(tx: Tx, ctx: Ctx, proposal_id: str, data: ProposalRespond) -> dict[s
                 _release_holds(tx, ctx, row["id"], index)  # a slot someone rejects cannot happen
     now = iso_ms(tx.now)
     part.update(response=data.response, accepted=sorted(accepted), declined=sorted(declined), responded_at=now)
-    store.patch_participant(tx.conn, row["id"], data.agent_id, {
-        "response": part["response"], "accepted": part["accepted"], "declined": part["declined"], "responded_at": now,
-    })
+    store.patch_participant(
+        tx.conn,
+        row["id"],
+        data.agent_id,
+        {
+            "response": part["response"],
+            "accepted": part["accepted"],
+            "declined": part["declined"],
+            "responded_at": now,
+        },
+    )
     row["updated_at"] = now
     store.patch(tx.conn, row["id"], {"updated_at": now})
     outcome = _outcome(row, parts)
@@ -369,8 +411,8 @@ def list_(tx: Tx, principal: Principal, status: str | None, agent_id: str | None
         if agent_id is not None and agent_id != principal.agent_id:
             raise not_found("agent", agent_id)
         agent_id = principal.agent_id
-    rows, total = store.list_(tx.conn, principal.org_id, status=status, agent_id=agent_id, now_ts=to_ts(tx.now),
-                              limit=limit, offset=offset)
+    rows, total = store.list_(
+        tx.conn, principal.org_id, status=status, agent_id=agent_id, now_ts=to_ts(tx.now), limit=limit, offset=offset
+    )
     parts = store.participants(tx.conn, [r["id"] for r in rows])
     return Page([present(tx, r, parts[r["id"]]) for r in rows], total, limit, offset)
-

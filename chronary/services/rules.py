@@ -142,6 +142,7 @@ def _local(day: date, minutes: int, tz: ZoneInfo) -> int:
 
 def working_windows(rules: dict[str, Any], tz: ZoneInfo, start_ts: int, end_ts: int) -> list[tuple[int, int]]:
     """Sorted, merged UTC intervals inside [start_ts, end_ts) that the rules call working time."""
+
     def parsed(ranges: list[dict[str, str]]) -> list[tuple[int, int]]:
         return [(_minutes(r["start"], "start", end=False), _minutes(r["end"], "end", end=True)) for r in ranges]
 

@@ -29,8 +29,20 @@ from chronary.store import subscriptions as store
 from chronary.store.db import Tx
 from chronary.timeutil import iso_ms, to_ts
 
-FIELDS = ("id", "agent_id", "calendar_id", "url", "label", "refresh_interval_minutes", "status",
-          "last_synced_at", "last_error", "event_count", "created_at", "updated_at")
+FIELDS = (
+    "id",
+    "agent_id",
+    "calendar_id",
+    "url",
+    "label",
+    "refresh_interval_minutes",
+    "status",
+    "last_synced_at",
+    "last_error",
+    "event_count",
+    "created_at",
+    "updated_at",
+)
 
 
 def present(row: dict[str, Any]) -> dict[str, Any]:
@@ -161,6 +173,7 @@ def request_sync(tx: Tx, ctx: Ctx, sub_id: str) -> dict[str, Any]:
 
 # -- sync steps (the worker calls these around its fetch) ---------------------------------------
 
+
 @dataclass(frozen=True)
 class SyncJob:
     sub_id: str
@@ -185,8 +198,11 @@ def job(tx: Tx, sub_id: str, secrets: SecretBox, only_if_due: bool) -> SyncJob |
 
 
 def _finish(tx: Tx, row: dict[str, Any], values: dict[str, Any], kind: str) -> dict[str, Any]:
-    values.update(last_attempt_at=iso_ms(tx.now), updated_at=iso_ms(tx.now),
-                  next_sync_ts=to_ts(tx.now) + 60 * row["refresh_interval_minutes"])
+    values.update(
+        last_attempt_at=iso_ms(tx.now),
+        updated_at=iso_ms(tx.now),
+        next_sync_ts=to_ts(tx.now) + 60 * row["refresh_interval_minutes"],
+    )
     if row["status"] == "paused":
         values.pop("status", None)
     store.patch(tx.conn, row["id"], values)
@@ -207,8 +223,11 @@ def apply_not_modified(tx: Tx, sub_id: str) -> dict[str, Any] | None:
     if row is None:
         return None
     values = {"status": "active", "last_error": None, "last_synced_at": iso_ms(tx.now)}
-    values.update(last_attempt_at=iso_ms(tx.now), updated_at=iso_ms(tx.now),
-                  next_sync_ts=to_ts(tx.now) + 60 * row["refresh_interval_minutes"])
+    values.update(
+        last_attempt_at=iso_ms(tx.now),
+        updated_at=iso_ms(tx.now),
+        next_sync_ts=to_ts(tx.now) + 60 * row["refresh_interval_minutes"],
+    )
     if row["status"] == "paused":
         values.pop("status")
     store.patch(tx.conn, sub_id, values)
@@ -217,19 +236,37 @@ def apply_not_modified(tx: Tx, sub_id: str) -> dict[str, Any] | None:
 
 def _event_row(item: ImportedEvent, sub_id: str, calendar_id: str, now: str) -> dict[str, Any]:
     return {
-        "calendar_id": calendar_id, "ical_uid": item.uid, "title": item.title, "description": item.description,
-        "location": item.location, "start_ts": item.start_ts, "end_ts": item.end_ts, "all_day": item.all_day,
-        "status": item.status, "hold_expires_at": None, "priority": None, "reminders": item.reminders,
-        "recurrence": item.recurrence, "attendees": [], "metadata": {}, "source": "external_ical",
-        "read_only": True, "updated_at": now,
+        "calendar_id": calendar_id,
+        "ical_uid": item.uid,
+        "title": item.title,
+        "description": item.description,
+        "location": item.location,
+        "start_ts": item.start_ts,
+        "end_ts": item.end_ts,
+        "all_day": item.all_day,
+        "status": item.status,
+        "hold_expires_at": None,
+        "priority": None,
+        "reminders": item.reminders,
+        "recurrence": item.recurrence,
+        "attendees": [],
+        "metadata": {},
+        "source": "external_ical",
+        "read_only": True,
+        "updated_at": now,
         "transparency": "transparent" if item.transparent else "opaque",
-        "remote": {"type": "ical_subscription", "subscription_id": sub_id, "tzid": item.tzid,
-                   "transparent": item.transparent},
+        "remote": {
+            "type": "ical_subscription",
+            "subscription_id": sub_id,
+            "tzid": item.tzid,
+            "transparent": item.transparent,
+        },
     }
 
 
-def apply_success(tx: Tx, sub_id: str, items: list[ImportedEvent], etag: str | None,
-                  last_modified: str | None) -> dict[str, Any] | None:
+def apply_success(
+    tx: Tx, sub_id: str, items: list[ImportedEvent], etag: str | None, last_modified: str | None
+) -> dict[str, Any] | None:
     """Upsert by (UID, RECURRENCE-ID), delete what vanished, record the result: one transaction."""
     row = store.get(tx.conn, sub_id)
     if row is None:
@@ -255,15 +292,13 @@ def apply_success(tx: Tx, sub_id: str, items: list[ImportedEvent], etag: str | N
                 return link["event_id"]
             before = event_store.get(tx.conn, link["event_id"])
             if before is not None:
-                values = {**_event_row(item, sub_id, calendar["id"], now), **extra,
-                          "sequence": before["sequence"] + 1}
+                values = {**_event_row(item, sub_id, calendar["id"], now), **extra, "sequence": before["sequence"] + 1}
                 event_store.patch(tx.conn, link["event_id"], values)
                 store.set_digest(tx.conn, link["event_id"], digest)
                 changes.append(("updated", before, {**before, **values}))
                 return link["event_id"]
         event_id = target_id or ids.new_id("evt")
-        new = {"id": event_id, **_event_row(item, sub_id, calendar["id"], now), **extra,
-               "sequence": 0, "created_at": now}
+        new = {"id": event_id, **_event_row(item, sub_id, calendar["id"], now), **extra, "sequence": 0, "created_at": now}
         event_store.create(tx.conn, new)
         store.add_link(tx.conn, sub_id, event_id, item.uid, item.recurrence_id_ts, digest)
         changes.append(("created", None, new))
@@ -282,14 +317,23 @@ def apply_success(tx: Tx, sub_id: str, items: list[ImportedEvent], etag: str | N
             if item.status != "cancelled":
                 upsert(item, None, {"recurring_event_id": None, "recurrence_id_ts": None})
             continue
-        upsert(item, occurrence_id(master_id, item.recurrence_id_ts),
-               {"recurring_event_id": master_id, "recurrence_id_ts": item.recurrence_id_ts})
+        upsert(
+            item,
+            occurrence_id(master_id, item.recurrence_id_ts),
+            {"recurring_event_id": master_id, "recurrence_id_ts": item.recurrence_id_ts},
+        )
     vanished = sorted((k for k in links if k not in seen), key=lambda k: -k[1])  # exceptions first
     for key in vanished:
         _remove(tx, links[key]["event_id"], changes)
     event_service.record_changes(tx, changes, calendar)
-    values = {"status": "active", "last_error": None, "last_synced_at": now, "etag": etag,
-              "last_modified": last_modified, "event_count": len(seen)}
+    values = {
+        "status": "active",
+        "last_error": None,
+        "last_synced_at": now,
+        "etag": etag,
+        "last_modified": last_modified,
+        "event_count": len(seen),
+    }
     return _finish(tx, row, values, "ical_subscription.synced")
 
 

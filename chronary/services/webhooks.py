@@ -28,12 +28,23 @@ from chronary.webhooks.types import ALL, EVENT_TYPES, TEST_TYPE
 SECRET_PREFIX = "whsec_"
 FIELDS = ("id", "url", "events", "status", "disabled_reason", "description", "agent_id", "created_at", "updated_at")
 DELIVERY_FIELDS = (
-    "id", "event_id", "event_type", "resource_id", "status", "attempts", "next_attempt_at", "last_attempt_at",
-    "last_status_code", "last_response_body", "last_error", "last_duration_ms", "completed_at", "created_at",
+    "id",
+    "event_id",
+    "event_type",
+    "resource_id",
+    "status",
+    "attempts",
+    "next_attempt_at",
+    "last_attempt_at",
+    "last_status_code",
+    "last_response_body",
+    "last_error",
+    "last_duration_ms",
+    "completed_at",
+    "created_at",
     "updated_at",
 )
-ATTEMPT_FIELDS = ("number", "outcome", "started_at", "finished_at", "status_code", "response_body", "error",
-                  "duration_ms")
+ATTEMPT_FIELDS = ("number", "outcome", "started_at", "finished_at", "status_code", "response_body", "error", "duration_ms")
 
 
 def present(row: dict[str, Any]) -> dict[str, Any]:
@@ -56,8 +67,7 @@ def check_events(events: list[str]) -> list[str]:
             if len(events) != 1:
                 raise ValidationError('"*" means every event type and must be the only entry', f"events[{i}]")
         elif name not in EVENT_TYPES:
-            raise ValidationError(f"unknown event type {name!r}; see the webhook docs for the list",
-                                  f"events[{i}]")
+            raise ValidationError(f"unknown event type {name!r}; see the webhook docs for the list", f"events[{i}]")
         if name not in out:
             out.append(name)
     return out
@@ -151,8 +161,7 @@ def send_test(tx: Tx, principal: Principal, webhook_id: str) -> dict[str, Any]:
     return present_delivery(store.get_delivery(tx.conn, delivery["id"]))  # type: ignore[arg-type]
 
 
-def list_deliveries(tx: Tx, principal: Principal, webhook_id: str, status: str | None,
-                    limit: int, offset: int) -> Page:
+def list_deliveries(tx: Tx, principal: Principal, webhook_id: str, status: str | None, limit: int, offset: int) -> Page:
     load(tx, principal, webhook_id)
     rows, total = store.list_deliveries(tx.conn, webhook_id, status, limit, offset)
     return Page([present_delivery(r) for r in rows], total, limit, offset)
@@ -181,7 +190,11 @@ def redeliver(tx: Tx, principal: Principal, delivery_id: str) -> dict[str, Any]:
     if row["status"] in ("pending", "retrying") and row["next_attempt_at"] is None:
         raise Conflict(f"Delivery {delivery_id} is being sent right now; try again when it finishes")
     now = iso_ms(tx.now)
-    values = {"status": "pending" if row["status"] != "retrying" else "retrying", "next_attempt_at": now,
-              "completed_at": None, "updated_at": now}
+    values = {
+        "status": "pending" if row["status"] != "retrying" else "retrying",
+        "next_attempt_at": now,
+        "completed_at": None,
+        "updated_at": now,
+    }
     store.patch_delivery(tx.conn, delivery_id, values)
     return get_delivery(tx, principal, delivery_id)

@@ -44,8 +44,10 @@ def ids_for_agent(conn: apsw.Connection, agent_id: str) -> list[str]:
 
 def all_day_event_ids(conn: apsw.Connection, calendar_id: str) -> list[str]:
     """Its all-day events (series, singles and exceptions): re-anchored when its timezone changes."""
-    return [r["id"] for r in conn.execute(
-        "SELECT id FROM events WHERE calendar_id = ? AND all_day = 1 ORDER BY id", (calendar_id,))]
+    return [
+        r["id"]
+        for r in conn.execute("SELECT id FROM events WHERE calendar_id = ? AND all_day = 1 ORDER BY id", (calendar_id,))
+    ]
 
 
 def patch(conn: apsw.Connection, calendar_id: str, values: dict[str, Any]) -> None:

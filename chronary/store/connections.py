@@ -19,8 +19,15 @@ def get(conn: apsw.Connection, connection_id: str) -> dict[str, Any] | None:
     return decode(one(conn, "SELECT * FROM connections WHERE id = ?", (connection_id,)), JSON)
 
 
-def list_(conn: apsw.Connection, org_id: str, provider: str | None, agent_id: str | None, status: str | None,
-          limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
+def list_(
+    conn: apsw.Connection,
+    org_id: str,
+    provider: str | None,
+    agent_id: str | None,
+    status: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[dict[str, Any]], int]:
     where, params = ["org_id = ?"], [org_id]
     for col, value in (("provider", provider), ("agent_id", agent_id), ("status", status)):
         if value is not None:
@@ -80,10 +87,13 @@ def nudge(conn: apsw.Connection, connection_id: str, at_ts: int) -> None:
 
 # -- calendar mappings ------------------------------------------------------------------------
 
+
 def calendars(conn: apsw.Connection, connection_id: str) -> list[dict[str, Any]]:
-    return list(conn.execute(
-        "SELECT * FROM connection_calendars WHERE connection_id = ? ORDER BY position, remote_id", (connection_id,)
-    ))
+    return list(
+        conn.execute(
+            "SELECT * FROM connection_calendars WHERE connection_id = ? ORDER BY position, remote_id", (connection_id,)
+        )
+    )
 
 
 def calendars_for(conn: apsw.Connection, connection_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
@@ -100,8 +110,9 @@ def calendars_for(conn: apsw.Connection, connection_ids: list[str]) -> dict[str,
 
 
 def get_calendar(conn: apsw.Connection, connection_id: str, remote_id: str) -> dict[str, Any] | None:
-    return one(conn, "SELECT * FROM connection_calendars WHERE connection_id = ? AND remote_id = ?",
-               (connection_id, remote_id))
+    return one(
+        conn, "SELECT * FROM connection_calendars WHERE connection_id = ? AND remote_id = ?", (connection_id, remote_id)
+    )
 
 
 def upsert_calendar(conn: apsw.Connection, row: dict[str, Any]) -> None:
@@ -116,8 +127,7 @@ def upsert_calendar(conn: apsw.Connection, row: dict[str, Any]) -> None:
 
 
 def remove_calendar(conn: apsw.Connection, connection_id: str, remote_id: str) -> None:
-    conn.execute("DELETE FROM connection_calendars WHERE connection_id = ? AND remote_id = ?",
-                 (connection_id, remote_id))
+    conn.execute("DELETE FROM connection_calendars WHERE connection_id = ? AND remote_id = ?", (connection_id, remote_id))
 
 
 def patch_calendar(conn: apsw.Connection, connection_id: str, remote_id: str, values: dict[str, Any]) -> None:
@@ -125,8 +135,10 @@ def patch_calendar(conn: apsw.Connection, connection_id: str, remote_id: str, va
         return
     sets = ", ".join(f"{col} = ?" for col in values)
     vals = [int(v) if isinstance(v, bool) else v for v in values.values()]
-    conn.execute(f"UPDATE connection_calendars SET {sets} WHERE connection_id = ? AND remote_id = ?",
-                 (*vals, connection_id, remote_id))
+    conn.execute(
+        f"UPDATE connection_calendars SET {sets} WHERE connection_id = ? AND remote_id = ?",
+        (*vals, connection_id, remote_id),
+    )
 
 
 def reset_cursors(conn: apsw.Connection, connection_id: str) -> None:
@@ -135,16 +147,21 @@ def reset_cursors(conn: apsw.Connection, connection_id: str) -> None:
 
 def synced_targets(conn: apsw.Connection, calendar_id: str) -> list[dict[str, Any]]:
     """Mappings (with their connection's status) that mirror this Chronary calendar."""
-    return list(conn.execute(
-        """SELECT cc.*, c.status AS connection_status, c.provider AS provider FROM connection_calendars cc
+    return list(
+        conn.execute(
+            """SELECT cc.*, c.status AS connection_status, c.provider AS provider FROM connection_calendars cc
            JOIN connections c ON c.id = cc.connection_id
            WHERE cc.calendar_id = ? AND cc.sync = 1 AND c.secret IS NOT NULL""",
-        (calendar_id,),
-    ))
+            (calendar_id,),
+        )
+    )
 
 
 def mapped_calendar_ids(conn: apsw.Connection, connection_id: str) -> list[str]:
-    return [r["calendar_id"] for r in conn.execute(
-        "SELECT calendar_id FROM connection_calendars WHERE connection_id = ? AND calendar_id IS NOT NULL",
-        (connection_id,),
-    )]
+    return [
+        r["calendar_id"]
+        for r in conn.execute(
+            "SELECT calendar_id FROM connection_calendars WHERE connection_id = ? AND calendar_id IS NOT NULL",
+            (connection_id,),
+        )
+    ]

@@ -16,7 +16,7 @@ JSON = ("reminders", "recurrence", "attendees", "metadata", "remote")
 class EventFilter:
     calendar_id: str | None = None
     agent_id: str | None = None
-    start_after: int | None = None   # start_ts >= this
+    start_after: int | None = None  # start_ts >= this
     start_before: int | None = None  # start_ts < this
     status: str | None = None
     source: str | None = None
@@ -93,8 +93,9 @@ def in_window(
     Singles and exceptions are filtered by overlap in SQL; masters by start only (their
     occurrences are expanded in Python). The scope's status/source filters apply to all three.
     """
-    where, params = _where(EventFilter(calendar_id=scope.calendar_id, agent_id=scope.agent_id,
-                                       status=scope.status, source=scope.source))
+    where, params = _where(
+        EventFilter(calendar_id=scope.calendar_id, agent_id=scope.agent_id, status=scope.status, source=scope.source)
+    )
     base = " AND ".join(where) if where else "1"
     singles = conn.execute(
         f"""SELECT * FROM events WHERE {base} AND recurrence IS NULL AND recurring_event_id IS NULL
@@ -112,17 +113,23 @@ def series_in_scope(
     """Series masters matching `where_sql` that start before `end_ts`, and all their stored
     exceptions: the part of a window that must be expanded in Python. Shared by `in_window`
     (one scope) and the batched busy query of find-meeting-time (many calendars)."""
-    masters = [decode(r, JSON) for r in conn.execute(
-        f"SELECT * FROM events WHERE {where_sql} AND recurrence IS NOT NULL AND start_ts < ? ORDER BY start_ts, id",
-        (*params, end_ts),
-    )]
+    masters = [
+        decode(r, JSON)
+        for r in conn.execute(
+            f"SELECT * FROM events WHERE {where_sql} AND recurrence IS NOT NULL AND start_ts < ? ORDER BY start_ts, id",
+            (*params, end_ts),
+        )
+    ]
     exceptions: list[dict[str, Any]] = []
     if masters:
         marks = ",".join("?" for _ in masters)
-        exceptions = [decode(r, JSON) for r in conn.execute(
-            f"SELECT * FROM events WHERE recurring_event_id IN ({marks}) ORDER BY start_ts, id",
-            [m["id"] for m in masters],
-        )]
+        exceptions = [
+            decode(r, JSON)
+            for r in conn.execute(
+                f"SELECT * FROM events WHERE recurring_event_id IN ({marks}) ORDER BY start_ts, id",
+                [m["id"] for m in masters],
+            )
+        ]
     return masters, exceptions  # type: ignore[return-value]
 
 

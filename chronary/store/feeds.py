@@ -9,9 +9,25 @@ import apsw
 from chronary.store.rows import loads, one
 
 FEED_COLUMNS = (
-    "id", "ical_uid", "title", "description", "location", "start_ts", "end_ts", "all_day", "status",
-    "reminders", "recurrence", "recurring_event_id", "recurrence_id_ts", "attendees", "remote", "sequence",
-    "created_at", "updated_at", "transparency",
+    "id",
+    "ical_uid",
+    "title",
+    "description",
+    "location",
+    "start_ts",
+    "end_ts",
+    "all_day",
+    "status",
+    "reminders",
+    "recurrence",
+    "recurring_event_id",
+    "recurrence_id_ts",
+    "attendees",
+    "remote",
+    "sequence",
+    "created_at",
+    "updated_at",
+    "transparency",
 )
 _FEED_JSON = ("reminders", "recurrence", "attendees", "remote")
 

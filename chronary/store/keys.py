@@ -23,9 +23,7 @@ def get(conn: apsw.Connection, key_id: str) -> dict[str, Any] | None:
     return one(conn, f"SELECT {COLUMNS} FROM api_keys WHERE id = ?", (key_id,))
 
 
-def list_active(
-    conn: apsw.Connection, agent_id: str | None, limit: int, offset: int
-) -> tuple[list[dict[str, Any]], int]:
+def list_active(conn: apsw.Connection, agent_id: str | None, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
     where, params = ["revoked_at IS NULL"], []
     if agent_id is not None:
         where.append("agent_id = ?")

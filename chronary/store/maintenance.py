@@ -45,8 +45,7 @@ def export(path: Path, out_dir: Path, fmt: str, tables: list[str] | None) -> lis
         for name in tables or names:
             hidden = SECRET_COLUMNS.get(name, set())
             columns = [c.name for c in db[name].columns if c.name not in hidden]
-            rows = (dict(zip(columns, r, strict=True)) for r in db.execute(
-                f"SELECT {', '.join(columns)} FROM [{name}]"))
+            rows = (dict(zip(columns, r, strict=True)) for r in db.execute(f"SELECT {', '.join(columns)} FROM [{name}]"))
             target = out_dir / f"{name}.{fmt}"
             with target.open("w", encoding="utf-8", newline="") as fh:
                 if fmt == "json":

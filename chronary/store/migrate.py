@@ -29,9 +29,7 @@ def available() -> list[tuple[str, str]]:
 
 
 def applied(conn: apsw.Connection) -> list[str]:
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
-    )
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
     return [row["name"] for row in conn.execute("SELECT name FROM schema_migrations ORDER BY name")]
 
 

@@ -14,9 +14,7 @@ def append(conn: apsw.Connection, row: dict[str, Any]) -> None:
 
 
 def pending(conn: apsw.Connection, limit: int = 500) -> list[dict[str, Any]]:
-    return list(
-        conn.execute("SELECT * FROM outbox WHERE dispatched_at IS NULL ORDER BY seq LIMIT ?", (limit,))
-    )
+    return list(conn.execute("SELECT * FROM outbox WHERE dispatched_at IS NULL ORDER BY seq LIMIT ?", (limit,)))
 
 
 def mark_dispatched(conn: apsw.Connection, seqs: list[int], when: str) -> None:

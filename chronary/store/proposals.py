@@ -56,11 +56,13 @@ def add_hold(conn: apsw.Connection, row: dict[str, Any]) -> None:
 
 def holds(conn: apsw.Connection, proposal_id: str) -> list[dict[str, Any]]:
     """The proposal's holds that still stand (not expired by the worker, released or confirmed by hand)."""
-    return list(conn.execute(
-        """SELECT h.* FROM proposal_holds h JOIN events e ON e.id = h.event_id AND e.status = 'hold'
+    return list(
+        conn.execute(
+            """SELECT h.* FROM proposal_holds h JOIN events e ON e.id = h.event_id AND e.status = 'hold'
            WHERE h.proposal_id = ? ORDER BY h.slot_index, h.agent_id""",
-        (proposal_id,),
-    ))
+            (proposal_id,),
+        )
+    )
 
 
 def clear_holds(conn: apsw.Connection, proposal_id: str, slot_index: int | None = None) -> None:
@@ -71,8 +73,14 @@ def clear_holds(conn: apsw.Connection, proposal_id: str, slot_index: int | None 
 
 
 def list_(
-    conn: apsw.Connection, org_id: str, *, status: str | None, agent_id: str | None, now_ts: int,
-    limit: int, offset: int,
+    conn: apsw.Connection,
+    org_id: str,
+    *,
+    status: str | None,
+    agent_id: str | None,
+    now_ts: int,
+    limit: int,
+    offset: int,
 ) -> tuple[list[dict[str, Any]], int]:
     """Newest first. status "expired" means open past expires_at; "open" excludes those."""
     where = ["org_id = ?"]

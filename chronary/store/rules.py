@@ -67,14 +67,16 @@ def busy_sources(
     cal_ids = list(cals)
     cursor = conn.cursor()
     cursor.row_trace = None
-    singles = list(cursor.execute(
-        f"""SELECT c.agent_id, e.start_ts, e.end_ts
+    singles = list(
+        cursor.execute(
+            f"""SELECT c.agent_id, e.start_ts, e.end_ts
             FROM events e JOIN calendars c ON c.id = e.calendar_id
             WHERE e.calendar_id IN ({cal_marks}) AND e.recurrence IS NULL AND e.recurring_event_id IS NULL
               AND e.status != 'cancelled' AND e.transparency != 'transparent'
               AND (e.status != 'hold' OR e.hold_expires_at IS NULL OR e.hold_expires_at > ?)
               AND e.start_ts < ? AND e.end_ts > ?""",
-        (*cal_ids, now_ts, end_ts, start_ts),
-    ))
+            (*cal_ids, now_ts, end_ts, start_ts),
+        )
+    )
     masters, exceptions = event_store.series_in_scope(conn, f"calendar_id IN ({cal_marks})", cal_ids, end_ts)
     return singles, masters, exceptions, cals  # type: ignore[return-value]

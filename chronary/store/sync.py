@@ -11,25 +11,39 @@ from chronary.store.rows import decode, dumps, one, page
 
 # -- links: (connection, remote calendar, UID) ↔ local master/single event ----------------------
 
+
 def links(conn: apsw.Connection, connection_id: str, remote_id: str) -> list[dict[str, Any]]:
-    return list(conn.execute(
-        "SELECT connection_id, remote_id, uid, href, etag, event_id FROM sync_links "
-        "WHERE connection_id = ? AND remote_id = ?", (connection_id, remote_id)))
+    return list(
+        conn.execute(
+            "SELECT connection_id, remote_id, uid, href, etag, event_id FROM sync_links "
+            "WHERE connection_id = ? AND remote_id = ?",
+            (connection_id, remote_id),
+        )
+    )
 
 
 def link_by_uid(conn: apsw.Connection, connection_id: str, remote_id: str, uid: str) -> dict[str, Any] | None:
-    return one(conn, "SELECT * FROM sync_links WHERE connection_id = ? AND remote_id = ? AND uid = ?",
-               (connection_id, remote_id, uid))
+    return one(
+        conn,
+        "SELECT * FROM sync_links WHERE connection_id = ? AND remote_id = ? AND uid = ?",
+        (connection_id, remote_id, uid),
+    )
 
 
 def link_by_href(conn: apsw.Connection, connection_id: str, remote_id: str, href: str) -> dict[str, Any] | None:
-    return one(conn, "SELECT * FROM sync_links WHERE connection_id = ? AND remote_id = ? AND href = ?",
-               (connection_id, remote_id, href))
+    return one(
+        conn,
+        "SELECT * FROM sync_links WHERE connection_id = ? AND remote_id = ? AND href = ?",
+        (connection_id, remote_id, href),
+    )
 
 
 def link_by_event(conn: apsw.Connection, connection_id: str, remote_id: str, event_id: str) -> dict[str, Any] | None:
-    return one(conn, "SELECT * FROM sync_links WHERE connection_id = ? AND remote_id = ? AND event_id = ?",
-               (connection_id, remote_id, event_id))
+    return one(
+        conn,
+        "SELECT * FROM sync_links WHERE connection_id = ? AND remote_id = ? AND event_id = ?",
+        (connection_id, remote_id, event_id),
+    )
 
 
 def put_link(conn: apsw.Connection, row: dict[str, Any]) -> None:
@@ -43,8 +57,9 @@ def put_link(conn: apsw.Connection, row: dict[str, Any]) -> None:
 
 
 def delete_link(conn: apsw.Connection, connection_id: str, remote_id: str, uid: str) -> None:
-    conn.execute("DELETE FROM sync_links WHERE connection_id = ? AND remote_id = ? AND uid = ?",
-                 (connection_id, remote_id, uid))
+    conn.execute(
+        "DELETE FROM sync_links WHERE connection_id = ? AND remote_id = ? AND uid = ?", (connection_id, remote_id, uid)
+    )
 
 
 def delete_links_for_calendar(conn: apsw.Connection, connection_id: str, remote_id: str) -> None:
@@ -53,6 +68,7 @@ def delete_links_for_calendar(conn: apsw.Connection, connection_id: str, remote_
 
 
 # -- push queue -----------------------------------------------------------------------------------
+
 
 def enqueue(conn: apsw.Connection, row: dict[str, Any]) -> None:
     """Queue (or re-queue) a push; the latest operation for an event wins, its version moves on."""
@@ -68,36 +84,46 @@ def enqueue(conn: apsw.Connection, row: dict[str, Any]) -> None:
 
 def pending(conn: apsw.Connection, connection_id: str, remote_id: str | None = None) -> list[dict[str, Any]]:
     if remote_id is None:
-        return list(conn.execute("SELECT * FROM sync_pending WHERE connection_id = ? ORDER BY changed_at",
-                                 (connection_id,)))
-    return list(conn.execute(
-        "SELECT * FROM sync_pending WHERE connection_id = ? AND remote_id = ? ORDER BY changed_at",
-        (connection_id, remote_id)))
+        return list(conn.execute("SELECT * FROM sync_pending WHERE connection_id = ? ORDER BY changed_at", (connection_id,)))
+    return list(
+        conn.execute(
+            "SELECT * FROM sync_pending WHERE connection_id = ? AND remote_id = ? ORDER BY changed_at",
+            (connection_id, remote_id),
+        )
+    )
 
 
 def pending_for(conn: apsw.Connection, connection_id: str, remote_id: str, event_id: str) -> dict[str, Any] | None:
-    return one(conn, "SELECT * FROM sync_pending WHERE connection_id = ? AND remote_id = ? AND event_id = ?",
-               (connection_id, remote_id, event_id))
+    return one(
+        conn,
+        "SELECT * FROM sync_pending WHERE connection_id = ? AND remote_id = ? AND event_id = ?",
+        (connection_id, remote_id, event_id),
+    )
 
 
 def count_pending(conn: apsw.Connection, connection_id: str) -> int:
     return one(conn, "SELECT count(*) AS n FROM sync_pending WHERE connection_id = ?", (connection_id,))["n"]  # type: ignore[index]
 
 
-def drop_pending(conn: apsw.Connection, connection_id: str, remote_id: str, event_id: str,
-                 version: int | None = None) -> bool:
+def drop_pending(
+    conn: apsw.Connection, connection_id: str, remote_id: str, event_id: str, version: int | None = None
+) -> bool:
     """Remove a queued push; with `version`, only if nothing re-queued it since it was read."""
     if version is None:
-        conn.execute("DELETE FROM sync_pending WHERE connection_id = ? AND remote_id = ? AND event_id = ?",
-                     (connection_id, remote_id, event_id))
+        conn.execute(
+            "DELETE FROM sync_pending WHERE connection_id = ? AND remote_id = ? AND event_id = ?",
+            (connection_id, remote_id, event_id),
+        )
     else:
         conn.execute(
             "DELETE FROM sync_pending WHERE connection_id = ? AND remote_id = ? AND event_id = ? AND version = ?",
-            (connection_id, remote_id, event_id, version))
+            (connection_id, remote_id, event_id, version),
+        )
     return conn.changes() > 0
 
 
 # -- conflicts ------------------------------------------------------------------------------------
+
 
 def record_conflict(conn: apsw.Connection, row: dict[str, Any]) -> None:
     conn.execute(
@@ -115,14 +141,22 @@ def conflicts(conn: apsw.Connection, connection_id: str, limit: int, offset: int
 
 # -- events as sync sees them -----------------------------------------------------------------------
 
+
 def exceptions_of(conn: apsw.Connection, master_id: str) -> list[dict[str, Any]]:
     rows = conn.execute("SELECT * FROM events WHERE recurring_event_id = ? ORDER BY recurrence_id_ts", (master_id,))
     return [decode(r, EVENT_JSON) for r in rows]  # type: ignore[misc]
 
 
 def master_by_uid(conn: apsw.Connection, calendar_id: str, uid: str) -> dict[str, Any] | None:
-    return decode(one(conn, "SELECT * FROM events WHERE calendar_id = ? AND ical_uid = ? AND recurring_event_id IS NULL "
-                            "ORDER BY created_at LIMIT 1", (calendar_id, uid)), EVENT_JSON)
+    return decode(
+        one(
+            conn,
+            "SELECT * FROM events WHERE calendar_id = ? AND ical_uid = ? AND recurring_event_id IS NULL "
+            "ORDER BY created_at LIMIT 1",
+            (calendar_id, uid),
+        ),
+        EVENT_JSON,
+    )
 
 
 def detach_events(conn: apsw.Connection, connection_id: str, remote_id: str | None = None) -> list[str]:
@@ -148,10 +182,14 @@ def set_remote(conn: apsw.Connection, event_ids: list[str], remote: dict[str, An
 
 def forget_remote(conn: apsw.Connection, connection_id: str, remote_id: str, event_id: str) -> None:
     """The remote copy is gone: the queued push must create it anew (no href, no etag)."""
-    conn.execute("UPDATE sync_pending SET href = NULL, etag = NULL WHERE connection_id = ? AND remote_id = ? "
-                 "AND event_id = ?", (connection_id, remote_id, event_id))
+    conn.execute(
+        "UPDATE sync_pending SET href = NULL, etag = NULL WHERE connection_id = ? AND remote_id = ? AND event_id = ?",
+        (connection_id, remote_id, event_id),
+    )
 
 
 def delete_link_for_event(conn: apsw.Connection, connection_id: str, remote_id: str, event_id: str) -> None:
-    conn.execute("DELETE FROM sync_links WHERE connection_id = ? AND remote_id = ? AND event_id = ?",
-                 (connection_id, remote_id, event_id))
+    conn.execute(
+        "DELETE FROM sync_links WHERE connection_id = ? AND remote_id = ? AND event_id = ?",
+        (connection_id, remote_id, event_id),
+    )

@@ -19,6 +19,7 @@ UNBLOCKED = f"""NOT EXISTS (
 
 # --- endpoints ---------------------------------------------------------------------------
 
+
 def create_endpoint(conn: apsw.Connection, row: dict[str, Any]) -> None:
     insert(conn, "webhook_endpoints", row, ENDPOINT_JSON)
 
@@ -53,6 +54,7 @@ def delete_endpoint(conn: apsw.Connection, endpoint_id: str) -> None:
 
 
 # --- deliveries --------------------------------------------------------------------------
+
 
 def create_delivery(conn: apsw.Connection, row: dict[str, Any]) -> None:
     insert(conn, "webhook_deliveries", row)
@@ -119,6 +121,7 @@ def close_open_deliveries(conn: apsw.Connection, endpoint_id: str, reason: str, 
 
 # --- attempts ----------------------------------------------------------------------------
 
+
 def start_attempt(conn: apsw.Connection, delivery_id: str, number: int, now: str) -> int:
     conn.execute(
         "INSERT INTO webhook_attempts (delivery_id, number, outcome, started_at) VALUES (?, ?, 'in_flight', ?)",
@@ -133,8 +136,7 @@ def finish_attempt(conn: apsw.Connection, attempt_id: int, values: dict[str, Any
 
 
 def attempts_for(conn: apsw.Connection, delivery_id: str) -> list[dict[str, Any]]:
-    return list(conn.execute("SELECT * FROM webhook_attempts WHERE delivery_id = ? ORDER BY number, id",
-                             (delivery_id,)))
+    return list(conn.execute("SELECT * FROM webhook_attempts WHERE delivery_id = ? ORDER BY number, id", (delivery_id,)))
 
 
 def interrupted_attempts(conn: apsw.Connection) -> list[dict[str, Any]]:
@@ -158,6 +160,7 @@ def outbox_high_water(conn: apsw.Connection) -> int:
 
 def prune_deliveries(conn: apsw.Connection, completed_before: str) -> int:
     """Forget finished deliveries (and their attempts, by cascade) completed before the cutoff."""
-    conn.execute("DELETE FROM webhook_deliveries WHERE status IN ('succeeded', 'failed') AND completed_at < ?",
-                 (completed_before,))
+    conn.execute(
+        "DELETE FROM webhook_deliveries WHERE status IN ('succeeded', 'failed') AND completed_at < ?", (completed_before,)
+    )
     return conn.changes()

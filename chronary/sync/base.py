@@ -119,14 +119,12 @@ class Provider:
     def list_calendars(self) -> list[RemoteCalendar]:
         raise NotImplementedError
 
-    def fetch_changes(self, calendar: RemoteCalendar, cursor: str | None,
-                      known: Mapping[str, str | None]) -> Changes:
+    def fetch_changes(self, calendar: RemoteCalendar, cursor: str | None, known: Mapping[str, str | None]) -> Changes:
         """Changes since `cursor` (None: a full listing). `known` maps href → etag we already
         hold, so unchanged bodies are not downloaded. Raises CursorExpired if the cursor is gone."""
         raise NotImplementedError
 
-    def put_event(self, calendar: RemoteCalendar, uid: str, ical: str, href: str | None,
-                  etag: str | None) -> RemoteItem:
+    def put_event(self, calendar: RemoteCalendar, uid: str, ical: str, href: str | None, etag: str | None) -> RemoteItem:
         """Create (href/etag None: only if absent) or replace (only if the etag still matches)."""
         raise NotImplementedError
 

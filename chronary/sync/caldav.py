@@ -41,7 +41,12 @@ from chronary.sync.base import Provider as BaseProvider
 log = logging.getLogger("chronary.sync.caldav")
 T = TypeVar("T")
 
-DAV, CALDAV, APPLE, CS = "DAV:", "urn:ietf:params:xml:ns:caldav", "http://apple.com/ns/ical/", "http://calendarserver.org/ns/"
+DAV, CALDAV, APPLE, CS = (
+    "DAV:",
+    "urn:ietf:params:xml:ns:caldav",
+    "http://apple.com/ns/ical/",
+    "http://calendarserver.org/ns/",
+)
 NS = {"d": DAV, "c": CALDAV, "a": APPLE, "cs": CS}
 ICLOUD_URL = "https://caldav.icloud.com"
 TIMEOUT = 30
@@ -117,8 +122,11 @@ class Provider(BaseProvider):
         if self._client is None:
             self._guard(self.url)
             self._client = caldav.DAVClient(
-                url=self.url, username=self.account.username, password=self.account.secrets.get("password"),
-                auth_type="basic", timeout=TIMEOUT,
+                url=self.url,
+                username=self.account.username,
+                password=self.account.secrets.get("password"),
+                auth_type="basic",
+                timeout=TIMEOUT,
             )
         return self._client
 
@@ -184,18 +192,19 @@ class Provider(BaseProvider):
                 names = {etree.QName(p).localname for p in privs.iterfind(".//d:privilege/*", NS)}
                 read_only = not (names & WRITE_PRIVILEGES)
             color = (prop.findtext("a:calendar-color", default="", namespaces=NS) or "").strip() or None
-            out.append(RemoteCalendar(
-                remote_id=href,
-                name=(prop.findtext("d:displayname", default="", namespaces=NS) or "").strip()
-                or href.rstrip("/").rsplit("/", 1)[-1],
-                color=color[:7] if color and color.startswith("#") and len(color) == 9 else color,
-                read_only=read_only,
-                timezone=_tz_name(prop.findtext("c:calendar-timezone", default=None, namespaces=NS)),
-            ))
+            out.append(
+                RemoteCalendar(
+                    remote_id=href,
+                    name=(prop.findtext("d:displayname", default="", namespaces=NS) or "").strip()
+                    or href.rstrip("/").rsplit("/", 1)[-1],
+                    color=color[:7] if color and color.startswith("#") and len(color) == 9 else color,
+                    read_only=read_only,
+                    timezone=_tz_name(prop.findtext("c:calendar-timezone", default=None, namespaces=NS)),
+                )
+            )
         return out
 
-    def fetch_changes(self, calendar: RemoteCalendar, cursor: str | None,
-                      known: Mapping[str, str | None]) -> Changes:
+    def fetch_changes(self, calendar: RemoteCalendar, cursor: str | None, known: Mapping[str, str | None]) -> Changes:
         if cursor and cursor.startswith("ctag:"):
             ctag = self._ctag(calendar)
             if ctag and cursor == f"ctag:{ctag}":
@@ -208,8 +217,9 @@ class Provider(BaseProvider):
             try:
                 return cal.get_objects_by_sync_token(token, load_objects=False, disable_fallback=True)
             except dav_error.DAVError as exc:
-                if token is not None and (any("valid-sync-token" in p for p in exc.preconditions)
-                                          or exc.status in (403, 409, 410, 412)):
+                if token is not None and (
+                    any("valid-sync-token" in p for p in exc.preconditions) or exc.status in (403, 409, 410, 412)
+                ):
                     raise CursorExpired("the server no longer accepts our sync token") from None
                 if token is None and not isinstance(exc, dav_error.AuthorizationError):
                     return None  # no sync-collection support: ctag + etags instead
@@ -238,7 +248,8 @@ class Provider(BaseProvider):
             prop = self._ok_prop(response)
             if prop is not None:
                 return prop.findtext("cs:getctag", default=None, namespaces=NS) or prop.findtext(
-                    "d:sync-token", default=None, namespaces=NS)
+                    "d:sync-token", default=None, namespaces=NS
+                )
         return None
 
     def _full_by_etags(self, calendar: RemoteCalendar, known: Mapping[str, str | None]) -> Changes:
@@ -251,15 +262,21 @@ class Provider(BaseProvider):
                 continue
             listed[href] = prop.findtext("d:getetag", default=None, namespaces=NS)
         wanted = [h for h, etag in listed.items() if etag is None or known.get(h) != etag]
-        return Changes(items=list(self._multiget(calendar, wanted)), present=set(listed),
-                       cursor=f"ctag:{ctag}" if ctag else None, full=True)
+        return Changes(
+            items=list(self._multiget(calendar, wanted)),
+            present=set(listed),
+            cursor=f"ctag:{ctag}" if ctag else None,
+            full=True,
+        )
 
     def _multiget(self, calendar: RemoteCalendar, hrefs: list[str]) -> Iterator[RemoteItem]:
         for i in range(0, len(hrefs), MULTIGET_CHUNK):
-            chunk = hrefs[i:i + MULTIGET_CHUNK]
+            chunk = hrefs[i : i + MULTIGET_CHUNK]
             refs = "".join(f"<d:href>{_xml_escape(quote(h))}</d:href>" for h in chunk)
-            body = (f'<?xml version="1.0" encoding="utf-8"?><c:calendar-multiget xmlns:d="{DAV}" xmlns:c="{CALDAV}">'
-                    f"<d:prop><d:getetag/><c:calendar-data/></d:prop>{refs}</c:calendar-multiget>")
+            body = (
+                f'<?xml version="1.0" encoding="utf-8"?><c:calendar-multiget xmlns:d="{DAV}" xmlns:c="{CALDAV}">'
+                f"<d:prop><d:getetag/><c:calendar-data/></d:prop>{refs}</c:calendar-multiget>"
+            )
             for response in self._multistatus("REPORT", self._abs(calendar.remote_id), body, 1):
                 prop = self._ok_prop(response)
                 if prop is None:
@@ -270,8 +287,7 @@ class Provider(BaseProvider):
                     ical=prop.findtext("c:calendar-data", default=None, namespaces=NS),
                 )
 
-    def put_event(self, calendar: RemoteCalendar, uid: str, ical: str, href: str | None,
-                  etag: str | None) -> RemoteItem:
+    def put_event(self, calendar: RemoteCalendar, uid: str, ical: str, href: str | None, etag: str | None) -> RemoteItem:
         if href is None:
             name = uid if _SAFE_NAME.match(uid) else hashlib.sha256(uid.encode()).hexdigest()[:40]
             href = calendar.remote_id.rstrip("/") + "/" + name + ".ics"

@@ -24,8 +24,7 @@ from chronary.services.event_times import local_midnight
 from chronary.timeutil import from_ts, to_ts, valid_timezone
 
 PRODID = "-//Chronary//Sync//EN"
-MODELED = ("title", "description", "location", "times", "status", "recurrence", "attendees", "reminders",
-           "transparency")
+MODELED = ("title", "description", "location", "times", "status", "recurrence", "attendees", "reminders", "transparency")
 _STATUS_IN = {"CONFIRMED": "confirmed", "TENTATIVE": "tentative", "CANCELLED": "cancelled"}
 _STATUS_OUT = {"confirmed": "CONFIRMED", "tentative": "TENTATIVE", "hold": "TENTATIVE", "cancelled": "CANCELLED"}
 _RECURRENCE_PROPS = ("RRULE", "EXRULE", "RDATE", "EXDATE")
@@ -51,10 +50,17 @@ class Fields:
     transparency: str = "opaque"  # TRANSP; absent means OPAQUE (RFC 5545 3.8.2.7)
 
     def modeled(self) -> dict[str, Any]:
-        return {"title": self.title, "description": self.description, "location": self.location,
-                "times": (self.start_ts, self.end_ts, self.all_day), "status": self.status,
-                "recurrence": self.recurrence or None, "attendees": self.attendees, "reminders": self.reminders,
-                "transparency": self.transparency}
+        return {
+            "title": self.title,
+            "description": self.description,
+            "location": self.location,
+            "times": (self.start_ts, self.end_ts, self.all_day),
+            "status": self.status,
+            "recurrence": self.recurrence or None,
+            "attendees": self.attendees,
+            "reminders": self.reminders,
+            "transparency": self.transparency,
+        }
 
 
 @dataclass
@@ -172,13 +178,17 @@ def parse(text: str, tz: ZoneInfo) -> Resource | None:
 
 def row_fields(row: dict[str, Any]) -> dict[str, Any]:
     """The modeled part of a stored Chronary event row, comparable with Fields.modeled()."""
-    return {"title": row["title"], "description": row["description"], "location": row["location"],
-            "times": (row["start_ts"], row["end_ts"], bool(row["all_day"])), "status": row["status"],
-            "recurrence": row["recurrence"] or None,
-            "attendees": [{"email": a.get("email"), "name": a.get("name"), "agent_id": None}
-                          for a in (row["attendees"] or [])],
-            "reminders": sorted(set(row.get("reminders") or []))[:5] or None,
-            "transparency": row.get("transparency") or "opaque"}
+    return {
+        "title": row["title"],
+        "description": row["description"],
+        "location": row["location"],
+        "times": (row["start_ts"], row["end_ts"], bool(row["all_day"])),
+        "status": row["status"],
+        "recurrence": row["recurrence"] or None,
+        "attendees": [{"email": a.get("email"), "name": a.get("name"), "agent_id": None} for a in (row["attendees"] or [])],
+        "reminders": sorted(set(row.get("reminders") or []))[:5] or None,
+        "transparency": row.get("transparency") or "opaque",
+    }
 
 
 def _base_tz(comp: Any) -> ZoneInfo | None:
@@ -264,8 +274,7 @@ def _apply(comp: Any, row: dict[str, Any], tz: ZoneInfo, now: datetime, fresh: b
         comp.add("SEQUENCE", max(old.sequence + 1 if old else 0, int(row.get("sequence") or 0)))
 
 
-def build(master: dict[str, Any], exceptions: list[dict[str, Any]], tz: ZoneInfo, base: str | None,
-          now: datetime) -> str:
+def build(master: dict[str, Any], exceptions: list[dict[str, Any]], tz: ZoneInfo, base: str | None, now: datetime) -> str:
     """The resource text for a Chronary series (or single event) and its stored exceptions."""
     uid = master["ical_uid"]
     if base:

@@ -45,11 +45,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("chronary.sync")
 OWNER = f"proc-{secrets.token_hex(6)}"  # this process, for the DB lease
 LEASE_SECONDS = 300
-AUTH_RETRIES = 3        # credential failures in a row before status error
-ERROR_RETRIES = 5       # other failures in a row before status error
+AUTH_RETRIES = 3  # credential failures in a row before status error
+ERROR_RETRIES = 5  # other failures in a row before status error
 MAX_BACKOFF = 3600
 AUTH_ERROR_RETRY = 86400  # seconds between tries once credentials were given up on
-MERGE_CHUNK = 200         # resources per merge transaction
+MERGE_CHUNK = 200  # resources per merge transaction
 
 _locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
@@ -77,8 +77,9 @@ async def sync_connection(runtime: Runtime, connection_id: str) -> dict[str, Any
         return None
     db = runtime.db
     try:
-        got = await db.write(lambda tx: con_store.acquire_lease(
-            tx.conn, connection_id, OWNER, to_ts(tx.now), to_ts(tx.now) + LEASE_SECONDS))
+        got = await db.write(
+            lambda tx: con_store.acquire_lease(tx.conn, connection_id, OWNER, to_ts(tx.now), to_ts(tx.now) + LEASE_SECONDS)
+        )
         if not got:
             return None
         try:
@@ -106,13 +107,20 @@ async def _round(runtime: Runtime, cid: str) -> dict[str, Any] | None:
             # more likely a server glitch than an account emptied of calendars: forget nothing
             raise ProviderError("the server listed no calendars; keeping the mirrors until it lists them again")
         await db.write(lambda tx: store_calendars(tx, cid, remote))
-        mappings = await db.read(lambda tx: [m for m in con_store.calendars(tx.conn, cid)
-                                             if m["sync"] and m["calendar_id"]])
+        mappings = await db.read(lambda tx: [m for m in con_store.calendars(tx.conn, cid) if m["sync"] and m["calendar_id"]])
         for mapping in mappings:
-            await db.write(lambda tx: con_store.acquire_lease(  # renew: a long first sync keeps its lease
-                tx.conn, cid, OWNER, to_ts(tx.now), to_ts(tx.now) + LEASE_SECONDS))
-            rc = RemoteCalendar(mapping["remote_id"], mapping["name"] or "", mapping["color"],
-                                bool(mapping["read_only"]), mapping["timezone"])
+            await db.write(
+                lambda tx: con_store.acquire_lease(  # renew: a long first sync keeps its lease
+                    tx.conn, cid, OWNER, to_ts(tx.now), to_ts(tx.now) + LEASE_SECONDS
+                )
+            )
+            rc = RemoteCalendar(
+                mapping["remote_id"],
+                mapping["name"] or "",
+                mapping["color"],
+                bool(mapping["read_only"]),
+                mapping["timezone"],
+            )
             await _pull(runtime, provider, con, rc, stats, full)
             if not mapping["read_only"] and await _push(runtime, provider, con, rc, stats):
                 await _pull(runtime, provider, con, rc, stats, False)  # a 412: fetch, resolve, push again
@@ -125,16 +133,21 @@ async def _round(runtime: Runtime, cid: str) -> dict[str, Any] | None:
         else:  # a bug: keep the schedule and the record honest, the traceback in the log
             reason = f"internal error during sync ({type(exc).__name__})"
             log.exception("connection %s: sync round failed", cid)
-        summary = {"started_at": started, "finished_at": iso_ms(runtime.clock.now()), **_counts(stats),
-                   "error": reason}
+        summary = {"started_at": started, "finished_at": iso_ms(runtime.clock.now()), **_counts(stats), "error": reason}
         auth = isinstance(exc, AuthFailed)
         await db.write(lambda tx: finish_failed(tx, cid, summary, auth))
         return summary
     finally:
         await asyncio.to_thread(provider.close)
     summary = {"started_at": started, "finished_at": iso_ms(runtime.clock.now()), **_counts(stats), "error": None}
-    log.info("connection %s: synced (pulled %d, pushed %d, conflicts %d%s)", cid, stats.pulled, stats.pushed,
-             stats.conflicts, ", full resync" if full or stats.full_resyncs else "")
+    log.info(
+        "connection %s: synced (pulled %d, pushed %d, conflicts %d%s)",
+        cid,
+        stats.pulled,
+        stats.pushed,
+        stats.conflicts,
+        ", full resync" if full or stats.full_resyncs else "",
+    )
     secret = runtime.secrets.encrypt(json.dumps(fresh)) if fresh else None
     await db.write(lambda tx: finish_ok(tx, cid, summary, full, secret))
     return summary
@@ -145,15 +158,17 @@ def _counts(stats: Stats) -> dict[str, int]:
     return {k: d[k] for k in ("pulled", "pushed", "conflicts")}
 
 
-async def _pull(runtime: Runtime, provider: Provider, con: dict[str, Any], rc: RemoteCalendar, stats: Stats,
-                full: bool) -> None:
+async def _pull(
+    runtime: Runtime, provider: Provider, con: dict[str, Any], rc: RemoteCalendar, stats: Stats, full: bool
+) -> None:
     db = runtime.db
     key = (con["id"], rc.remote_id)
     mapping = await db.read(lambda tx: con_store.get_calendar(tx.conn, *key))
     if mapping is None or not mapping["calendar_id"]:
         return
-    known = await db.read(lambda tx: {link["href"]: link["etag"] for link in sync_store.links(tx.conn, *key)
-                                      if link["href"]})
+    known = await db.read(
+        lambda tx: {link["href"]: link["etag"] for link in sync_store.links(tx.conn, *key) if link["href"]}
+    )
     cursor = None if full else mapping["cursor"]
     first_import = mapping["cursor"] is None and not known
     try:
@@ -179,7 +194,7 @@ async def _pull(runtime: Runtime, provider: Provider, con: dict[str, Any], rc: R
     # several short transactions, so a big first sync never holds the writer for long; the
     # cursor moves only in the last one, and re-applying a chunk after a crash is a no-op
     for i in range(0, len(changes.items), MERGE_CHUNK):
-        chunk = changes.items[i:i + MERGE_CHUNK]
+        chunk = changes.items[i : i + MERGE_CHUNK]
         await db.write(lambda tx, c=chunk: merge(tx, c))
     await db.write(lambda tx: merge(tx, None))
 
@@ -198,8 +213,7 @@ def _collect(tx: Tx, con: dict[str, Any], rc: RemoteCalendar) -> list[dict[str, 
     return out
 
 
-async def _push(runtime: Runtime, provider: Provider, con: dict[str, Any], rc: RemoteCalendar,
-                stats: Stats) -> bool:
+async def _push(runtime: Runtime, provider: Provider, con: dict[str, Any], rc: RemoteCalendar, stats: Stats) -> bool:
     """Push queued local changes; True if a precondition failed (the remote changed meanwhile)."""
     db = runtime.db
     cid, rid = con["id"], rc.remote_id
@@ -224,16 +238,21 @@ async def _push(runtime: Runtime, provider: Provider, con: dict[str, Any], rc: R
             await db.write(lambda tx, p=pend: sync_store.drop_pending(tx.conn, cid, rid, p["event_id"], p["version"]))
             continue
         try:
-            body = convert.build(master, job["exceptions"], ZoneInfo(job["calendar"]["timezone"]),
-                                 (link or {}).get("ical"), runtime.clock.now())
+            body = convert.build(
+                master,
+                job["exceptions"],
+                ZoneInfo(job["calendar"]["timezone"]),
+                (link or {}).get("ical"),
+                runtime.clock.now(),
+            )
         except Exception as exc:  # noqa: BLE001 - one odd event must not block the others' pushes
-            log.warning("connection %s: cannot encode event %s (%s); left queued", cid, master["id"],
-                        type(exc).__name__)
+            log.warning("connection %s: cannot encode event %s (%s); left queued", cid, master["id"], type(exc).__name__)
             stats.errors.append(f"cannot encode event {master['id']}")
             continue
         try:
-            item = await asyncio.to_thread(provider.put_event, rc, master["ical_uid"], body,
-                                           (link or {}).get("href"), (link or {}).get("etag"))
+            item = await asyncio.to_thread(
+                provider.put_event, rc, master["ical_uid"], body, (link or {}).get("href"), (link or {}).get("etag")
+            )
         except PreconditionFailed:
             retry = True
             continue
@@ -243,15 +262,31 @@ async def _push(runtime: Runtime, provider: Provider, con: dict[str, Any], rc: R
     return retry
 
 
-def _pushed_upsert(tx: Tx, con: dict[str, Any], rid: str, pend: dict[str, Any], item: Any, master: dict[str, Any],
-                   event_ids: list[str]) -> None:
+def _pushed_upsert(
+    tx: Tx, con: dict[str, Any], rid: str, pend: dict[str, Any], item: Any, master: dict[str, Any], event_ids: list[str]
+) -> None:
     cid = con["id"]
     if con_store.get_calendar(tx.conn, cid, rid) is None:
         return  # disconnected (or unmapped) while the push was in flight
-    sync_store.put_link(tx.conn, {"connection_id": cid, "remote_id": rid, "uid": master["ical_uid"],
-                                  "href": item.href, "etag": item.etag, "event_id": master["id"], "ical": item.ical})
-    remote = {"connection_id": cid, "calendar_remote_id": rid, "uid": master["ical_uid"], "etag": item.etag,
-              "href": item.href}
+    sync_store.put_link(
+        tx.conn,
+        {
+            "connection_id": cid,
+            "remote_id": rid,
+            "uid": master["ical_uid"],
+            "href": item.href,
+            "etag": item.etag,
+            "event_id": master["id"],
+            "ical": item.ical,
+        },
+    )
+    remote = {
+        "connection_id": cid,
+        "calendar_remote_id": rid,
+        "uid": master["ical_uid"],
+        "etag": item.etag,
+        "href": item.href,
+    }
     sync_store.set_remote(tx.conn, event_ids, remote)
     sync_store.drop_pending(tx.conn, cid, rid, pend["event_id"], pend["version"])
 
@@ -266,10 +301,19 @@ def _delete_lost(tx: Tx, con: dict[str, Any], rid: str, pend: dict[str, Any], li
     cid = con["id"]
     if con_store.get_calendar(tx.conn, cid, rid) is None:
         return
-    sync_store.record_conflict(tx.conn, {
-        "connection_id": cid, "remote_id": rid, "uid": pend["uid"], "event_id": pend["event_id"], "winner": "remote",
-        "reason": "deleted locally, edited remotely: the edit wins", "losing_version": "deleted",
-        "created_at": iso_ms(tx.now)})
+    sync_store.record_conflict(
+        tx.conn,
+        {
+            "connection_id": cid,
+            "remote_id": rid,
+            "uid": pend["uid"],
+            "event_id": pend["event_id"],
+            "winner": "remote",
+            "reason": "deleted locally, edited remotely: the edit wins",
+            "losing_version": "deleted",
+            "created_at": iso_ms(tx.now),
+        },
+    )
     sync_store.drop_pending(tx.conn, cid, rid, pend["event_id"])
     sync_store.delete_link_for_event(tx.conn, cid, rid, pend["event_id"])
     con_store.patch_calendar(tx.conn, cid, rid, {"cursor": None})
@@ -287,9 +331,18 @@ def store_calendars(tx: Tx, cid: str, remote: list[RemoteCalendar]) -> None:
             con_store.remove_calendar(tx.conn, cid, row["remote_id"])
             log.info("connection %s: calendar %s is gone from the account; stopped mirroring it", cid, row["remote_id"])
     for position, rc in enumerate(remote):
-        con_store.upsert_calendar(tx.conn, {"connection_id": cid, "remote_id": rc.remote_id, "name": rc.name,
-                                            "color": rc.color, "timezone": rc.timezone, "read_only": rc.read_only,
-                                            "position": position})
+        con_store.upsert_calendar(
+            tx.conn,
+            {
+                "connection_id": cid,
+                "remote_id": rc.remote_id,
+                "name": rc.name,
+                "color": rc.color,
+                "timezone": rc.timezone,
+                "read_only": rc.read_only,
+                "position": position,
+            },
+        )
 
 
 def finish_ok(tx: Tx, cid: str, summary: dict[str, Any], was_full: bool, secret: str | None = None) -> None:
@@ -301,9 +354,16 @@ def finish_ok(tx: Tx, cid: str, summary: dict[str, Any], was_full: bool, secret:
     interval = con["sync_interval_minutes"] * 60
     jitter = random.uniform(0, min(60.0, interval * 0.1))
     values: dict[str, Any] = {
-        "status": "active", "status_reason": None, "failures": 0, "token_failures": 0,
-        "token_last_at": summary["finished_at"], "last_synced_at": summary["finished_at"], "last_sync": summary,
-        "next_sync_at": to_ts(tx.now) + int(interval + jitter), "updated_at": iso_ms(tx.now)}
+        "status": "active",
+        "status_reason": None,
+        "failures": 0,
+        "token_failures": 0,
+        "token_last_at": summary["finished_at"],
+        "last_synced_at": summary["finished_at"],
+        "last_sync": summary,
+        "next_sync_at": to_ts(tx.now) + int(interval + jitter),
+        "updated_at": iso_ms(tx.now),
+    }
     if was_full:
         values["full_resync"] = 0
     if secret is not None:
@@ -320,9 +380,13 @@ def finish_failed(tx: Tx, cid: str, summary: dict[str, Any], auth: bool) -> None
         return
     failures = con["failures"] + 1
     token_failures = con["token_failures"] + (1 if auth else 0)
-    values: dict[str, Any] = {"failures": failures, "token_failures": token_failures, "last_sync": summary,
-                              "next_sync_at": to_ts(tx.now) + int(backoff_seconds(failures) * random.uniform(1, 1.2)),
-                              "updated_at": iso_ms(tx.now)}
+    values: dict[str, Any] = {
+        "failures": failures,
+        "token_failures": token_failures,
+        "last_sync": summary,
+        "next_sync_at": to_ts(tx.now) + int(backoff_seconds(failures) * random.uniform(1, 1.2)),
+        "updated_at": iso_ms(tx.now),
+    }
     give_up = token_failures >= AUTH_RETRIES if auth else failures >= ERROR_RETRIES
     if give_up:
         values["status"] = "error"

@@ -60,9 +60,19 @@ class Stats:
 
 
 def _fields(f: convert.Fields) -> dict[str, Any]:
-    return {"title": f.title, "description": f.description, "location": f.location, "start_ts": f.start_ts,
-            "end_ts": f.end_ts, "all_day": f.all_day, "status": f.status, "attendees": f.attendees,
-            "sequence": f.sequence, "reminders": f.reminders, "transparency": f.transparency}
+    return {
+        "title": f.title,
+        "description": f.description,
+        "location": f.location,
+        "start_ts": f.start_ts,
+        "end_ts": f.end_ts,
+        "all_day": f.all_day,
+        "status": f.status,
+        "attendees": f.attendees,
+        "sequence": f.sequence,
+        "reminders": f.reminders,
+        "transparency": f.transparency,
+    }
 
 
 def _emit(tx: Tx, kind: str, row: dict[str, Any], calendar: dict[str, Any], before: dict[str, Any] | None = None) -> None:
@@ -74,8 +84,7 @@ def _emit(tx: Tx, kind: str, row: dict[str, Any], calendar: dict[str, Any], befo
 class Merger:
     """One calendar's merge: the connection, its mapping row and the Chronary calendar."""
 
-    def __init__(self, tx: Tx, con: dict[str, Any], mapping: dict[str, Any], stats: Stats,
-                 quiet: bool = False) -> None:
+    def __init__(self, tx: Tx, con: dict[str, Any], mapping: dict[str, Any], stats: Stats, quiet: bool = False) -> None:
         self.tx, self.con, self.mapping, self.stats = tx, con, mapping, stats
         self.quiet = quiet  # first import of a calendar: no per-event webhooks (connection.synced counts them)
         self.conn = tx.conn
@@ -88,8 +97,13 @@ class Merger:
         return self.con["id"], self.mapping["remote_id"]
 
     def remote_json(self, uid: str, item: RemoteItem) -> dict[str, Any]:
-        return {"connection_id": self.con["id"], "calendar_remote_id": self.mapping["remote_id"], "uid": uid,
-                "etag": item.etag, "href": item.href}
+        return {
+            "connection_id": self.con["id"],
+            "calendar_remote_id": self.mapping["remote_id"],
+            "uid": uid,
+            "etag": item.etag,
+            "href": item.href,
+        }
 
     # -- entry points ----------------------------------------------------------------------------
     def apply_items(self, items: list[RemoteItem], parsed: dict[str, convert.Resource | None]) -> None:
@@ -107,8 +121,11 @@ class Merger:
         cid, rid = self.key()
         gone = set(changes.deleted)
         if changes.full:
-            gone |= {link["href"] for link in sync_store.links(self.conn, cid, rid)
-                     if link["href"] and link["href"] not in changes.present}
+            gone |= {
+                link["href"]
+                for link in sync_store.links(self.conn, cid, rid)
+                if link["href"] and link["href"] not in changes.present
+            }
         for href in sorted(gone):
             self.remote_deleted(href)
         con_store.patch_calendar(self.conn, cid, rid, {"cursor": changes.cursor})
@@ -129,8 +146,15 @@ class Merger:
             # created here with the same UID: adopt it rather than mirror it a second time
             local = sync_store.master_by_uid(self.conn, self.calendar["id"], res.uid)  # type: ignore[index]
             if local is not None:
-                link = {"connection_id": cid, "remote_id": rid, "uid": res.uid, "href": None, "etag": None,
-                        "event_id": local["id"], "ical": None}
+                link = {
+                    "connection_id": cid,
+                    "remote_id": rid,
+                    "uid": res.uid,
+                    "href": None,
+                    "etag": None,
+                    "event_id": local["id"],
+                    "ical": None,
+                }
         if link and link["etag"] == item.etag and link["href"] == item.href and item.etag:
             return  # our own push echoed back by the server
         pend = sync_store.pending_for(self.conn, cid, rid, link["event_id"]) if link else None
@@ -160,9 +184,19 @@ class Merger:
 
     def conflict(self, uid: str, link: dict[str, Any] | None, winner: str, reason: str, losing: str | None) -> None:
         cid, rid = self.key()
-        sync_store.record_conflict(self.conn, {
-            "connection_id": cid, "remote_id": rid, "uid": uid, "event_id": link["event_id"] if link else None,
-            "winner": winner, "reason": reason, "losing_version": losing or "", "created_at": self.now})
+        sync_store.record_conflict(
+            self.conn,
+            {
+                "connection_id": cid,
+                "remote_id": rid,
+                "uid": uid,
+                "event_id": link["event_id"] if link else None,
+                "winner": winner,
+                "reason": reason,
+                "losing_version": losing or "",
+                "created_at": self.now,
+            },
+        )
         log.info("connection %s: conflict on %s, %s wins (%s)", cid, uid, winner, reason)
 
     # -- writes ----------------------------------------------------------------------------------
@@ -171,8 +205,12 @@ class Merger:
         cid, rid = self.key()
         remote = self.remote_json(res.uid, item)
         read_only = bool(self.mapping["read_only"])
-        master_values = {**_fields(res.master), "recurrence": res.master.recurrence, "remote": remote,
-                         "read_only": read_only}
+        master_values = {
+            **_fields(res.master),
+            "recurrence": res.master.recurrence,
+            "remote": remote,
+            "read_only": read_only,
+        }
         existing = event_store.get(self.conn, link["event_id"]) if link else None
         if existing is None:
             master = self._create(ids.new_id("evt"), res.uid, master_values, None, None)
@@ -184,20 +222,47 @@ class Merger:
             if ov.recurrence_id_ts in old:
                 self._patch(old.pop(ov.recurrence_id_ts), values)
             else:
-                self._create(occurrence_id(master["id"], ov.recurrence_id_ts), res.uid, values,  # type: ignore[arg-type]
-                             master["id"], ov.recurrence_id_ts)
+                self._create(
+                    occurrence_id(master["id"], ov.recurrence_id_ts),
+                    res.uid,
+                    values,  # type: ignore[arg-type]
+                    master["id"],
+                    ov.recurrence_id_ts,
+                )
         for gone in old.values():
             self._delete(gone)
-        sync_store.put_link(self.conn, {"connection_id": cid, "remote_id": rid, "uid": res.uid, "href": item.href,
-                                        "etag": item.etag, "event_id": master["id"], "ical": item.ical})
+        sync_store.put_link(
+            self.conn,
+            {
+                "connection_id": cid,
+                "remote_id": rid,
+                "uid": res.uid,
+                "href": item.href,
+                "etag": item.etag,
+                "event_id": master["id"],
+                "ical": item.ical,
+            },
+        )
         self.stats.pulled += 1
 
-    def _create(self, event_id: str, uid: str, values: dict[str, Any], series: str | None,
-                rid_ts: int | None) -> dict[str, Any]:
-        row = {"id": event_id, "calendar_id": self.calendar["id"], "ical_uid": uid, "hold_expires_at": None,  # type: ignore[index]
-               "priority": None, "reminders": None, "recurring_event_id": series, "recurrence_id_ts": rid_ts,
-               "metadata": {}, "source": self.con["provider"], "created_at": self.now, "updated_at": self.now,
-               **values}
+    def _create(
+        self, event_id: str, uid: str, values: dict[str, Any], series: str | None, rid_ts: int | None
+    ) -> dict[str, Any]:
+        row = {
+            "id": event_id,
+            "calendar_id": self.calendar["id"],
+            "ical_uid": uid,
+            "hold_expires_at": None,  # type: ignore[index]
+            "priority": None,
+            "reminders": None,
+            "recurring_event_id": series,
+            "recurrence_id_ts": rid_ts,
+            "metadata": {},
+            "source": self.con["provider"],
+            "created_at": self.now,
+            "updated_at": self.now,
+            **values,
+        }
         event_store.create(self.conn, row)
         self.changed = True
         if not self.quiet:

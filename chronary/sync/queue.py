@@ -21,8 +21,9 @@ from chronary.store.db import Tx
 from chronary.timeutil import iso_ms, to_ts
 
 
-def on_event_change(tx: Tx, kind: str, before: dict[str, Any] | None, after: dict[str, Any] | None,
-                    calendar: dict[str, Any]) -> None:
+def on_event_change(
+    tx: Tx, kind: str, before: dict[str, Any] | None, after: dict[str, Any] | None, calendar: dict[str, Any]
+) -> None:
     row = after or before
     if row is None:
         return
@@ -49,16 +50,19 @@ def on_event_change(tx: Tx, kind: str, before: dict[str, Any] | None, after: dic
             # never pushed: forget the queued create instead of deleting something that is not there
             sync_store.drop_pending(tx.conn, target["connection_id"], target["remote_id"], event_id)
             continue
-        sync_store.enqueue(tx.conn, {
-            "connection_id": target["connection_id"],
-            "remote_id": target["remote_id"],
-            "event_id": event_id,
-            "op": op,
-            "uid": uid,
-            "href": (link or {}).get("href") or remote.get("href"),
-            "etag": (link or {}).get("etag") or remote.get("etag"),
-            "changed_at": iso_ms(tx.now),
-        })
+        sync_store.enqueue(
+            tx.conn,
+            {
+                "connection_id": target["connection_id"],
+                "remote_id": target["remote_id"],
+                "event_id": event_id,
+                "op": op,
+                "uid": uid,
+                "href": (link or {}).get("href") or remote.get("href"),
+                "etag": (link or {}).get("etag") or remote.get("etag"),
+                "changed_at": iso_ms(tx.now),
+            },
+        )
         con_store.nudge(tx.conn, target["connection_id"], to_ts(tx.now))
 
 

@@ -44,8 +44,17 @@ async def send(
         # httpx's timeout is per phase; this bounds the whole attempt, so a receiver that trickles
         # its answer cannot hold the endpoint's queue longer than `timeout` either
         async with asyncio.timeout(timeout):
-            resp = await fetch(url, settings, method="POST", headers=headers, content=body, timeout=timeout,
-                               max_bytes=MAX_RESPONSE_BYTES, max_redirects=0, transport=transport)
+            resp = await fetch(
+                url,
+                settings,
+                method="POST",
+                headers=headers,
+                content=body,
+                timeout=timeout,
+                max_bytes=MAX_RESPONSE_BYTES,
+                max_redirects=0,
+                transport=transport,
+            )
     except TimeoutError:
         return Outcome(error=f"timed out after {timeout:g} s", retryable=True, duration_ms=_ms(started))
     except BlockedTarget as exc:

@@ -113,8 +113,9 @@ def claim(tx: Tx, endpoint_id: str) -> Claim | None:
     attempt_id = store.start_attempt(tx.conn, row["id"], number, now)
     # next_attempt_at NULL + an in-flight attempt = "being sent"; still open, so it keeps
     # later deliveries of the same resource waiting.
-    store.patch_delivery(tx.conn, row["id"], {"attempts": number, "last_attempt_at": now,
-                                              "next_attempt_at": None, "updated_at": now})
+    store.patch_delivery(
+        tx.conn, row["id"], {"attempts": number, "last_attempt_at": now, "next_attempt_at": None, "updated_at": now}
+    )
     return Claim(row["id"], row["event_id"], row["payload"], attempt_id, number, ep["url"], ep["secret_enc"])
 
 
@@ -132,23 +133,34 @@ def record(
     now = iso_ms(tx.now)
     attempt_outcome = "succeeded" if outcome.ok else "failed"
     delivery = store.get_delivery(tx.conn, claimed.delivery_id)
-    values: dict[str, Any] = {"last_status_code": outcome.status_code, "last_response_body": outcome.body,
-                              "last_error": outcome.error, "last_duration_ms": outcome.duration_ms,
-                              "updated_at": now}
+    values: dict[str, Any] = {
+        "last_status_code": outcome.status_code,
+        "last_response_body": outcome.body,
+        "last_error": outcome.error,
+        "last_duration_ms": outcome.duration_ms,
+        "updated_at": now,
+    }
     if outcome.ok:
         values.update(status="succeeded", next_attempt_at=None, completed_at=now)
     else:
-        delay = policy.retry_delay(claimed.number, outcome.retry_after, schedule, jitter, rng) \
-            if outcome.retryable else None
+        delay = policy.retry_delay(claimed.number, outcome.retry_after, schedule, jitter, rng) if outcome.retryable else None
         if delay is None:
             values.update(status="failed", next_attempt_at=None, completed_at=now)
         else:
             attempt_outcome = "retry"
             values.update(status="retrying", next_attempt_at=iso_ms(tx.now + timedelta(seconds=delay)))
-    store.finish_attempt(tx.conn, claimed.attempt_id, {
-        "outcome": attempt_outcome, "finished_at": now, "status_code": outcome.status_code,
-        "response_body": outcome.body, "error": outcome.error, "duration_ms": outcome.duration_ms,
-    })
+    store.finish_attempt(
+        tx.conn,
+        claimed.attempt_id,
+        {
+            "outcome": attempt_outcome,
+            "finished_at": now,
+            "status_code": outcome.status_code,
+            "response_body": outcome.body,
+            "error": outcome.error,
+            "duration_ms": outcome.duration_ms,
+        },
+    )
     if delivery is None:
         return None
     if delivery["status"] in ("pending", "retrying"):
@@ -172,10 +184,11 @@ def _endpoint_health(tx: Tx, endpoint_id: str, outcome: Outcome, disable_after: 
     started = parse_stored(since)
     if ep["status"] == "active" and started is not None and tx.now - started >= disable_after:
         last = outcome.error or f"HTTP {outcome.status_code}"
-        reason = (f"disabled automatically: every delivery attempt failed since {since} "
-                  f"(last: {last}); fix the receiver, then PATCH status to active")
-        store.patch_endpoint(tx.conn, endpoint_id, {"status": "disabled", "disabled_reason": reason,
-                                                    "updated_at": now})
+        reason = (
+            f"disabled automatically: every delivery attempt failed since {since} "
+            f"(last: {last}); fix the receiver, then PATCH status to active"
+        )
+        store.patch_endpoint(tx.conn, endpoint_id, {"status": "disabled", "disabled_reason": reason, "updated_at": now})
         store.close_open_deliveries(tx.conn, endpoint_id, "endpoint disabled after 3 days of failures", now)
 
 
@@ -184,8 +197,7 @@ def recover(tx: Tx) -> int:
     now = iso_ms(tx.now)
     stale = store.interrupted_attempts(tx.conn)
     for attempt in stale:
-        store.finish_attempt(tx.conn, attempt["id"], {"outcome": "interrupted", "finished_at": now,
-                                                      "error": INTERRUPTED})
+        store.finish_attempt(tx.conn, attempt["id"], {"outcome": "interrupted", "finished_at": now, "error": INTERRUPTED})
         store.patch_delivery(tx.conn, attempt["delivery_id"], {"last_error": INTERRUPTED, "updated_at": now})
     store.reopen_stranded(tx.conn, now)
     return len(stale)

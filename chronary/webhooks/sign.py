@@ -83,8 +83,7 @@ def verify(
             f"timestamp {timestamp} is outside the {tolerance_seconds} s tolerance (possible replay)"
         )
     expected = compute_signature(secret, timestamp, payload)
-    candidates = [part.split("=", 1)[1] for part in raw_sig.replace(",", " ").split()
-                  if part.startswith(SCHEME + "=")]
+    candidates = [part.split("=", 1)[1] for part in raw_sig.replace(",", " ").split() if part.startswith(SCHEME + "=")]
     if not candidates:
         raise WebhookVerificationError(f"{SIGNATURE_HEADER} has no {SCHEME}= signature")
     # compare every candidate so timing does not depend on which one matched

@@ -61,8 +61,15 @@ async def sync_subscription(runtime: Runtime, sub_id: str, *, only_if_due: bool 
         if job.last_modified:
             headers["If-Modified-Since"] = job.last_modified
         try:
-            resp = await fetch(job.url, runtime.settings, headers=headers, auth=job.auth,
-                               timeout=FETCH_TIMEOUT, max_bytes=MAX_FEED_BYTES, max_redirects=MAX_REDIRECTS)
+            resp = await fetch(
+                job.url,
+                runtime.settings,
+                headers=headers,
+                auth=job.auth,
+                timeout=FETCH_TIMEOUT,
+                max_bytes=MAX_FEED_BYTES,
+                max_redirects=MAX_REDIRECTS,
+            )
         except OutboundError as exc:
             return await _fail(runtime, sub_id, f"cannot fetch the feed: {exc.reason}")
         if resp.status == 304:

@@ -42,8 +42,9 @@ class SyncWorker:
             except Exception:
                 log.exception("connection %s: sync round crashed", connection_id)
                 # push the schedule out so a crashing connection cannot spin
-                await self.runtime.db.write(lambda tx: con_store.patch(
-                    tx.conn, connection_id, {"next_sync_at": to_ts(tx.now) + 300}))
+                await self.runtime.db.write(
+                    lambda tx: con_store.patch(tx.conn, connection_id, {"next_sync_at": to_ts(tx.now) + 300})
+                )
 
     async def tick(self) -> None:
         now = to_ts(self.runtime.clock.now())

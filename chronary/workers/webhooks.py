@@ -140,12 +140,20 @@ class WebhookWorker:
             if claimed is None:
                 return
             outcome = await self._attempt(claimed)
-            status = await db.write(lambda tx, c=claimed, o=outcome: dispatch.record(
-                tx, c, o, schedule=self.schedule, jitter=self.jitter, disable_after=self.disable_after,
-                rng=self.rng))
+            status = await db.write(
+                lambda tx, c=claimed, o=outcome: dispatch.record(
+                    tx, c, o, schedule=self.schedule, jitter=self.jitter, disable_after=self.disable_after, rng=self.rng
+                )
+            )
             if not outcome.ok:
-                log.info("webhook %s to %s attempt %d: %s → %s", claimed.delivery_id, endpoint_id,
-                         claimed.number, outcome.error or outcome.status_code, status)
+                log.info(
+                    "webhook %s to %s attempt %d: %s → %s",
+                    claimed.delivery_id,
+                    endpoint_id,
+                    claimed.number,
+                    outcome.error or outcome.status_code,
+                    status,
+                )
 
     async def _attempt(self, claimed: dispatch.Claim) -> dispatch.Outcome:
         try:
@@ -154,8 +162,15 @@ class WebhookWorker:
             return dispatch.Outcome(error=f"cannot sign: {exc}", retryable=False)
         try:
             return await deliver.send(
-                claimed.url, self.runtime.settings, event_id=claimed.event_id, payload=claimed.payload,
-                secret=secret, now=self.runtime.clock.now(), timeout=self.timeout, transport=self.transport)
+                claimed.url,
+                self.runtime.settings,
+                event_id=claimed.event_id,
+                payload=claimed.payload,
+                secret=secret,
+                now=self.runtime.clock.now(),
+                timeout=self.timeout,
+                transport=self.transport,
+            )
         except Exception as exc:  # a bug or an odd URL must cost one attempt, not the worker
             log.exception("webhook %s: unexpected error while sending", claimed.delivery_id)
             return dispatch.Outcome(error=f"internal error while sending: {type(exc).__name__}", retryable=True)

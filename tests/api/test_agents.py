@@ -19,30 +19,38 @@ def test_create_defaults_and_fields(api):
 
 
 def test_create_with_every_field(api):
-    body = {"name": "Room 4", "type": "resource", "email": "room4@example.com",
-            "timezone": "Europe/Berlin", "metadata": {"floor": 2, "tags": ["a", "b"]}}
+    body = {
+        "name": "Room 4",
+        "type": "resource",
+        "email": "room4@example.com",
+        "timezone": "Europe/Berlin",
+        "metadata": {"floor": 2, "tags": ["a", "b"]},
+    }
     a = api.agent(**body)
     for k, v in body.items():
         assert a[k] == v
 
 
-@pytest.mark.parametrize("body,param", [
-    ({}, "name"),
-    ({"name": ""}, "name"),
-    ({"name": "x" * 256}, "name"),
-    ({"name": 5}, "name"),
-    ({"name": None}, "name"),
-    ({"name": "A", "type": "robot"}, "type"),
-    ({"name": "A", "timezone": "Mars/Olympus"}, "timezone"),
-    ({"name": "A", "timezone": "Europe/Berlinn"}, "timezone"),
-    ({"name": "A", "timezone": ""}, "timezone"),
-    ({"name": "A", "email": "not-an-email"}, "email"),
-    ({"name": "A", "email": "a@b.co\n"}, "email"),
-    ({"name": "A", "metadata": [1, 2]}, "metadata"),
-    ({"name": "A", "metadata": "x"}, "metadata"),
-    ({"name": "A", "status": "paused"}, "status"),  # status is not settable at creation
-    ({"name": "A", "colour": "red"}, "colour"),
-])
+@pytest.mark.parametrize(
+    "body,param",
+    [
+        ({}, "name"),
+        ({"name": ""}, "name"),
+        ({"name": "x" * 256}, "name"),
+        ({"name": 5}, "name"),
+        ({"name": None}, "name"),
+        ({"name": "A", "type": "robot"}, "type"),
+        ({"name": "A", "timezone": "Mars/Olympus"}, "timezone"),
+        ({"name": "A", "timezone": "Europe/Berlinn"}, "timezone"),
+        ({"name": "A", "timezone": ""}, "timezone"),
+        ({"name": "A", "email": "not-an-email"}, "email"),
+        ({"name": "A", "email": "a@b.co\n"}, "email"),
+        ({"name": "A", "metadata": [1, 2]}, "metadata"),
+        ({"name": "A", "metadata": "x"}, "metadata"),
+        ({"name": "A", "status": "paused"}, "status"),  # status is not settable at creation
+        ({"name": "A", "colour": "red"}, "colour"),
+    ],
+)
 def test_create_validation_names_the_field(shared_api, body, param):
     api = shared_api
     assert_error(api.post("/v1/agents", json=body), 400, "validation_error", param)
@@ -86,10 +94,17 @@ def test_list_filters_and_paging(api):
     assert past["data"] == [] and past["total"] == 5
 
 
-@pytest.mark.parametrize("query,param", [
-    ({"limit": 0}, "limit"), ({"limit": 201}, "limit"), ({"limit": "abc"}, "limit"),
-    ({"offset": -1}, "offset"), ({"status": "asleep"}, "status"), ({"type": "robot"}, "type"),
-])
+@pytest.mark.parametrize(
+    "query,param",
+    [
+        ({"limit": 0}, "limit"),
+        ({"limit": 201}, "limit"),
+        ({"limit": "abc"}, "limit"),
+        ({"offset": -1}, "offset"),
+        ({"status": "asleep"}, "status"),
+        ({"type": "robot"}, "type"),
+    ],
+)
 def test_list_query_validation(shared_api, query, param):
     api = shared_api
     err = assert_error(api.get("/v1/agents", params=query), 400, "validation_error", param)
@@ -114,17 +129,27 @@ def test_patch_semantics(api):
     assert b["email"] is None
     b = api.patch(f"/v1/agents/{a['id']}", json={"metadata": None}).json()
     assert b["metadata"] == {}
-    b = api.patch(f"/v1/agents/{a['id']}", json={"status": "decommissioned", "type": "human",
-                                                  "timezone": "America/New_York"}).json()
+    b = api.patch(
+        f"/v1/agents/{a['id']}", json={"status": "decommissioned", "type": "human", "timezone": "America/New_York"}
+    ).json()
     assert (b["status"], b["type"], b["timezone"]) == ("decommissioned", "human", "America/New_York")
     assert api.get(f"/v1/agents/{a['id']}").json() == b
 
 
-@pytest.mark.parametrize("body,param", [
-    ({"name": None}, "name"), ({"name": ""}, "name"), ({"timezone": "Nowhere/Land"}, "timezone"),
-    ({"timezone": None}, "timezone"), ({"status": "gone"}, "status"), ({"type": None}, "type"),
-    ({"email": "nope"}, "email"), ({"id": "agt_x"}, "id"), ({"created_at": "2020-01-01T00:00:00Z"}, "created_at"),
-])
+@pytest.mark.parametrize(
+    "body,param",
+    [
+        ({"name": None}, "name"),
+        ({"name": ""}, "name"),
+        ({"timezone": "Nowhere/Land"}, "timezone"),
+        ({"timezone": None}, "timezone"),
+        ({"status": "gone"}, "status"),
+        ({"type": None}, "type"),
+        ({"email": "nope"}, "email"),
+        ({"id": "agt_x"}, "id"),
+        ({"created_at": "2020-01-01T00:00:00Z"}, "created_at"),
+    ],
+)
 def test_patch_validation(shared_api, body, param):
     api = shared_api
     a = api.agent()
@@ -155,9 +180,15 @@ def test_delete_removes_calendars_events_and_revokes_keys(api):
     assert_error(api.get(f"/v1/calendars/{cal['id']}/events"), 404, "not_found")
     assert_error(api.as_key(key).get(f"/v1/agents/{a['id']}"), 401, "unauthorized")
     assert all(k["agent_id"] != a["id"] for k in api.get("/v1/keys").json()["data"])
-    counts = api.runtime.db.read_sync(lambda tx: list(tx.conn.execute(
-        "SELECT (SELECT count(*) FROM calendars WHERE agent_id = ?) AS c,"
-        " (SELECT count(*) FROM events WHERE calendar_id = ?) AS e", (a["id"], cal["id"]))))
+    counts = api.runtime.db.read_sync(
+        lambda tx: list(
+            tx.conn.execute(
+                "SELECT (SELECT count(*) FROM calendars WHERE agent_id = ?) AS c,"
+                " (SELECT count(*) FROM events WHERE calendar_id = ?) AS e",
+                (a["id"], cal["id"]),
+            )
+        )
+    )
     assert counts == [{"c": 0, "e": 0}]
     # the other agent is untouched
     assert api.get(f"/v1/calendars/{kept['id']}/events/{kept_evt['id']}").status_code == 200

@@ -18,9 +18,13 @@ def world(api):
     my_cal, other_cal, org_cal = api.calendar(me["id"]), api.calendar(other["id"]), api.calendar(name="Org")
     return {
         "api": api,
-        "me": me, "other": other,
-        "my_cal": my_cal, "other_cal": other_cal, "org_cal": org_cal,
-        "my_evt": api.event(my_cal["id"], T0, T1), "other_evt": api.event(other_cal["id"], T0, T1),
+        "me": me,
+        "other": other,
+        "my_cal": my_cal,
+        "other_cal": other_cal,
+        "org_cal": org_cal,
+        "my_evt": api.event(my_cal["id"], T0, T1),
+        "other_evt": api.event(other_cal["id"], T0, T1),
         "org_evt": api.event(org_cal["id"], T0, T1),
         "ak": api.as_key(api.agent_key(me["id"])),
     }
@@ -39,8 +43,10 @@ def test_agent_key_reaches_its_own_data(world):
     assert new_cal.status_code == 201
     assert ak.patch(f"/v1/calendars/{cal['id']}", json={"name": "R"}).status_code == 200
     assert ak.get(f"/v1/calendars/{cal['id']}/events/{evt['id']}").status_code == 200
-    created = ak.post(f"/v1/calendars/{cal['id']}/events",
-                      json={"title": "t", "start_time": "2030-03-02T10:00:00Z", "end_time": "2030-03-02T11:00:00Z"})
+    created = ak.post(
+        f"/v1/calendars/{cal['id']}/events",
+        json={"title": "t", "start_time": "2030-03-02T10:00:00Z", "end_time": "2030-03-02T11:00:00Z"},
+    )
     assert created.status_code == 201
     assert ak.get(f"/v1/agents/{me['id']}/events").json()["total"] == 2
     assert ak.patch(f"/v1/calendars/{cal['id']}/events/{evt['id']}", json={"title": "x"}).status_code == 200

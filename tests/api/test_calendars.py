@@ -23,19 +23,35 @@ def test_org_level_calendar_fields(api):
     assert c["agent_id"] is None and c["agent_status"] == "idle"
     assert c["default_reminders"] is None and c["metadata"] == {}
     assert c["created_at"] == c["updated_at"]
-    assert set(c) == {"id", "org_id", "agent_id", "name", "timezone", "agent_status", "default_reminders",
-                      "metadata", "ical_url", "created_at", "updated_at"}
+    assert set(c) == {
+        "id",
+        "org_id",
+        "agent_id",
+        "name",
+        "timezone",
+        "agent_status",
+        "default_reminders",
+        "metadata",
+        "ical_url",
+        "created_at",
+        "updated_at",
+    }
     assert api.get(f"/v1/calendars/{c['id']}").json() == c
 
 
 def test_agent_owned_calendar(api):
     a = api.agent()
-    c = api.calendar(a["id"], name="Agent cal", timezone="Asia/Tokyo", agent_status="working",
-                     default_reminders=[10, 60], metadata={"k": "v"})
+    c = api.calendar(
+        a["id"],
+        name="Agent cal",
+        timezone="Asia/Tokyo",
+        agent_status="working",
+        default_reminders=[10, 60],
+        metadata={"k": "v"},
+    )
     assert c["agent_id"] == a["id"] and c["agent_status"] == "working"
     assert c["default_reminders"] == [10, 60] and c["metadata"] == {"k": "v"}
-    assert_error(api.post("/v1/agents/agt_missing/calendars", json={"name": "x", "timezone": "UTC"}),
-                 404, "not_found")
+    assert_error(api.post("/v1/agents/agt_missing/calendars", json={"name": "x", "timezone": "UTC"}), 404, "not_found")
 
 
 def test_feed_token_is_unguessable_and_ical_url_uses_the_server_address(api):
@@ -59,8 +75,9 @@ def test_ical_url_uses_public_url_setting(make_api):
 
 
 def test_ical_url_uses_chronary_public_url_env(data_dir):
-    settings = load_settings({"data_dir": data_dir, "workers": False},
-                             environ={"CHRONARY_PUBLIC_URL": "https://feeds.example.org"})
+    settings = load_settings(
+        {"data_dir": data_dir, "workers": False}, environ={"CHRONARY_PUBLIC_URL": "https://feeds.example.org"}
+    )
     app = create_app(settings)
     key = app.state.runtime.first_key
     with TestClient(app) as client:
@@ -77,23 +94,26 @@ def test_ical_url_on_a_live_server_is_its_own_address(live_server):
         assert r.json()["ical_url"].startswith(server.base_url + "/ical/")
 
 
-@pytest.mark.parametrize("body,param", [
-    ({"timezone": "UTC"}, "name"),
-    ({"name": "x"}, "timezone"),
-    ({"name": "", "timezone": "UTC"}, "name"),
-    ({"name": "x" * 256, "timezone": "UTC"}, "name"),
-    ({"name": "x", "timezone": "Not/AZone"}, "timezone"),
-    ({"name": "x", "timezone": 3}, "timezone"),
-    ({"name": "x", "timezone": "UTC", "agent_status": "sleeping"}, "agent_status"),
-    ({"name": "x", "timezone": "UTC", "default_reminders": [0]}, "default_reminders[0]"),
-    ({"name": "x", "timezone": "UTC", "default_reminders": [40321]}, "default_reminders[0]"),
-    ({"name": "x", "timezone": "UTC", "default_reminders": [5, -1]}, "default_reminders[1]"),
-    ({"name": "x", "timezone": "UTC", "default_reminders": [1, 2, 3, 4, 5, 6]}, "default_reminders"),
-    ({"name": "x", "timezone": "UTC", "default_reminders": ["five"]}, "default_reminders[0]"),
-    ({"name": "x", "timezone": "UTC", "metadata": [1]}, "metadata"),
-    ({"name": "x", "timezone": "UTC", "feed_token": "mine"}, "feed_token"),
-    ({"name": "x", "timezone": "UTC", "agent_id": "agt_x"}, "agent_id"),
-])
+@pytest.mark.parametrize(
+    "body,param",
+    [
+        ({"timezone": "UTC"}, "name"),
+        ({"name": "x"}, "timezone"),
+        ({"name": "", "timezone": "UTC"}, "name"),
+        ({"name": "x" * 256, "timezone": "UTC"}, "name"),
+        ({"name": "x", "timezone": "Not/AZone"}, "timezone"),
+        ({"name": "x", "timezone": 3}, "timezone"),
+        ({"name": "x", "timezone": "UTC", "agent_status": "sleeping"}, "agent_status"),
+        ({"name": "x", "timezone": "UTC", "default_reminders": [0]}, "default_reminders[0]"),
+        ({"name": "x", "timezone": "UTC", "default_reminders": [40321]}, "default_reminders[0]"),
+        ({"name": "x", "timezone": "UTC", "default_reminders": [5, -1]}, "default_reminders[1]"),
+        ({"name": "x", "timezone": "UTC", "default_reminders": [1, 2, 3, 4, 5, 6]}, "default_reminders"),
+        ({"name": "x", "timezone": "UTC", "default_reminders": ["five"]}, "default_reminders[0]"),
+        ({"name": "x", "timezone": "UTC", "metadata": [1]}, "metadata"),
+        ({"name": "x", "timezone": "UTC", "feed_token": "mine"}, "feed_token"),
+        ({"name": "x", "timezone": "UTC", "agent_id": "agt_x"}, "agent_id"),
+    ],
+)
 def test_create_validation(shared_api, body, param):
     api = shared_api
     assert_error(api.post("/v1/calendars", json=body), 400, "validation_error", param)
@@ -141,13 +161,19 @@ def test_patch_semantics(api):
     d = r.json()
     assert d["metadata"] == {"z": 0} and d["agent_status"] == "error"
     assert d["name"] == c["name"] and d["ical_url"] == c["ical_url"] and d["default_reminders"] == [30]
-    d = api.patch(f"/v1/calendars/{c['id']}", json={"default_reminders": None, "timezone": "America/Chicago",
-                                                     "name": "Renamed"}).json()
+    d = api.patch(
+        f"/v1/calendars/{c['id']}", json={"default_reminders": None, "timezone": "America/Chicago", "name": "Renamed"}
+    ).json()
     assert d["default_reminders"] is None and d["timezone"] == "America/Chicago" and d["name"] == "Renamed"
     assert api.get(f"/v1/calendars/{c['id']}").json() == d
-    for body, param in (({"name": None}, "name"), ({"timezone": "Bad/Zone"}, "timezone"),
-                        ({"timezone": None}, "timezone"), ({"agent_status": None}, "agent_status"),
-                        ({"ical_url": "x"}, "ical_url"), ({"default_reminders": [0]}, "default_reminders[0]")):
+    for body, param in (
+        ({"name": None}, "name"),
+        ({"timezone": "Bad/Zone"}, "timezone"),
+        ({"timezone": None}, "timezone"),
+        ({"agent_status": None}, "agent_status"),
+        ({"ical_url": "x"}, "ical_url"),
+        ({"default_reminders": [0]}, "default_reminders[0]"),
+    ):
         assert_error(api.patch(f"/v1/calendars/{c['id']}", json=body), 400, "validation_error", param)
     assert api.get(f"/v1/calendars/{c['id']}").json() == d
 
@@ -169,9 +195,14 @@ def test_delete_removes_its_events_only(api):
 def test_unknown_calendar_is_404(api):
     assert_error(api.get("/v1/calendars/cal_nope"), 404, "not_found")
     assert_error(api.get("/v1/calendars/cal_nope/events"), 404, "not_found")
-    assert_error(api.post("/v1/calendars/cal_nope/events",
-                          json={"title": "t", "start_time": "2030-01-01T10:00:00Z", "end_time": "2030-01-01T11:00:00Z"}),
-                 404, "not_found")
+    assert_error(
+        api.post(
+            "/v1/calendars/cal_nope/events",
+            json={"title": "t", "start_time": "2030-01-01T10:00:00Z", "end_time": "2030-01-01T11:00:00Z"},
+        ),
+        404,
+        "not_found",
+    )
 
 
 def test_changing_the_timezone_keeps_all_day_dates(api):
@@ -183,10 +214,18 @@ def test_changing_the_timezone_keeps_all_day_dates(api):
     assert (moved["start_date"], moved["end_date"]) == ("2030-07-01", "2030-07-03")
     assert (moved["start_time"], moved["end_time"]) == ("2030-07-01T04:00:00Z", "2030-07-03T04:00:00Z")
     assert api.get(f"/v1/calendars/{c['id']}/events/{timed['id']}").json() == timed  # instants stay
-    listed = api.get(f"/v1/calendars/{c['id']}/events",
-                     params={"start_after": "2030-07-01T00:00:00Z", "start_before": "2030-07-01T05:00:00Z"}).json()
+    listed = api.get(
+        f"/v1/calendars/{c['id']}/events",
+        params={"start_after": "2030-07-01T00:00:00Z", "start_before": "2030-07-01T05:00:00Z"},
+    ).json()
     assert [e["id"] for e in listed["data"]] == [day["id"]]
-    payloads = api.runtime.db.read_sync(lambda tx: [json.loads(r["payload"]) for r in tx.conn.execute(
-        "SELECT payload FROM outbox WHERE type = 'event.updated' AND resource_id = ?", (day["id"],))])
+    payloads = api.runtime.db.read_sync(
+        lambda tx: [
+            json.loads(r["payload"])
+            for r in tx.conn.execute(
+                "SELECT payload FROM outbox WHERE type = 'event.updated' AND resource_id = ?", (day["id"],)
+            )
+        ]
+    )
     assert len(payloads) == 1 and payloads[0]["data"]["object"]["start_time"] == "2030-07-01T04:00:00Z"
     assert payloads[0]["data"]["previous"]["start_time"] == "2030-06-30T22:00:00Z"

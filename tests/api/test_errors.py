@@ -24,20 +24,22 @@ def test_request_id_header_on_every_response(api):
 def test_400_names_the_field_and_unknown_fields(api):
     assert_error(api.post("/v1/agents", json={"name": "A", "nickname": "x"}), 400, "validation_error", "nickname")
     cal = api.calendar()
-    r = api.post(f"/v1/calendars/{cal['id']}/events",
-                 json={"title": "t", "start_time": T0, "end_time": T1, "attendees": [{"email": "a@b.co", "x": 1}]})
+    r = api.post(
+        f"/v1/calendars/{cal['id']}/events",
+        json={"title": "t", "start_time": T0, "end_time": T1, "attendees": [{"email": "a@b.co", "x": 1}]},
+    )
     assert_error(r, 400, "validation_error", "attendees[0].x")
     r = api.post(f"/v1/calendars/{cal['id']}/events", json={"title": "t", "start_time": T0, "end_time": T0})
     assert_error(r, 400, "validation_error", "end_time")
 
 
-@pytest.mark.parametrize("raw", [b"{bad", b"{\"name\": }", b"\xff\xfe", b"{\"name\": \"a\"", b"[", b"nul"])
+@pytest.mark.parametrize("raw", [b"{bad", b'{"name": }', b"\xff\xfe", b'{"name": "a"', b"[", b"nul"])
 def test_malformed_json_is_400(shared_api, raw):
     api = shared_api
     assert_error(api.post("/v1/agents", content=raw, headers=JSON), 400, "validation_error")
 
 
-@pytest.mark.parametrize("raw", [b"null", b"[]", b"\"text\"", b"42", b"true"])
+@pytest.mark.parametrize("raw", [b"null", b"[]", b'"text"', b"42", b"true"])
 def test_json_that_is_not_an_object_is_400(shared_api, raw):
     api = shared_api
     assert_error(api.post("/v1/agents", content=raw, headers=JSON), 400, "validation_error")
@@ -69,10 +71,16 @@ def test_unknown_v1_route_without_key_is_still_an_envelope(api):
     assert_error(r, r.status_code, "unauthorized" if r.status_code == 401 else "not_found")
 
 
-@pytest.mark.parametrize("method,path", [
-    ("PUT", "/v1/agents"), ("DELETE", "/v1/agents"), ("PATCH", "/v1/calendars"), ("PUT", "/v1/keys"),
-    ("POST", "/health"),
-])
+@pytest.mark.parametrize(
+    "method,path",
+    [
+        ("PUT", "/v1/agents"),
+        ("DELETE", "/v1/agents"),
+        ("PATCH", "/v1/calendars"),
+        ("PUT", "/v1/keys"),
+        ("POST", "/health"),
+    ],
+)
 def test_405_envelope_with_allow(shared_api, method, path):
     api = shared_api
     r = api.request(method, path, json={})
@@ -89,8 +97,9 @@ def test_405_on_item_routes(api):
 def test_409_envelope(api):
     cal = api.calendar(api.agent()["id"])
     api.event(cal["id"], T0, T1)
-    r = api.post(f"/v1/calendars/{cal['id']}/events", json={"title": "h", "start_time": T0, "end_time": T1,
-                                                              "status": "hold"})
+    r = api.post(
+        f"/v1/calendars/{cal['id']}/events", json={"title": "h", "start_time": T0, "end_time": T1, "status": "hold"}
+    )
     assert_error(r, 409, "conflict")
 
 
@@ -148,15 +157,45 @@ def test_500_says_only_the_request_id(api, monkeypatch):
 # --- hostile input: every answer must be a 4xx envelope, never a 500 ---------------------------
 
 HOSTILE_VALUES = [
-    None, True, -1, 2**63, 10**40, 1.5, "", "x" * 10_000, "\u0000", "😀" * 300, [], [[[]]], {},
-    {"a": {"b": {"c": [1, {"d": None}]}}}, "2030-13-45T99:99:99Z", "0001-01-01T00:00:00+14:00",
-    "9999-12-31T23:59:59-14:00", "2030-01-01", "'; DROP TABLE events; --",
+    None,
+    True,
+    -1,
+    2**63,
+    10**40,
+    1.5,
+    "",
+    "x" * 10_000,
+    "\u0000",
+    "😀" * 300,
+    [],
+    [[[]]],
+    {},
+    {"a": {"b": {"c": [1, {"d": None}]}}},
+    "2030-13-45T99:99:99Z",
+    "0001-01-01T00:00:00+14:00",
+    "9999-12-31T23:59:59-14:00",
+    "2030-01-01",
+    "'; DROP TABLE events; --",
 ]
 FIELDS = {
     "agent": ["name", "type", "email", "timezone", "metadata", "status"],
     "calendar": ["name", "timezone", "agent_status", "default_reminders", "metadata"],
-    "event": ["title", "start_time", "end_time", "description", "location", "all_day", "status",
-              "hold_expires_at", "priority", "reminders", "recurrence", "attendees", "metadata", "allow_overlap"],
+    "event": [
+        "title",
+        "start_time",
+        "end_time",
+        "description",
+        "location",
+        "all_day",
+        "status",
+        "hold_expires_at",
+        "priority",
+        "reminders",
+        "recurrence",
+        "attendees",
+        "metadata",
+        "allow_overlap",
+    ],
     "key": ["name", "agent_id"],
 }
 
@@ -174,8 +213,11 @@ def test_hostile_bodies_never_500(api):
     base = {
         "agent": ("/v1/agents", {"name": "A"}, f"/v1/agents/{agent['id']}"),
         "calendar": ("/v1/calendars", {"name": "C", "timezone": "UTC"}, f"/v1/calendars/{cal['id']}"),
-        "event": (f"/v1/calendars/{cal['id']}/events", {"title": "t", "start_time": T0, "end_time": T1},
-                  f"/v1/calendars/{cal['id']}/events/{evt['id']}"),
+        "event": (
+            f"/v1/calendars/{cal['id']}/events",
+            {"title": "t", "start_time": T0, "end_time": T1},
+            f"/v1/calendars/{cal['id']}/events/{evt['id']}",
+        ),
         "key": ("/v1/keys", {"name": "k"}, None),
     }
     for kind, (create_url, valid, item_url) in base.items():
@@ -192,19 +234,27 @@ def test_hostile_bodies_never_500(api):
 def test_hostile_all_day_events_never_500(api):
     cal = api.calendar(timezone="Pacific/Kiritimati")
     url = f"/v1/calendars/{cal['id']}/events"
-    for start, end in [("0001-01-01", "0001-01-02"), ("9999-12-30", "9999-12-31"), ("2030-02-30", "2030-03-01"),
-                       ("0001-01-01T00:00:00+14:00", "0001-01-02T00:00:00+14:00"), ("2030-01-01", "9999-12-31")]:
+    for start, end in [
+        ("0001-01-01", "0001-01-02"),
+        ("9999-12-30", "9999-12-31"),
+        ("2030-02-30", "2030-03-01"),
+        ("0001-01-01T00:00:00+14:00", "0001-01-02T00:00:00+14:00"),
+        ("2030-01-01", "9999-12-31"),
+    ]:
         _ok_or_4xx(api.post(url, json={"title": "t", "start_time": start, "end_time": end, "all_day": True}))
 
 
-@pytest.mark.parametrize("raw", [
-    b"[" * 100_000 + b"]" * 100_000,
-    b'{"name": "x", "metadata": ' + b'{"a":' * 5000 + b"1" + b"}" * 5000 + b"}",
-    b'{"name": "x", "metadata": {"n": 1e400}}',
-    b'{"name": "\\ud800"}',
-    b'{"name": "x", "metadata": {"k": NaN}}',
-    b'{"name": "x"}' * 3,
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"name": "x", "metadata": ' + b'{"a":' * 5000 + b"1" + b"}" * 5000 + b"}",
+        b'{"name": "x", "metadata": {"n": 1e400}}',
+        b'{"name": "\\ud800"}',
+        b'{"name": "x", "metadata": {"k": NaN}}',
+        b'{"name": "x"}' * 3,
+    ],
+)
 def test_hostile_raw_bodies_never_500(shared_api, raw):
     api = shared_api
     _ok_or_4xx(api.post("/v1/agents", content=raw, headers=JSON))
@@ -213,14 +263,30 @@ def test_hostile_raw_bodies_never_500(shared_api, raw):
 def test_hostile_queries_never_500(api):
     agent = api.agent()
     cal = api.calendar(agent["id"])
-    urls = ["/v1/agents", "/v1/calendars", "/v1/keys", f"/v1/calendars/{cal['id']}/events",
-            f"/v1/agents/{agent['id']}/events", f"/v1/agents/{agent['id']}/calendars"]
+    urls = [
+        "/v1/agents",
+        "/v1/calendars",
+        "/v1/keys",
+        f"/v1/calendars/{cal['id']}/events",
+        f"/v1/agents/{agent['id']}/events",
+        f"/v1/agents/{agent['id']}/calendars",
+    ]
     queries = [
-        {"limit": "1e9"}, {"limit": str(2**70)}, {"offset": str(2**70)}, {"offset": "-0"}, {"limit": "NaN"},
-        {"start_after": "0001-01-01T00:00:00+14:00"}, {"start_before": "9999-12-31T23:59:59-14:00"},
-        {"start_after": "2030-01-01"}, {"start_after": "x" * 5000}, {"start_before": "\u0000"},
-        {"status": "'; DROP TABLE events; --"}, {"source": "ical"}, {"type": ["ai", "human"]},
-        {"include": "all", "limit": "0"}, {"agent_id": "\u0000"},
+        {"limit": "1e9"},
+        {"limit": str(2**70)},
+        {"offset": str(2**70)},
+        {"offset": "-0"},
+        {"limit": "NaN"},
+        {"start_after": "0001-01-01T00:00:00+14:00"},
+        {"start_before": "9999-12-31T23:59:59-14:00"},
+        {"start_after": "2030-01-01"},
+        {"start_after": "x" * 5000},
+        {"start_before": "\u0000"},
+        {"status": "'; DROP TABLE events; --"},
+        {"source": "ical"},
+        {"type": ["ai", "human"]},
+        {"include": "all", "limit": "0"},
+        {"agent_id": "\u0000"},
     ]
     for url in urls:
         for q in queries:

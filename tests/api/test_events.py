@@ -25,8 +25,10 @@ def _url(cal, suffix=""):
 
 
 def test_create_defaults(api, cal):
-    r = api.post(_url(cal), json={"title": "Standup", "start_time": "2030-01-07T10:00:00+01:00",
-                                  "end_time": "2030-01-07T10:15:00+01:00"})
+    r = api.post(
+        _url(cal),
+        json={"title": "Standup", "start_time": "2030-01-07T10:00:00+01:00", "end_time": "2030-01-07T10:15:00+01:00"},
+    )
     assert r.status_code == 201
     e = r.json()
     assert e["id"].startswith("evt_") and e["calendar_id"] == cal["id"] and e["agent_id"] == cal["agent_id"]
@@ -40,40 +42,51 @@ def test_create_defaults(api, cal):
 
 
 def test_create_with_every_field(api, cal):
-    body = {"title": "Review", "start_time": T0, "end_time": T1, "description": "d", "location": "Room 1",
-            "status": "tentative", "priority": 3, "reminders": [10], "metadata": {"k": [1, 2]},
-            "attendees": [{"email": "x@example.com", "name": "X"}, {"email": "y@example.com"}]}
-    e = api.event(cal["id"], **{k: v for k, v in body.items() if k not in ("start_time", "end_time")},
-                  start=T0, end=T1)
+    body = {
+        "title": "Review",
+        "start_time": T0,
+        "end_time": T1,
+        "description": "d",
+        "location": "Room 1",
+        "status": "tentative",
+        "priority": 3,
+        "reminders": [10],
+        "metadata": {"k": [1, 2]},
+        "attendees": [{"email": "x@example.com", "name": "X"}, {"email": "y@example.com"}],
+    }
+    e = api.event(cal["id"], **{k: v for k, v in body.items() if k not in ("start_time", "end_time")}, start=T0, end=T1)
     for k in ("title", "description", "location", "status", "priority", "reminders", "metadata"):
         assert e[k] == body[k], k
     assert [a["email"] for a in e["attendees"]] == ["x@example.com", "y@example.com"]
     assert e["attendees"][0]["name"] == "X"
 
 
-@pytest.mark.parametrize("patch,param", [
-    ({"title": ""}, "title"),
-    ({"title": "x" * 501}, "title"),
-    ({"title": None}, "title"),
-    ({"start_time": None}, "start_time"),
-    ({"start_time": "tomorrow"}, "start_time"),
-    ({"start_time": "2030-01-07T09:00:00"}, "start_time"),  # no offset
-    ({"start_time": "2030-01-07"}, "start_time"),  # a date without all_day
-    ({"end_time": "2030-01-07T08:00:00Z"}, "end_time"),
-    ({"end_time": T0}, "end_time"),  # end == start
-    ({"status": "maybe"}, "status"),
-    ({"priority": 11}, "priority"),
-    ({"priority": -1}, "priority"),
-    ({"reminders": [0]}, "reminders[0]"),
-    ({"reminders": [1, 2, 3, 4, 5, 6]}, "reminders"),
-    ({"attendees": [{"email": "nope"}]}, "attendees[0].email"),
-    ({"attendees": [{"name": "no email"}]}, "attendees[0].email"),
-    ({"metadata": "x"}, "metadata"),
-    ({"all_day": "yes"}, "all_day"),
-    ({"source": "google"}, "source"),
-    ({"read_only": True}, "read_only"),
-    ({"calendar_id": "cal_x"}, "calendar_id"),
-])
+@pytest.mark.parametrize(
+    "patch,param",
+    [
+        ({"title": ""}, "title"),
+        ({"title": "x" * 501}, "title"),
+        ({"title": None}, "title"),
+        ({"start_time": None}, "start_time"),
+        ({"start_time": "tomorrow"}, "start_time"),
+        ({"start_time": "2030-01-07T09:00:00"}, "start_time"),  # no offset
+        ({"start_time": "2030-01-07"}, "start_time"),  # a date without all_day
+        ({"end_time": "2030-01-07T08:00:00Z"}, "end_time"),
+        ({"end_time": T0}, "end_time"),  # end == start
+        ({"status": "maybe"}, "status"),
+        ({"priority": 11}, "priority"),
+        ({"priority": -1}, "priority"),
+        ({"reminders": [0]}, "reminders[0]"),
+        ({"reminders": [1, 2, 3, 4, 5, 6]}, "reminders"),
+        ({"attendees": [{"email": "nope"}]}, "attendees[0].email"),
+        ({"attendees": [{"name": "no email"}]}, "attendees[0].email"),
+        ({"metadata": "x"}, "metadata"),
+        ({"all_day": "yes"}, "all_day"),
+        ({"source": "google"}, "source"),
+        ({"read_only": True}, "read_only"),
+        ({"calendar_id": "cal_x"}, "calendar_id"),
+    ],
+)
 def test_create_validation(shared_api, shared_cal, patch, param):
     api, cal = shared_api, shared_cal
     body = {"title": "t", "start_time": T0, "end_time": T1, **patch}
@@ -103,16 +116,19 @@ def test_metadata_over_16_kb_is_413_with_param(api, cal):
 
 # --- all-day events ------------------------------------------------------------------------------
 
+
 def test_all_day_is_stored_as_local_midnight_with_exclusive_end(api, cal):
     e = api.event(cal["id"], "2030-07-01", "2030-07-03", all_day=True)
     assert e["all_day"] is True
     assert (e["start_date"], e["end_date"]) == ("2030-07-01", "2030-07-03")
     # Europe/Berlin is UTC+2 in summer: local midnight is 22:00Z the day before
     assert (e["start_time"], e["end_time"]) == ("2030-06-30T22:00:00Z", "2030-07-02T22:00:00Z")
-    row = api.runtime.db.read_sync(lambda tx: list(tx.conn.execute(
-        "SELECT start_ts, end_ts, all_day FROM events WHERE id = ?", (e["id"],))))[0]
+    row = api.runtime.db.read_sync(
+        lambda tx: list(tx.conn.execute("SELECT start_ts, end_ts, all_day FROM events WHERE id = ?", (e["id"],)))
+    )[0]
     from datetime import datetime
     from zoneinfo import ZoneInfo
+
     berlin = ZoneInfo("Europe/Berlin")
     assert row["start_ts"] == int(datetime(2030, 7, 1, tzinfo=berlin).timestamp())
     assert row["end_ts"] == int(datetime(2030, 7, 3, tzinfo=berlin).timestamp())
@@ -131,13 +147,16 @@ def test_all_day_accepts_local_midnight_instants(api, cal):
     assert (e["start_date"], e["end_date"]) == ("2030-01-10", "2030-01-11")
 
 
-@pytest.mark.parametrize("start,end,param", [
-    ("2030-01-10", "2030-01-10", "end_time"),  # end date is exclusive: same day is empty
-    ("2030-01-10", "2030-01-09", "end_time"),
-    ("2030-01-10T09:00:00+01:00", "2030-01-11", "start_time"),  # not local midnight
-    ("2030-02-30", "2030-03-01", "start_time"),
-    ("10/01/2030", "2030-01-11", "start_time"),
-])
+@pytest.mark.parametrize(
+    "start,end,param",
+    [
+        ("2030-01-10", "2030-01-10", "end_time"),  # end date is exclusive: same day is empty
+        ("2030-01-10", "2030-01-09", "end_time"),
+        ("2030-01-10T09:00:00+01:00", "2030-01-11", "start_time"),  # not local midnight
+        ("2030-02-30", "2030-03-01", "start_time"),
+        ("10/01/2030", "2030-01-11", "start_time"),
+    ],
+)
 def test_all_day_validation(shared_api, shared_cal, start, end, param):
     api, cal = shared_api, shared_cal
     body = {"title": "t", "start_time": start, "end_time": end, "all_day": True}
@@ -146,10 +165,13 @@ def test_all_day_validation(shared_api, shared_cal, start, end, param):
 
 # --- listing ---------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def listed(api, cal):
-    evts = [api.event(cal["id"], f"2030-01-{d:02d}T09:00:00Z", f"2030-01-{d:02d}T10:00:00Z", title=f"e{d}")
-            for d in (5, 1, 3, 2, 4)]
+    evts = [
+        api.event(cal["id"], f"2030-01-{d:02d}T09:00:00Z", f"2030-01-{d:02d}T10:00:00Z", title=f"e{d}")
+        for d in (5, 1, 3, 2, 4)
+    ]
     api.post(_url(cal, f"/{evts[2]['id']}/cancel"))
     api.patch(_url(cal, f"/{evts[3]['id']}"), json={"status": "tentative"})
     return sorted(evts, key=lambda e: e["start_time"])  # e1..e5
@@ -181,12 +203,19 @@ def test_list_filters(api, cal, listed):
     assert filtered["total"] == 2 and [e["title"] for e in filtered["data"]] == ["e4", "e5"]
 
 
-@pytest.mark.parametrize("query,param", [
-    ({"start_after": "yesterday"}, "start_after"), ({"start_before": "2030-01-01T00:00:00"}, "start_before"),
-    ({"start_after": "2030-01-05T00:00:00Z", "start_before": "2030-01-01T00:00:00Z"}, "start_before"),
-    ({"status": "done"}, "status"), ({"source": "outlook"}, "source"),
-    ({"limit": 0}, "limit"), ({"limit": 201}, "limit"), ({"offset": -1}, "offset"),
-])
+@pytest.mark.parametrize(
+    "query,param",
+    [
+        ({"start_after": "yesterday"}, "start_after"),
+        ({"start_before": "2030-01-01T00:00:00"}, "start_before"),
+        ({"start_after": "2030-01-05T00:00:00Z", "start_before": "2030-01-01T00:00:00Z"}, "start_before"),
+        ({"status": "done"}, "status"),
+        ({"source": "outlook"}, "source"),
+        ({"limit": 0}, "limit"),
+        ({"limit": 201}, "limit"),
+        ({"offset": -1}, "offset"),
+    ],
+)
 def test_list_query_validation(shared_api, shared_cal, query, param):
     api, cal = shared_api, shared_cal
     assert_error(api.get(_url(cal), params=query), 400, "validation_error", param)
@@ -221,6 +250,7 @@ def test_list_for_agent_spans_its_calendars(api, cal, listed):
 
 # --- get / patch / delete ------------------------------------------------------------------------
 
+
 def test_patch_semantics(api, cal):
     e = api.event(cal["id"], T0, T1, description="notes", location="Room", metadata={"a": 1, "b": 2})
     url = _url(cal, f"/{e['id']}")
@@ -239,13 +269,22 @@ def test_patch_semantics(api, cal):
     assert api.get(url).json() == f
 
 
-@pytest.mark.parametrize("body,param", [
-    ({"title": None}, "title"), ({"title": ""}, "title"), ({"start_time": None}, "start_time"),
-    ({"end_time": "2030-01-07T08:00:00Z"}, "end_time"), ({"start_time": "2030-01-07T10:00:00Z"}, "end_time"),
-    ({"status": None}, "status"), ({"all_day": None}, "all_day"), ({"priority": 99}, "priority"),
-    ({"hold_expires_at": "2030-01-07T08:00:00Z"}, "hold_expires_at"), ({"id": "evt_x"}, "id"),
-    ({"source": "google"}, "source"),
-])
+@pytest.mark.parametrize(
+    "body,param",
+    [
+        ({"title": None}, "title"),
+        ({"title": ""}, "title"),
+        ({"start_time": None}, "start_time"),
+        ({"end_time": "2030-01-07T08:00:00Z"}, "end_time"),
+        ({"start_time": "2030-01-07T10:00:00Z"}, "end_time"),
+        ({"status": None}, "status"),
+        ({"all_day": None}, "all_day"),
+        ({"priority": 99}, "priority"),
+        ({"hold_expires_at": "2030-01-07T08:00:00Z"}, "hold_expires_at"),
+        ({"id": "evt_x"}, "id"),
+        ({"source": "google"}, "source"),
+    ],
+)
 def test_patch_validation_changes_nothing(shared_api, shared_cal, body, param):
     api, cal = shared_api, shared_cal
     e = api.event(cal["id"], T0, T1)
@@ -278,8 +317,9 @@ def test_delete_and_404s(api, cal):
 
 
 def test_sub_second_times_never_make_a_zero_length_event(api, cal):
-    r = api.post(_url(cal), json={"title": "t", "start_time": "2030-01-01T09:00:00.100Z",
-                                  "end_time": "2030-01-01T09:00:00.900Z"})
+    r = api.post(
+        _url(cal), json={"title": "t", "start_time": "2030-01-01T09:00:00.100Z", "end_time": "2030-01-01T09:00:00.900Z"}
+    )
     assert_error(r, 400, "validation_error", "end_time")
     e = api.event(cal["id"], "2030-01-01T09:00:00.900Z", "2030-01-01T09:00:01.100Z")
     assert (e["start_time"], e["end_time"]) == ("2030-01-01T09:00:00Z", "2030-01-01T09:00:01Z")

@@ -22,8 +22,10 @@ def setup(make_api):
 
 
 def _hold(api, cal, start=T0, end=T1, **fields):
-    return api.post(f"/v1/calendars/{cal['id']}/events",
-                    json={"title": "hold", "start_time": start, "end_time": end, "status": "hold", **fields})
+    return api.post(
+        f"/v1/calendars/{cal['id']}/events",
+        json={"title": "hold", "start_time": start, "end_time": end, "status": "hold", **fields},
+    )
 
 
 def _iso(dt):
@@ -44,8 +46,12 @@ def test_hold_expiry_limits(setup):
     ok = _hold(api, cal, hold_expires_at=_iso(now + timedelta(days=7)))
     assert ok.status_code == 201 and ok.json()["hold_expires_at"] == _iso(now + timedelta(days=7))
     for bad in (now + timedelta(days=7, seconds=1), now - timedelta(minutes=1), now):
-        assert_error(_hold(api, cal, start="2026-02-01T09:00:00Z", end="2026-02-01T10:00:00Z",
-                           hold_expires_at=_iso(bad)), 400, "validation_error", "hold_expires_at")
+        assert_error(
+            _hold(api, cal, start="2026-02-01T09:00:00Z", end="2026-02-01T10:00:00Z", hold_expires_at=_iso(bad)),
+            400,
+            "validation_error",
+            "hold_expires_at",
+        )
     assert_error(_hold(api, cal, hold_expires_at="soon"), 400, "validation_error", "hold_expires_at")
 
 
@@ -53,8 +59,10 @@ def test_hold_expires_at_only_with_status_hold(setup):
     api, clock, cal = setup
     later = _iso(clock.now() + timedelta(hours=1))
     for status in ("confirmed", "tentative", "cancelled"):
-        r = api.post(f"/v1/calendars/{cal['id']}/events",
-                     json={"title": "t", "start_time": T0, "end_time": T1, "status": status, "hold_expires_at": later})
+        r = api.post(
+            f"/v1/calendars/{cal['id']}/events",
+            json={"title": "t", "start_time": T0, "end_time": T1, "status": status, "hold_expires_at": later},
+        )
         assert_error(r, 400, "validation_error", "hold_expires_at")
     e = api.event(cal["id"], "2026-03-01T09:00:00Z", "2026-03-01T10:00:00Z")
     r = api.patch(f"/v1/calendars/{cal['id']}/events/{e['id']}", json={"hold_expires_at": later})
@@ -107,11 +115,13 @@ def test_moving_a_hold_onto_a_confirmed_event_is_409(setup):
     api.event(cal["id"], T0, T1)
     h = _hold(api, cal, start="2026-01-06T12:00:00Z", end="2026-01-06T13:00:00Z").json()
     url = f"/v1/calendars/{cal['id']}/events/{h['id']}"
-    assert_error(api.patch(url, json={"start_time": "2026-01-06T09:30:00Z", "end_time": "2026-01-06T10:30:00Z"}),
-                 409, "conflict")
+    assert_error(
+        api.patch(url, json={"start_time": "2026-01-06T09:30:00Z", "end_time": "2026-01-06T10:30:00Z"}), 409, "conflict"
+    )
     assert api.get(url).json()["start_time"] == "2026-01-06T12:00:00Z"
-    r = api.patch(url, json={"start_time": "2026-01-06T09:30:00Z", "end_time": "2026-01-06T10:30:00Z",
-                             "allow_overlap": True})
+    r = api.patch(
+        url, json={"start_time": "2026-01-06T09:30:00Z", "end_time": "2026-01-06T10:30:00Z", "allow_overlap": True}
+    )
     assert r.status_code == 200
 
 
@@ -152,17 +162,25 @@ def test_expired_holds_are_deleted_by_the_worker(setup):
 
     api, clock, cal = setup
     h = _hold(api, cal).json()
-    keep = _hold(api, cal, start="2026-01-07T09:00:00Z", end="2026-01-07T10:00:00Z",
-                 hold_expires_at=_iso(clock.now() + timedelta(hours=1))).json()
+    keep = _hold(
+        api,
+        cal,
+        start="2026-01-07T09:00:00Z",
+        end="2026-01-07T10:00:00Z",
+        hold_expires_at=_iso(clock.now() + timedelta(hours=1)),
+    ).json()
     worker = HoldExpiryWorker(api.runtime)
     assert asyncio.run(worker.sweep()) == []
     clock.advance(minutes=15)
     assert asyncio.run(worker.sweep()) == [h["id"]]
     assert_error(api.get(f"/v1/calendars/{cal['id']}/events/{h['id']}"), 404, "not_found")
     assert api.get(f"/v1/calendars/{cal['id']}/events/{keep['id']}").status_code == 200
-    types = api.runtime.db.read_sync(lambda tx: [
-        (r["type"], json.loads(r["payload"])["data"]["object"]["id"])
-        for r in tx.conn.execute("SELECT type, payload FROM outbox WHERE type = 'event.hold_expired'")])
+    types = api.runtime.db.read_sync(
+        lambda tx: [
+            (r["type"], json.loads(r["payload"])["data"]["object"]["id"])
+            for r in tx.conn.execute("SELECT type, payload FROM outbox WHERE type = 'event.hold_expired'")
+        ]
+    )
     assert types == [("event.hold_expired", h["id"])]
 
 

@@ -60,12 +60,20 @@ def test_bearer_and_x_api_key_both_work(api):
 
 def test_bad_credentials_are_401(api):
     bare = api.as_key("")
-    for headers in ({}, {"Authorization": "Bearer"}, {"Authorization": "Bearer "},
-                    {"Authorization": "Basic dXNlcjpwYXNz"}, {"Authorization": f"Token {api.key}"},
-                    {"Authorization": "Bearer chr_sk_unknownunknownunknown"},
-                    {"Authorization": "Bearer sk_live_somethingelse"}, {"x-api-key": "chr_ak_nope"},
-                    {"x-api-key": ""}, {"Authorization": "Bearer " + "chr_sk_" + "a" * 5000},
-                    {"Authorization": f"Bearer {api.key}x"}, {"Authorization": f"Bearer {api.key[:-1]}"}):
+    for headers in (
+        {},
+        {"Authorization": "Bearer"},
+        {"Authorization": "Bearer "},
+        {"Authorization": "Basic dXNlcjpwYXNz"},
+        {"Authorization": f"Token {api.key}"},
+        {"Authorization": "Bearer chr_sk_unknownunknownunknown"},
+        {"Authorization": "Bearer sk_live_somethingelse"},
+        {"x-api-key": "chr_ak_nope"},
+        {"x-api-key": ""},
+        {"Authorization": "Bearer " + "chr_sk_" + "a" * 5000},
+        {"Authorization": f"Bearer {api.key}x"},
+        {"Authorization": f"Bearer {api.key[:-1]}"},
+    ):
         assert_error(bare.get("/v1/agents", headers=headers), 401, "unauthorized")
     assert_error(bare.post("/v1/agents", json={"name": "x"}), 401, "unauthorized")
     assert "Missing" in assert_error(bare.get("/v1/agents"), 401, "unauthorized")["message"]
@@ -86,6 +94,7 @@ def test_secrets_are_stored_only_as_hashes(api, data_dir):
         assert not _secret_visible_anywhere(db_path, secret)
     # the stored hash is the SHA-256 of the secret (the contract in auth.md)
     import hashlib
+
     conn = apsw.Connection(str(db_path), flags=apsw.SQLITE_OPEN_READONLY)
     hashes = {r[0] for r in conn.execute("SELECT hash FROM api_keys")}
     conn.close()

@@ -93,8 +93,9 @@ def test_list_parameters_are_documented(schema):
 def test_both_key_headers_are_documented(schema):
     schemes = schema["components"]["securitySchemes"]
     assert any(s.get("type") == "http" and s.get("scheme") == "bearer" for s in schemes.values())
-    assert any(s.get("type") == "apiKey" and s.get("in") == "header" and s.get("name") == "x-api-key"
-               for s in schemes.values())
+    assert any(
+        s.get("type") == "apiKey" and s.get("in") == "header" and s.get("name") == "x-api-key" for s in schemes.values()
+    )
     op = schema["paths"]["/v1/agents"]["get"]
     assert len(op.get("security", schema.get("security", []))) >= 2
 

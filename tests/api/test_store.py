@@ -45,7 +45,8 @@ def test_foreign_keys_are_enforced(api):
     def orphan(tx):
         tx.conn.execute(
             "INSERT INTO events (id, calendar_id, ical_uid, title, start_ts, end_ts, status, created_at, updated_at)"
-            " VALUES ('evt_x', 'cal_missing', 'u', 't', 0, 1, 'confirmed', '', '')")
+            " VALUES ('evt_x', 'cal_missing', 'u', 't', 0, 1, 'confirmed', '', '')"
+        )
 
     with pytest.raises(apsw.ConstraintError):
         api.runtime.db.write_sync(orphan)
@@ -55,8 +56,9 @@ def test_migrations_are_recorded_and_run_once(make_api, data_dir):
     api = make_api()
     shipped = [name for name, _ in available()]
     assert shipped == sorted(shipped) and shipped[0] == "0001_foundation"
-    rows = api.runtime.db.read_sync(lambda tx: list(tx.conn.execute(
-        "SELECT name, applied_at FROM schema_migrations ORDER BY name")))
+    rows = api.runtime.db.read_sync(
+        lambda tx: list(tx.conn.execute("SELECT name, applied_at FROM schema_migrations ORDER BY name"))
+    )
     assert [r["name"] for r in rows] == shipped and all(r["applied_at"] for r in rows)
     assert _pragma(api.runtime.db, "user_version") == len(shipped)
     assert api.as_key("").get("/health").json()["schema_version"] == len(shipped)
@@ -66,8 +68,9 @@ def test_migrations_are_recorded_and_run_once(make_api, data_dir):
     again = create_app(Settings(data_dir=data_dir, workers=False))
     try:
         assert again.state.runtime.first_key is None
-        rows2 = again.state.db.read_sync(lambda tx: list(tx.conn.execute("SELECT name, applied_at FROM schema_migrations"
-                                                                            " ORDER BY name")))
+        rows2 = again.state.db.read_sync(
+            lambda tx: list(tx.conn.execute("SELECT name, applied_at FROM schema_migrations ORDER BY name"))
+        )
         assert rows2 == rows
         assert again.state.db.read_sync(lambda tx: list(tx.conn.execute("SELECT id FROM agents")))[0]["id"] == a["id"]
     finally:
@@ -76,8 +79,11 @@ def test_migrations_are_recorded_and_run_once(make_api, data_dir):
 
 def _make_db_from_the_future(data_dir: Path) -> None:
     app = create_app(Settings(data_dir=data_dir, workers=False))
-    app.state.db.write_sync(lambda tx: tx.conn.execute(
-        "INSERT INTO schema_migrations (name, applied_at) VALUES ('9999_from_the_future', '2099-01-01T00:00:00Z')"))
+    app.state.db.write_sync(
+        lambda tx: tx.conn.execute(
+            "INSERT INTO schema_migrations (name, applied_at) VALUES ('9999_from_the_future', '2099-01-01T00:00:00Z')"
+        )
+    )
     app.state.db.close()
 
 
@@ -91,7 +97,9 @@ def test_serve_prints_a_clear_message_for_a_newer_schema(data_dir):
     _make_db_from_the_future(data_dir)
     proc = subprocess.run(
         [sys.executable, "-m", "chronary", "serve", "--data-dir", str(data_dir), "--port", str(free_port())],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode != 0
     out = proc.stdout + proc.stderr
@@ -101,10 +109,14 @@ def test_serve_prints_a_clear_message_for_a_newer_schema(data_dir):
 
 # --- all or nothing ----------------------------------------------------------------------------------
 
+
 def _counts(api) -> dict[str, int]:
-    return api.runtime.db.read_sync(lambda tx: {
-        t: list(tx.conn.execute(f"SELECT count(*) AS n FROM {t}"))[0]["n"]
-        for t in ("agents", "calendars", "events", "outbox", "api_keys")})
+    return api.runtime.db.read_sync(
+        lambda tx: {
+            t: list(tx.conn.execute(f"SELECT count(*) AS n FROM {t}"))[0]["n"]
+            for t in ("agents", "calendars", "events", "outbox", "api_keys")
+        }
+    )
 
 
 def test_a_failed_request_writes_nothing(api, monkeypatch):
@@ -122,13 +134,17 @@ def test_a_failed_request_writes_nothing(api, monkeypatch):
     # the outbox append runs after the request's row changes, inside the same db.write
     monkeypatch.setattr(outbox, "emit", explode)
     assert_error(api.post("/v1/agents", json={"name": "ghost"}), 500, "internal_error")
-    assert_error(api.post(f"/v1/calendars/{cal['id']}/events", json={"title": "t", "start_time": T0,
-                                                                    "end_time": T1}), 500, "internal_error")
+    assert_error(
+        api.post(f"/v1/calendars/{cal['id']}/events", json={"title": "t", "start_time": T0, "end_time": T1}),
+        500,
+        "internal_error",
+    )
     assert_error(api.delete(f"/v1/agents/{agent['id']}"), 500, "internal_error")
     assert_error(api.delete(f"/v1/calendars/{cal['id']}"), 500, "internal_error")
     assert _counts(api) == before
-    revoked = api.runtime.db.read_sync(lambda tx: list(tx.conn.execute(
-        "SELECT count(*) AS n FROM api_keys WHERE revoked_at IS NOT NULL")))[0]["n"]
+    revoked = api.runtime.db.read_sync(
+        lambda tx: list(tx.conn.execute("SELECT count(*) AS n FROM api_keys WHERE revoked_at IS NOT NULL"))
+    )[0]["n"]
     assert revoked == 0
     monkeypatch.undo()
     assert api.get(f"/v1/agents/{agent['id']}").status_code == 200
@@ -157,7 +173,8 @@ def test_a_failed_commit_does_not_wedge_the_writer(api):
         tx.conn.execute("PRAGMA defer_foreign_keys = ON")
         tx.conn.execute(
             "INSERT INTO calendars (id, org_id, name, timezone, agent_status, feed_token, created_at, updated_at)"
-            " VALUES ('cal_orphan', 'org_missing', 'n', 'UTC', 'idle', 'tok', '', '')")
+            " VALUES ('cal_orphan', 'org_missing', 'n', 'UTC', 'idle', 'tok', '', '')"
+        )
 
     with pytest.raises(apsw.ConstraintError):
         asyncio.run(api.runtime.db.write(orphan_checked_at_commit))  # on the request writer thread
@@ -179,8 +196,11 @@ def test_concurrent_requests_never_see_a_locked_database(live_server):
             cal = c.post(f"/v1/agents/{r.json()['id']}/calendars", json={"name": "c", "timezone": "UTC"})
             statuses.append(cal.status_code)
             for j in range(8):
-                statuses.append(c.post(f"/v1/calendars/{cal.json()['id']}/events", json={
-                    "title": f"e{j}", "start_time": T0, "end_time": T1}).status_code)
+                statuses.append(
+                    c.post(
+                        f"/v1/calendars/{cal.json()['id']}/events", json={"title": f"e{j}", "start_time": T0, "end_time": T1}
+                    ).status_code
+                )
                 statuses.append(c.get(f"/v1/agents/{r.json()['id']}/events").status_code)
         return statuses
 
@@ -193,6 +213,7 @@ def test_concurrent_requests_never_see_a_locked_database(live_server):
 
 
 # --- stdlib sqlite3 never opens the database inside the server ---------------------------------------
+
 
 def test_server_process_never_opens_the_db_with_stdlib_sqlite3(live_server, data_dir, monkeypatch):
     calls: list[tuple] = []
@@ -208,8 +229,7 @@ def test_server_process_never_opens_the_db_with_stdlib_sqlite3(live_server, data
         agent = c.post("/v1/agents", json={"name": "A"}).json()
         cal = c.post(f"/v1/agents/{agent['id']}/calendars", json={"name": "C", "timezone": "UTC"}).json()
         for i in range(5):
-            r = c.post(f"/v1/calendars/{cal['id']}/events",
-                       json={"title": f"e{i}", "start_time": T0, "end_time": T1})
+            r = c.post(f"/v1/calendars/{cal['id']}/events", json={"title": f"e{i}", "start_time": T0, "end_time": T1})
             assert r.status_code == 201
         assert c.get(f"/v1/agents/{agent['id']}/events").json()["total"] == 5
         assert c.post("/v1/keys", json={"name": "k"}).status_code == 201

@@ -29,8 +29,15 @@ ROOT = Path(__file__).resolve().parents[2]
 def binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
     dist = tmp_path_factory.mktemp("dist")
     env = {**os.environ, "PYTHON": sys.executable}
-    result = subprocess.run(["bash", str(ROOT / "packaging" / "build-binary.sh"), str(dist)], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL)
+    result = subprocess.run(
+        ["bash", str(ROOT / "packaging" / "build-binary.sh"), str(dist)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        stdin=subprocess.DEVNULL,
+    )
     assert result.returncode == 0, f"build failed:\n{result.stdout[-4000:]}\n{result.stderr[-8000:]}"
     exe = dist / "chronary"
     assert exe.is_file() and os.access(exe, os.X_OK)
@@ -41,8 +48,7 @@ def test_binary_serves_with_bundled_migrations_and_discovered_modules(binary: Pa
     data = tmp_path / "data"
     port = free_port()
     # no subcommand (the default command is serve), configured through the environment
-    server = ServerProcess([], port, command=[str(binary)],
-                           env={"CHRONARY_PORT": str(port), "CHRONARY_DATA_DIR": str(data)})
+    server = ServerProcess([], port, command=[str(binary)], env={"CHRONARY_PORT": str(port), "CHRONARY_DATA_DIR": str(data)})
     server.start(timeout=60)  # one-file binaries unpack themselves first: allow a slow start
     try:
         health = httpx.get(f"{server.base_url}/health")
@@ -60,9 +66,16 @@ def test_binary_serves_with_bundled_migrations_and_discovered_modules(binary: Pa
             assert cal.status_code == 201, cal.text
             events_url = f"/v1/calendars/{cal.json()['id']}/events"
             soon = datetime.now(UTC) + timedelta(seconds=4)
-            hold = c.post(events_url, json={
-                "title": "Tentative", "status": "hold", "hold_expires_at": soon.isoformat(),
-                "start_time": "2030-03-01T10:00:00Z", "end_time": "2030-03-01T11:00:00Z"})
+            hold = c.post(
+                events_url,
+                json={
+                    "title": "Tentative",
+                    "status": "hold",
+                    "hold_expires_at": soon.isoformat(),
+                    "start_time": "2030-03-01T10:00:00Z",
+                    "end_time": "2030-03-01T11:00:00Z",
+                },
+            )
             assert hold.status_code == 201, hold.text
 
             schema = c.get("/schema/openapi.json")

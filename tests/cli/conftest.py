@@ -16,8 +16,9 @@ def serve(data_dir: Path) -> Iterator[Callable[..., ServerProcess]]:
     """serve(*extra_args, data_dir=…, env=…) -> a started `chronary serve` on a free port."""
     started: list[ServerProcess] = []
 
-    def factory(*extra: str, data_dir: Path | None = data_dir, env: dict[str, str] | None = None,
-                **kw: Any) -> ServerProcess:
+    def factory(
+        *extra: str, data_dir: Path | None = data_dir, env: dict[str, str] | None = None, **kw: Any
+    ) -> ServerProcess:
         port = free_port()
         args = ["serve", "--port", str(port), *extra]
         if data_dir is not None:

@@ -38,17 +38,20 @@ def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def run_cli(*args: str, env: Mapping[str, str] | None = None, timeout: float = 60,
-            command: Sequence[str] = CHRONARY) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*command, *args], capture_output=True, text=True, env=clean_env(env),
-                          timeout=timeout, stdin=subprocess.DEVNULL)
+def run_cli(
+    *args: str, env: Mapping[str, str] | None = None, timeout: float = 60, command: Sequence[str] = CHRONARY
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*command, *args], capture_output=True, text=True, env=clean_env(env), timeout=timeout, stdin=subprocess.DEVNULL
+    )
 
 
 class ServerProcess:
     """`chronary serve …` in a subprocess; `start()` returns once /health answers 200."""
 
-    def __init__(self, args: Sequence[str], port: int, env: Mapping[str, str] | None = None,
-                 command: Sequence[str] = CHRONARY) -> None:
+    def __init__(
+        self, args: Sequence[str], port: int, env: Mapping[str, str] | None = None, command: Sequence[str] = CHRONARY
+    ) -> None:
         self.argv = [*command, *args]
         self.port = port
         self.base_url = f"http://127.0.0.1:{port}"
@@ -67,8 +70,15 @@ class ServerProcess:
             self.lines.append(line)
 
     def start(self, timeout: float = 30) -> ServerProcess:
-        self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                     env=self.env, stdin=subprocess.DEVNULL, start_new_session=True)
+        self.proc = subprocess.Popen(
+            self.argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         deadline = time.monotonic() + timeout

@@ -18,9 +18,14 @@ def _seed(server, key: str) -> dict:
         agent = c.post("/v1/agents", json={"name": "Ada", "metadata": {"team": "ops"}}).json()
         cal = c.post(f"/v1/agents/{agent['id']}/calendars", json={"name": "Work", "timezone": "UTC"}).json()
         for day in range(1, 4):
-            r = c.post(f"/v1/calendars/{cal['id']}/events", json={
-                "title": f"Standup {day}", "start_time": f"2030-01-0{day}T09:00:00Z",
-                "end_time": f"2030-01-0{day}T09:15:00Z"})
+            r = c.post(
+                f"/v1/calendars/{cal['id']}/events",
+                json={
+                    "title": f"Standup {day}",
+                    "start_time": f"2030-01-0{day}T09:00:00Z",
+                    "end_time": f"2030-01-0{day}T09:15:00Z",
+                },
+            )
             assert r.status_code == 201, r.text
     return {"agent": agent, "calendar": cal}
 
@@ -68,8 +73,9 @@ def test_db_export_json_and_csv_without_key_hashes(serve, data_dir: Path, tmp_pa
     assert key not in everything
 
     out_csv = tmp_path / "csv"
-    result = run_cli("db", "export", "--format", "csv", "--out", str(out_csv), "--table", "events",
-                     "--table", "api_keys", *d)
+    result = run_cli(
+        "db", "export", "--format", "csv", "--out", str(out_csv), "--table", "events", "--table", "api_keys", *d
+    )
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in out_csv.iterdir()) == ["api_keys.csv", "events.csv"]
     with (out_csv / "events.csv").open(newline="") as fh:
@@ -104,8 +110,10 @@ def test_backup_of_a_live_database_while_it_is_being_written(serve, data_dir: Pa
             for i in range(5000):  # bounded; normally stopped far earlier
                 if stop.is_set():
                     return
-                r = c.post(f"/v1/calendars/{cal['id']}/events", json={
-                    "title": f"load {i}", "start_time": "2030-02-01T10:00:00Z", "end_time": "2030-02-01T11:00:00Z"})
+                r = c.post(
+                    f"/v1/calendars/{cal['id']}/events",
+                    json={"title": f"load {i}", "start_time": "2030-02-01T10:00:00Z", "end_time": "2030-02-01T11:00:00Z"},
+                )
                 if r.status_code != 201:
                     errors.append(r.text)
                     return

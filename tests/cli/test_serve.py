@@ -48,8 +48,12 @@ def test_console_script_and_env_settings(tmp_path: Path) -> None:
     command = [str(script)] if script.exists() else [sys.executable, "-m", "chronary"]
     port = free_port()
     data = tmp_path / "env-data"
-    env = {"CHRONARY_HOST": "127.0.0.1", "CHRONARY_PORT": str(port), "CHRONARY_DATA_DIR": str(data),
-           "CHRONARY_PUBLIC_URL": "https://cal.example.test"}
+    env = {
+        "CHRONARY_HOST": "127.0.0.1",
+        "CHRONARY_PORT": str(port),
+        "CHRONARY_DATA_DIR": str(data),
+        "CHRONARY_PUBLIC_URL": "https://cal.example.test",
+    }
     with ServerProcess([], port, env=env, command=command) as server:  # no subcommand: serve
         assert db_file(data).is_file()
         key = server.first_key()

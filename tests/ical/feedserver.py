@@ -127,5 +127,6 @@ def vcalendar(*vevents: str, name: str = "Feed") -> str:
 
 
 def vevent(uid: str, start: str, end: str, summary: str, *extra: str) -> str:
-    return "\n".join([f"UID:{uid}", "DTSTAMP:20260101T000000Z", f"DTSTART:{start}", f"DTEND:{end}",
-                      f"SUMMARY:{summary}", *extra])
+    return "\n".join(
+        [f"UID:{uid}", "DTSTAMP:20260101T000000Z", f"DTSTART:{start}", f"DTEND:{end}", f"SUMMARY:{summary}", *extra]
+    )

@@ -20,13 +20,25 @@ def test_feed_round_trips_through_icalendar(make_api):
     api = make_api(clock=ManualClock(datetime(2026, 1, 5, 9, tzinfo=UTC)))
     cal = api.calendar(name="Ops; team, Berlin", timezone="Europe/Berlin", default_reminders=[10, 60])
     cid = cal["id"]
-    api.event(cid, "2026-02-02T09:00:00+01:00", "2026-02-02T09:30:00+01:00", title=TRICKY,
-              description="Line 1\nLine 2, with comma; and semicolon\n\n🎉 done", location="Room 4; 2nd floor, HQ")
+    api.event(
+        cid,
+        "2026-02-02T09:00:00+01:00",
+        "2026-02-02T09:30:00+01:00",
+        title=TRICKY,
+        description="Line 1\nLine 2, with comma; and semicolon\n\n🎉 done",
+        location="Room 4; 2nd floor, HQ",
+    )
     api.event(cid, "2026-02-03T10:00:00Z", "2026-02-03T11:00:00Z", title=LONG, reminders=[5])
     api.event(cid, "2026-02-04T10:00:00Z", "2026-02-04T11:00:00Z", title="No alarms", reminders=[])
     api.event(cid, "2026-02-10", "2026-02-12", title="Offsite", all_day=True)
-    api.event(cid, "2026-02-05T10:00:00Z", "2026-02-05T11:00:00Z", title="Held", status="hold",
-              hold_expires_at="2026-01-06T09:00:00Z")
+    api.event(
+        cid,
+        "2026-02-05T10:00:00Z",
+        "2026-02-05T11:00:00Z",
+        title="Held",
+        status="hold",
+        hold_expires_at="2026-01-06T09:00:00Z",
+    )
     api.event(cid, "2026-02-06T10:00:00Z", "2026-02-06T11:00:00Z", title="Maybe", status="tentative")
     api.event(cid, "2026-02-07T10:00:00Z", "2026-02-07T11:00:00Z", title="Gone", status="cancelled")
 
@@ -155,8 +167,7 @@ def test_feed_window_keeps_90_past_days_and_all_future(make_api):
     api.event(cid, "2026-02-01T09:00:00Z", "2026-02-01T10:00:00Z", title="Too old")
     api.event(cid, "2026-03-15T09:00:00Z", "2026-03-15T10:00:00Z", title="Recent past")
     api.event(cid, "2030-01-01T09:00:00Z", "2030-01-01T10:00:00Z", title="Far future")
-    api.event(cid, "2025-01-06T09:00:00Z", "2025-01-06T10:00:00Z", title="Old series",
-              recurrence=["RRULE:FREQ=WEEKLY"])
+    api.event(cid, "2025-01-06T09:00:00Z", "2025-01-06T10:00:00Z", title="Old series", recurrence=["RRULE:FREQ=WEEKLY"])
     titles = set(_by_summary(parse(api.client.get(feed_path(cal)).content)))
     assert titles == {"Recent past", "Far future", "Old series"}
 

@@ -32,8 +32,9 @@ def _reference(body: bytes) -> list[tuple[str, str]]:
 
 
 def _ours(api, calendar_id: str) -> list[tuple[str, str]]:
-    r = api.get(f"/v1/calendars/{calendar_id}/events",
-                params={"start_after": WINDOW[0], "start_before": WINDOW[1], "limit": 200})
+    r = api.get(
+        f"/v1/calendars/{calendar_id}/events", params={"start_after": WINDOW[0], "start_before": WINDOW[1], "limit": 200}
+    )
     assert r.status_code == 200
     out = []
     for e in r.json()["data"]:
@@ -48,17 +49,24 @@ def _subscribe(api, feed_server, name: str, timezone: str) -> tuple[dict, dict, 
     feed_server.serve(f"/{name}.ics", body)
     agent = api.agent(name)
     cal = api.calendar(agent["id"], name=name, timezone=timezone)
-    r = api.post(f"/v1/agents/{agent['id']}/ical-subscriptions",
-                 json={"calendar_id": cal["id"], "url": feed_server.url(f"/{name}.ics"), "label": name})
+    r = api.post(
+        f"/v1/agents/{agent['id']}/ical-subscriptions",
+        json={"calendar_id": cal["id"], "url": feed_server.url(f"/{name}.ics"), "label": name},
+    )
     assert r.status_code == 201, r.text
     sub = api.get(f"/v1/ical-subscriptions/{r.json()['id']}").json()
     assert sub["status"] == "active" and sub["last_error"] is None, sub
     return sub, cal, body
 
 
-@pytest.mark.parametrize(("name", "timezone", "count"), [
-    ("google", "Europe/Berlin", 4), ("outlook", "UTC", 4), ("apple", "America/New_York", 4),
-])
+@pytest.mark.parametrize(
+    ("name", "timezone", "count"),
+    [
+        ("google", "Europe/Berlin", 4),
+        ("outlook", "UTC", 4),
+        ("apple", "America/New_York", 4),
+    ],
+)
 def test_fixture_imports_like_a_calendar_app_reads_it(make_api, feed_server, name, timezone, count):
     api = make_api(clock=ManualClock(datetime(2026, 2, 15, tzinfo=UTC)))
     sub, cal, body = _subscribe(api, feed_server, name, timezone)
@@ -94,11 +102,17 @@ def test_google_details(make_api, feed_server):
 def test_outlook_windows_zone_and_cancelled_override(make_api, feed_server):
     api = make_api(clock=ManualClock(datetime(2026, 2, 15, tzinfo=UTC)))
     _, cal, _ = _subscribe(api, feed_server, "outlook", "UTC")
-    r = api.get(f"/v1/calendars/{cal['id']}/events", params={"start_after": "2026-03-01T00:00:00Z",
-                                                              "start_before": "2026-03-11T00:00:00Z"})
+    r = api.get(
+        f"/v1/calendars/{cal['id']}/events",
+        params={"start_after": "2026-03-01T00:00:00Z", "start_before": "2026-03-11T00:00:00Z"},
+    )
     review = [(e["start_time"], e["status"]) for e in r.json()["data"] if e["title"].startswith("Project review")]
-    assert review == [("2026-03-05T13:00:00Z", "confirmed"), ("2026-03-07T13:00:00Z", "cancelled"),
-                      ("2026-03-08T13:00:00Z", "confirmed"), ("2026-03-09T13:00:00Z", "confirmed")]
+    assert review == [
+        ("2026-03-05T13:00:00Z", "confirmed"),
+        ("2026-03-07T13:00:00Z", "cancelled"),
+        ("2026-03-08T13:00:00Z", "confirmed"),
+        ("2026-03-09T13:00:00Z", "confirmed"),
+    ]
 
 
 def test_apple_series_keeps_new_york_wall_clock_in_a_berlin_calendar(make_api, feed_server):

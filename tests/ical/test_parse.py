@@ -48,12 +48,16 @@ def test_fast_reader_matches_icalendar(name, zone):
 
 
 def test_tricky_text_and_params_match():
-    body = vcalendar(vevent(
-        "t@test", "20260302T090000Z", "20260302T100000Z",
-        "Emoji 😀\\, commas\\; semis \\\\ slash\\nnewline",
-        'LOCATION;ALTREP="http://x.example/a:b;c":Room\\, 1',
-        "DESCRIPTION:folded line that is long enough to be folded by the writer at se\r\n venty-five octets",
-    ))
+    body = vcalendar(
+        vevent(
+            "t@test",
+            "20260302T090000Z",
+            "20260302T100000Z",
+            "Emoji 😀\\, commas\\; semis \\\\ slash\\nnewline",
+            'LOCATION;ALTREP="http://x.example/a:b;c":Room\\, 1',
+            "DESCRIPTION:folded line that is long enough to be folded by the writer at se\r\n venty-five octets",
+        )
+    )
     fast = parser._events(fastparse.parse(body), ZoneInfo("UTC"))
     slow = parser._events(icalendar.Calendar.from_ical(body), ZoneInfo("UTC"))
     assert fast == slow
@@ -78,14 +82,19 @@ def test_floating_times_use_x_wr_timezone_then_the_calendar_zone():
     assert datetime.fromtimestamp(ny.start_ts, UTC) == datetime(2026, 3, 2, 14, tzinfo=UTC)
 
 
-@pytest.mark.parametrize(("body", "message"), [
-    (b"", "not iCalendar data"),
-    (b"\xef\xbb\xbf<html><body>login</body></html>", "HTML page"),
-    (vcalendar("UID:x@test\nSUMMARY:no start").encode(), "missing DTSTART"),
-    (vcalendar(vevent("d@test", "20260230T090000Z", "20260230T100000Z", "Feb 30")).encode(), "invalid DTSTART"),
-    (vcalendar(vevent("r@test", "20260302T090000Z", "20260302T100000Z", "R", "RRULE:FREQ=DAILY;BYHOUR=99")).encode(),
-     "invalid recurrence"),
-])
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"", "not iCalendar data"),
+        (b"\xef\xbb\xbf<html><body>login</body></html>", "HTML page"),
+        (vcalendar("UID:x@test\nSUMMARY:no start").encode(), "missing DTSTART"),
+        (vcalendar(vevent("d@test", "20260230T090000Z", "20260230T100000Z", "Feb 30")).encode(), "invalid DTSTART"),
+        (
+            vcalendar(vevent("r@test", "20260302T090000Z", "20260302T100000Z", "R", "RRULE:FREQ=DAILY;BYHOUR=99")).encode(),
+            "invalid recurrence",
+        ),
+    ],
+)
 def test_unimportable_feeds_raise_clear_errors(body, message):
     with pytest.raises(FeedError) as err:
         parse_feed(body, ZoneInfo("UTC"))

@@ -18,17 +18,22 @@ def _window(api, url, after, before, **params):
 
 
 def _local_times(items, zone):
-    return [datetime.fromisoformat(e["start_time"].replace("Z", "+00:00")).astimezone(ZoneInfo(zone)).strftime("%m-%d %H:%M")
-            for e in items]
+    return [
+        datetime.fromisoformat(e["start_time"].replace("Z", "+00:00")).astimezone(ZoneInfo(zone)).strftime("%m-%d %H:%M")
+        for e in items
+    ]
 
 
 def test_weekly_0900_stays_at_0900_local_across_dst(make_api):
     api = make_api(clock=ManualClock(datetime(2026, 1, 5, tzinfo=UTC)))
-    for zone, start, dst_day in (("Europe/Berlin", "2026-03-16T09:00:00+01:00", "03-30"),
-                                 ("America/New_York", "2026-03-02T09:00:00-05:00", "03-09")):
+    for zone, start, dst_day in (
+        ("Europe/Berlin", "2026-03-16T09:00:00+01:00", "03-30"),
+        ("America/New_York", "2026-03-02T09:00:00-05:00", "03-09"),
+    ):
         cal = api.calendar(name=zone, timezone=zone)
-        series = api.event(cal["id"], start, start.replace("T09:00", "T09:45"), title="Weekly",
-                           recurrence=["RRULE:FREQ=WEEKLY;COUNT=4"])
+        series = api.event(
+            cal["id"], start, start.replace("T09:00", "T09:45"), title="Weekly", recurrence=["RRULE:FREQ=WEEKLY;COUNT=4"]
+        )
         items = _window(api, f"/v1/calendars/{cal['id']}/events", "2026-02-01T00:00:00Z", "2026-05-01T00:00:00Z")["data"]
         assert len(items) == 4
         assert {t[-5:] for t in _local_times(items, zone)} == {"09:00"}
@@ -40,8 +45,9 @@ def test_weekly_0900_stays_at_0900_local_across_dst(make_api):
         # a calendar app expanding our feed puts them at the same instants
         parsed = parse(api.client.get(feed_path(cal)).content)
         expanded = recurring_ical_events.of(parsed).between(datetime(2026, 2, 1), datetime(2026, 5, 1))
-        assert sorted(ev.decoded("DTSTART").astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") for ev in expanded) == \
-            [e["start_time"] for e in items]
+        assert sorted(ev.decoded("DTSTART").astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") for ev in expanded) == [
+            e["start_time"] for e in items
+        ]
 
 
 def test_fall_back_dst_in_berlin(make_api):
@@ -63,8 +69,10 @@ def test_list_without_window_shows_series_once(api):
     # both sides: expanded, paged
     page = _window(api, f"/v1/calendars/{cal['id']}/events", "2026-03-01T00:00:00Z", "2026-04-01T00:00:00Z")
     assert page["total"] == 30
-    r = api.get(f"/v1/calendars/{cal['id']}/events", params={
-        "start_after": "2026-03-01T00:00:00Z", "start_before": "2026-04-01T00:00:00Z", "limit": 5, "offset": 10})
+    r = api.get(
+        f"/v1/calendars/{cal['id']}/events",
+        params={"start_after": "2026-03-01T00:00:00Z", "start_before": "2026-04-01T00:00:00Z", "limit": 5, "offset": 10},
+    )
     assert [e["start_time"][:10] for e in r.json()["data"]] == [f"2026-03-{d}" for d in (12, 13, 14, 15, 16)]
 
 
@@ -73,8 +81,13 @@ def test_occurrence_get_patch_cancel_delete_and_feed(make_api):
     agent = api.agent()
     cal = api.calendar(agent["id"], timezone="Europe/Berlin")
     base = f"/v1/calendars/{cal['id']}/events"
-    series = api.event(cal["id"], "2026-03-02T09:00:00+01:00", "2026-03-02T09:30:00+01:00", title="Sync",
-                       recurrence=["RRULE:FREQ=WEEKLY;COUNT=5"])
+    series = api.event(
+        cal["id"],
+        "2026-03-02T09:00:00+01:00",
+        "2026-03-02T09:30:00+01:00",
+        title="Sync",
+        recurrence=["RRULE:FREQ=WEEKLY;COUNT=5"],
+    )
     items = _window(api, base, "2026-03-01T00:00:00Z", "2026-04-01T00:00:00Z")["data"]
     ids = [e["id"] for e in items]
     assert len(ids) == 5
@@ -85,8 +98,10 @@ def test_occurrence_get_patch_cancel_delete_and_feed(make_api):
     assert api.get(f"{base}/{series['id']}_20260310T080000Z").status_code == 404  # not an occurrence
     assert api.get(f"{base}/{series['id']}_garbage").status_code == 404
 
-    moved = api.patch(f"{base}/{ids[1]}", json={"title": "Sync (moved)", "start_time": "2026-03-09T11:00:00+01:00",
-                                                "end_time": "2026-03-09T11:30:00+01:00"})
+    moved = api.patch(
+        f"{base}/{ids[1]}",
+        json={"title": "Sync (moved)", "start_time": "2026-03-09T11:00:00+01:00", "end_time": "2026-03-09T11:30:00+01:00"},
+    )
     assert moved.status_code == 200, moved.text
     assert moved.json()["id"] == ids[1] and moved.json()["recurring_event_id"] == series["id"]
     assert api.patch(f"{base}/{ids[1]}", json={"title": "Sync (moved again)"}).json()["sequence"] == 2
@@ -114,8 +129,11 @@ def test_occurrence_get_patch_cancel_delete_and_feed(make_api):
     assert str(override["UID"]) == str(master["UID"]) == series["ical_uid"]
     assert override.decoded("RECURRENCE-ID") == datetime(2026, 3, 9, 8, tzinfo=UTC)
     assert str(override["SUMMARY"]) == "Sync (moved again)"
-    exdates = sorted(d.dt.astimezone(UTC) for prop in (master["EXDATE"] if isinstance(master["EXDATE"], list)
-                                                       else [master["EXDATE"]]) for d in prop.dts)
+    exdates = sorted(
+        d.dt.astimezone(UTC)
+        for prop in (master["EXDATE"] if isinstance(master["EXDATE"], list) else [master["EXDATE"]])
+        for d in prop.dts
+    )
     assert exdates == [datetime(2026, 3, 16, 8, tzinfo=UTC), datetime(2026, 3, 23, 8, tzinfo=UTC)]
     expanded = recurring_ical_events.of(parsed).between(datetime(2026, 3, 1), datetime(2026, 4, 1))
     assert sorted((ev.decoded("DTSTART").astimezone(UTC), str(ev["SUMMARY"])) for ev in expanded) == [

@@ -22,8 +22,10 @@ def _setup(api, feed_server, body: str, path: str = "/cal.ics", **extra):
     feed_server.serve(path, body)
     agent = api.agent()
     cal = api.calendar(agent["id"])
-    r = api.post(f"/v1/agents/{agent['id']}/ical-subscriptions",
-                 json={"calendar_id": cal["id"], "url": feed_server.url(path), **extra})
+    r = api.post(
+        f"/v1/agents/{agent['id']}/ical-subscriptions",
+        json={"calendar_id": cal["id"], "url": feed_server.url(path), **extra},
+    )
     assert r.status_code == 201, r.text
     return agent, cal, r.json()
 
@@ -34,8 +36,7 @@ def _titles(api, cal_id: str) -> dict[str, dict]:
 
 
 def _outbox_types(api) -> list[str]:
-    return api.runtime.db.read_sync(
-        lambda tx: [r["type"] for r in tx.conn.execute("SELECT type FROM outbox ORDER BY seq")])
+    return api.runtime.db.read_sync(lambda tx: [r["type"] for r in tx.conn.execute("SELECT type FROM outbox ORDER BY seq")])
 
 
 def test_create_validate_list_get_patch_delete(api, feed_server):
@@ -154,17 +155,20 @@ FAR = vcalendar(vevent("far@test", "99990101T000000Z", "99990101T010000Z", "Far"
 BAD_RULE = vcalendar(vevent("rule@test", "20260302T100000Z", "20260302T110000Z", "Rule", "RRULE:FREQ=SOMETIMES"))
 
 
-@pytest.mark.parametrize(("setup", "message"), [
-    (lambda fs: fs.serve("/cal.ics", "<!DOCTYPE html><html><body>Sign in</body></html>"), "HTML page"),
-    (lambda fs: fs.serve("/cal.ics", "BEGIN:VCALENDAR\r\nthis is : not ; valid\r\n\x00"), "cannot"),
-    (lambda fs: fs.serve("/cal.ics", BAD_DATES), "invalid DTSTART"),
-    (lambda fs: fs.serve("/cal.ics", BACKWARDS), "DTEND is before DTSTART"),
-    (lambda fs: fs.serve("/cal.ics", FAR), "outside 1900"),
-    (lambda fs: fs.serve("/cal.ics", BAD_RULE), "rule@test"),
-    (lambda fs: fs.stream_bytes.__setitem__("/cal.ics", 11 * 1024 * 1024), "limit"),
-    (lambda fs: fs.redirects.__setitem__("/cal.ics", "/cal.ics"), "too many redirects"),
-    (lambda fs: fs.bodies.pop("/cal.ics"), "404"),
-])
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        (lambda fs: fs.serve("/cal.ics", "<!DOCTYPE html><html><body>Sign in</body></html>"), "HTML page"),
+        (lambda fs: fs.serve("/cal.ics", "BEGIN:VCALENDAR\r\nthis is : not ; valid\r\n\x00"), "cannot"),
+        (lambda fs: fs.serve("/cal.ics", BAD_DATES), "invalid DTSTART"),
+        (lambda fs: fs.serve("/cal.ics", BACKWARDS), "DTEND is before DTSTART"),
+        (lambda fs: fs.serve("/cal.ics", FAR), "outside 1900"),
+        (lambda fs: fs.serve("/cal.ics", BAD_RULE), "rule@test"),
+        (lambda fs: fs.stream_bytes.__setitem__("/cal.ics", 11 * 1024 * 1024), "limit"),
+        (lambda fs: fs.redirects.__setitem__("/cal.ics", "/cal.ics"), "too many redirects"),
+        (lambda fs: fs.bodies.pop("/cal.ics"), "404"),
+    ],
+)
 def test_hostile_feed_records_error_and_keeps_import(api, feed_server, setup, message):
     agent, cal, sub = _setup(api, feed_server, vcalendar(A, C))
     before = _titles(api, cal["id"])
@@ -195,7 +199,6 @@ def test_subscription_to_this_server_itself_is_refused(api, feed_server):
     assert set(_titles(api, cal["id"])) == {"Alpha"}
 
 
-
 def test_worker_refreshes_on_its_interval(live_server, feed_server):
     clock = ManualClock(datetime(2026, 2, 1, tzinfo=UTC))
     server = live_server(clock=clock, workers=True)
@@ -203,9 +206,10 @@ def test_worker_refreshes_on_its_interval(live_server, feed_server):
     with server.client() as http:
         agent = http.post("/v1/agents", json={"name": "Ada"}).json()
         cal = http.post(f"/v1/agents/{agent['id']}/calendars", json={"name": "W", "timezone": "UTC"}).json()
-        sub = http.post(f"/v1/agents/{agent['id']}/ical-subscriptions",
-                        json={"calendar_id": cal["id"], "url": feed_server.url("/cal.ics"),
-                              "refresh_interval_minutes": 15}).json()
+        sub = http.post(
+            f"/v1/agents/{agent['id']}/ical-subscriptions",
+            json={"calendar_id": cal["id"], "url": feed_server.url("/cal.ics"), "refresh_interval_minutes": 15},
+        ).json()
 
         def titles():
             return {e["title"] for e in http.get(f"/v1/calendars/{cal['id']}/events").json()["data"]}

@@ -33,11 +33,11 @@ def test_current_upcoming_recent_in_order(sapi: Any, sclock: Any) -> None:
     past2 = sapi.event(cal2["id"], "2026-03-20T04:00:00Z", "2026-03-20T05:00:00Z", title="past2")
     sapi.event(cal1["id"], "2026-03-20T05:00:00Z", "2026-03-20T05:30:00Z", title="cancelled", status="cancelled")
     old = sapi.event(cal1["id"], "2025-06-01T08:00:00Z", "2025-06-01T09:00:00Z", title="old")
-    sapi.event(cal2["id"], "2026-03-20T05:30:00Z", "2026-03-20T07:00:00Z", title="held", status="hold",
-               allow_overlap=True)
+    sapi.event(cal2["id"], "2026-03-20T05:30:00Z", "2026-03-20T07:00:00Z", title="held", status="hold", allow_overlap=True)
     now_ev = sapi.event(cal1["id"], "2026-03-20T05:45:00Z", "2026-03-20T06:30:00Z", title="now")
-    series = sapi.event(cal2["id"], "2026-03-20T09:00:00Z", "2026-03-20T09:15:00Z", title="standup",
-                        recurrence=["RRULE:FREQ=DAILY;COUNT=10"])
+    series = sapi.event(
+        cal2["id"], "2026-03-20T09:00:00Z", "2026-03-20T09:15:00Z", title="standup", recurrence=["RRULE:FREQ=DAILY;COUNT=10"]
+    )
     far = sapi.event(cal1["id"], "2026-09-01T09:00:00Z", "2026-09-01T10:00:00Z", title="far")
     sapi.event(sapi.calendar(b["id"])["id"], "2026-03-20T06:10:00Z", "2026-03-20T06:20:00Z", title="not mine")
 

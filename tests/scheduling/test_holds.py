@@ -12,8 +12,10 @@ MON = "2026-03-23"
 
 
 def hold(api: Any, cal_id: str, start: str, end: str, **fields: Any) -> Any:
-    return api.post(f"/v1/calendars/{cal_id}/events",
-                    json={"title": "Hold", "start_time": start, "end_time": end, "status": "hold", **fields})
+    return api.post(
+        f"/v1/calendars/{cal_id}/events",
+        json={"title": "Hold", "start_time": start, "end_time": end, "status": "hold", **fields},
+    )
 
 
 def test_default_expiry_is_15_minutes_and_the_sweep_expires_on_time(sapi: Any, sclock: Any) -> None:
@@ -45,9 +47,15 @@ def test_explicit_expiry_and_bounds(sapi: Any, sclock: Any) -> None:
     past = hold(sapi, cal["id"], f"{MON}T12:00:00Z", f"{MON}T13:00:00Z", hold_expires_at="2026-03-20T06:00:00Z")
     assert err(past)["param"] == "hold_expires_at"
     assert err(hold(sapi, cal["id"], f"{MON}T12:00:00Z", f"{MON}T13:00:00Z", priority=11))["param"] == "priority"
-    not_hold = sapi.post(f"/v1/calendars/{cal['id']}/events", json={
-        "title": "x", "start_time": f"{MON}T12:00:00Z", "end_time": f"{MON}T13:00:00Z",
-        "hold_expires_at": "2026-03-21T00:00:00Z"})
+    not_hold = sapi.post(
+        f"/v1/calendars/{cal['id']}/events",
+        json={
+            "title": "x",
+            "start_time": f"{MON}T12:00:00Z",
+            "end_time": f"{MON}T13:00:00Z",
+            "hold_expires_at": "2026-03-21T00:00:00Z",
+        },
+    )
     assert err(not_hold)["param"] == "hold_expires_at"
     worker = HoldExpiryWorker(sapi.runtime)
     sclock.advance(days=6, hours=23)

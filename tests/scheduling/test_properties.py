@@ -42,22 +42,38 @@ def parse(value: str) -> int:
 
 
 day_range = st.tuples(st.integers(0, 22 * 4), st.integers(1, 8 * 4)).map(
-    lambda t: TimeRange(start=f"{t[0] // 4:02d}:{t[0] % 4 * 15:02d}",
-                        end=("24:00" if t[0] + t[1] >= 96 else f"{(t[0] + t[1]) // 4:02d}:{(t[0] + t[1]) % 4 * 15:02d}")))
-rules_strategy = st.one_of(st.none(), st.builds(
-    lambda day, days, before, after, notice, tz: RulesInput(
-        working_hours=WorkingHours(**{d: [day] for d in days}), timezone=tz,
-        buffer_before_minutes=before, buffer_after_minutes=after, minimum_notice_minutes=notice),
-    day_range, st.sets(st.sampled_from(rules.DAYS), min_size=1), st.integers(0, 60), st.integers(0, 60),
-    st.integers(0, 48 * 60), st.sampled_from((None, *ZONES)),
-))
-event_strategy = st.fixed_dictionaries({
-    "offset_min": st.integers(-24 * 60, WINDOW_DAYS * 24 * 60),
-    "length_min": st.integers(5, 8 * 60),
-    "status": st.sampled_from(("confirmed", "tentative", "hold", "cancelled")),
-    "kind": st.sampled_from(("single", "single", "daily", "weekly", "all_day")),
-    "hold_minutes": st.integers(1, 3 * 24 * 60),
-})
+    lambda t: TimeRange(
+        start=f"{t[0] // 4:02d}:{t[0] % 4 * 15:02d}",
+        end=("24:00" if t[0] + t[1] >= 96 else f"{(t[0] + t[1]) // 4:02d}:{(t[0] + t[1]) % 4 * 15:02d}"),
+    )
+)
+rules_strategy = st.one_of(
+    st.none(),
+    st.builds(
+        lambda day, days, before, after, notice, tz: RulesInput(
+            working_hours=WorkingHours(**{d: [day] for d in days}),
+            timezone=tz,
+            buffer_before_minutes=before,
+            buffer_after_minutes=after,
+            minimum_notice_minutes=notice,
+        ),
+        day_range,
+        st.sets(st.sampled_from(rules.DAYS), min_size=1),
+        st.integers(0, 60),
+        st.integers(0, 60),
+        st.integers(0, 48 * 60),
+        st.sampled_from((None, *ZONES)),
+    ),
+)
+event_strategy = st.fixed_dictionaries(
+    {
+        "offset_min": st.integers(-24 * 60, WINDOW_DAYS * 24 * 60),
+        "length_min": st.integers(5, 8 * 60),
+        "status": st.sampled_from(("confirmed", "tentative", "hold", "cancelled")),
+        "kind": st.sampled_from(("single", "single", "daily", "weekly", "all_day")),
+        "hold_minutes": st.integers(1, 3 * 24 * 60),
+    }
+)
 agent_strategy = st.tuples(st.sampled_from(ZONES), rules_strategy, st.lists(event_strategy, max_size=12))
 
 
@@ -72,11 +88,19 @@ def build_agent(api: Any, tz: str, rule: RulesInput | None, events: list[dict[st
         for n, ev in enumerate(events):
             start = WINDOW_START + timedelta(minutes=ev["offset_min"])
             end = start + timedelta(minutes=ev["length_min"])
-            body: dict[str, Any] = {"title": "E", "status": ev["status"], "allow_overlap": True,
-                                    "start_time": iso(start), "end_time": iso(end)}
+            body: dict[str, Any] = {
+                "title": "E",
+                "status": ev["status"],
+                "allow_overlap": True,
+                "start_time": iso(start),
+                "end_time": iso(end),
+            }
             if ev["kind"] == "all_day":
-                body.update(all_day=True, start_time=start.date().isoformat(),
-                            end_time=(start.date() + timedelta(days=1)).isoformat())
+                body.update(
+                    all_day=True,
+                    start_time=start.date().isoformat(),
+                    end_time=(start.date() + timedelta(days=1)).isoformat(),
+                )
             elif ev["kind"] in ("daily", "weekly"):
                 body["recurrence"] = [f"RRULE:FREQ={ev['kind'].upper()};COUNT=5"]
             if ev["status"] == "hold":
@@ -107,7 +131,8 @@ def test_free_and_busy_never_overlap(papi: Any, agent: Any, slot: int) -> None:
     start, end = WINDOW_START, WINDOW_START + timedelta(days=WINDOW_DAYS)
     principal = org_ctx(api).principal
     body = api.runtime.db.read_sync(
-        lambda tx: availability.availability(tx, principal, agent_id, iso(start), iso(end), slot))
+        lambda tx: availability.availability(tx, principal, agent_id, iso(start), iso(end), slot)
+    )
     busy = [(parse(b["start"]), parse(b["end"])) for b in body["busy"]]
     free = [(parse(f["start"]), parse(f["end"])) for f in body["free"]]
     for f in free:
@@ -119,21 +144,26 @@ def test_free_and_busy_never_overlap(papi: Any, agent: Any, slot: int) -> None:
 
 
 @SETTINGS
-@given(agents=st.lists(agent_strategy, min_size=2, max_size=4), duration=st.integers(5, 120),
-       step=st.sampled_from((5, 15, 30, 60)))
+@given(
+    agents=st.lists(agent_strategy, min_size=2, max_size=4),
+    duration=st.integers(5, 120),
+    step=st.sampled_from((5, 15, 30, 60)),
+)
 def test_every_found_slot_is_free_for_every_participant(papi: Any, agents: Any, duration: int, step: int) -> None:
     api = papi
     ids = [build_agent(api, *a) for a in agents]
     start, end = WINDOW_START, WINDOW_START + timedelta(days=WINDOW_DAYS)
     principal = org_ctx(api).principal
-    query = FindMeetingTime(agent_ids=ids, start=iso(start), end=iso(end), duration_minutes=duration,
-                            limit=100, slot_step_minutes=step)
+    query = FindMeetingTime(
+        agent_ids=ids, start=iso(start), end=iso(end), duration_minutes=duration, limit=100, slot_step_minutes=step
+    )
     slots = api.runtime.db.read_sync(lambda tx: availability.find_meeting_time(tx, principal, query))["slots"]
     spans = [(parse(s["start"]), parse(s["end"])) for s in slots]
     assert spans == sorted(spans)
     for agent_id in ids:
         body = api.runtime.db.read_sync(
-            lambda tx, a=agent_id: availability.availability(tx, principal, a, iso(start), iso(end), duration))
+            lambda tx, a=agent_id: availability.availability(tx, principal, a, iso(start), iso(end), duration)
+        )
         free = [(parse(f["start"]), parse(f["end"])) for f in body["free"]]
         busy = [(parse(b["start"]), parse(b["end"])) for b in body["busy"]]
         for s in spans:

@@ -19,8 +19,14 @@ def team(api: Any, n: int = 3) -> tuple[list[dict[str, Any]], list[dict[str, Any
 
 
 def propose(api: Any, organizer: str, participants: list[str], **fields: Any) -> dict[str, Any]:
-    body = {"title": "Sync", "organizer_agent_id": organizer, "participant_agent_ids": participants,
-            "candidate_slots": [SLOT0, SLOT1], "duration_minutes": 30, **fields}
+    body = {
+        "title": "Sync",
+        "organizer_agent_id": organizer,
+        "participant_agent_ids": participants,
+        "candidate_slots": [SLOT0, SLOT1],
+        "duration_minutes": 30,
+        **fields,
+    }
     r = api.post("/v1/proposals", json=body)
     assert r.status_code == 201, r.text
     return r.json()
@@ -42,7 +48,9 @@ def test_holds_placed_then_resolution_creates_events_and_releases_holds(sapi: An
     assert len(prp["holds"]) == 4  # 2 slots × 2 participants; the organizer is not a participant here
     holds = events_of(sapi, cals[1]["id"], "hold")
     assert [(h["start_time"], h["end_time"]) for h in holds] == [
-        (f"{MON}T10:00:00Z", f"{MON}T10:30:00Z"), (f"{MON}T14:00:00Z", f"{MON}T14:30:00Z")]
+        (f"{MON}T10:00:00Z", f"{MON}T10:30:00Z"),
+        (f"{MON}T14:00:00Z", f"{MON}T14:30:00Z"),
+    ]
     assert holds[0]["hold_expires_at"] == "2026-03-22T00:00:00Z"
     assert events_of(sapi, cals[0]["id"]) == []
 
@@ -56,7 +64,8 @@ def test_holds_placed_then_resolution_creates_events_and_releases_holds(sapi: An
     for cal, part in zip(cals[1:], body["participants"], strict=True):
         evs = events_of(sapi, cal["id"])
         assert [(e["status"], e["start_time"], e["end_time"]) for e in evs] == [
-            ("confirmed", f"{MON}T14:00:00Z", f"{MON}T14:30:00Z")]
+            ("confirmed", f"{MON}T14:00:00Z", f"{MON}T14:30:00Z")
+        ]
         assert evs[0]["id"] == part["event_id"] and evs[0]["metadata"]["proposal_id"] == prp["id"]
     types = outbox_types(sapi)
     assert types.count("event.hold_created") == 4 and types.count("event.hold_released") == 4
@@ -84,8 +93,7 @@ def test_busy_participant_gets_no_hold_for_that_slot(sapi: Any) -> None:
     (o, p1, p2), cals = team(sapi)
     sapi.event(cals[1]["id"], f"{MON}T10:00:00Z", f"{MON}T10:15:00Z")
     prp = propose(sapi, o["id"], [p1["id"], p2["id"]])
-    assert {(h["agent_id"], h["slot_index"]) for h in prp["holds"]} == {
-        (p1["id"], 1), (p2["id"], 0), (p2["id"], 1)}
+    assert {(h["agent_id"], h["slot_index"]) for h in prp["holds"]} == {(p1["id"], 1), (p2["id"], 0), (p2["id"], 1)}
 
 
 def test_decline_counter_and_declined(sapi: Any) -> None:
@@ -113,8 +121,9 @@ def test_whole_decline_and_accept_after_counter_resolves_on_counter(sapi: Any) -
     assert respond(sapi, prp["id"], p1["id"], "decline").json()["status"] == "declined"
 
     prp = propose(sapi, o["id"], [p1["id"], p2["id"]])
-    respond(sapi, prp["id"], p1["id"], "counter", counter_slot={"start": "2026-03-24T09:00:00Z",
-                                                                  "end": "2026-03-24T09:30:00Z"})
+    respond(
+        sapi, prp["id"], p1["id"], "counter", counter_slot={"start": "2026-03-24T09:00:00Z", "end": "2026-03-24T09:30:00Z"}
+    )
     body = respond(sapi, prp["id"], p2["id"], "accept", slot_index=2).json()
     assert body["status"] == "resolved" and body["resolved_slot"]["start"] == "2026-03-24T09:00:00Z"
 
@@ -138,8 +147,7 @@ def test_force_resolve_and_cancel(sapi: Any) -> None:
 def test_calendar_map_and_expiry(sapi: Any, sclock: Any) -> None:
     (o, p1), cals = team(sapi, 2)
     second = sapi.calendar(p1["id"], name="Meetings")
-    prp = propose(sapi, o["id"], [p1["id"]], calendar_map={p1["id"]: second["id"]},
-                  expires_at="2026-03-20T08:00:00Z")
+    prp = propose(sapi, o["id"], [p1["id"]], calendar_map={p1["id"]: second["id"]}, expires_at="2026-03-20T08:00:00Z")
     assert prp["participants"][0]["calendar_id"] == second["id"]
     assert len(events_of(sapi, second["id"], "hold")) == 2 and events_of(sapi, cals[1]["id"]) == []
     sclock.advance(hours=2)
@@ -180,39 +188,60 @@ def test_agent_keys_see_and_answer_only_for_themselves(sapi: Any) -> None:
     assert respond(as_p1, prp["id"], p1["id"], "accept").status_code == 200
     err(as_p1.post(f"/v1/proposals/{prp['id']}/cancel"), 403)
     err(as_p1.post(f"/v1/proposals/{prp['id']}/resolve", json={"slot_index": 0}), 403)
-    err(as_p1.post("/v1/proposals", json={"title": "x", "organizer_agent_id": o["id"],
-                                          "participant_agent_ids": [p1["id"]], "candidate_slots": [SLOT0],
-                                          "duration_minutes": 30}), 403)
+    err(
+        as_p1.post(
+            "/v1/proposals",
+            json={
+                "title": "x",
+                "organizer_agent_id": o["id"],
+                "participant_agent_ids": [p1["id"]],
+                "candidate_slots": [SLOT0],
+                "duration_minutes": 30,
+            },
+        ),
+        403,
+    )
     assert as_o.post(f"/v1/proposals/{prp['id']}/resolve", json={"slot_index": 1}).status_code == 200
 
 
-@pytest.mark.parametrize(("change", "param"), [
-    ({"candidate_slots": []}, "candidate_slots"),
-    ({"candidate_slots": [SLOT1] * 21}, "candidate_slots"),
-    ({"candidate_slots": [{"start": f"{MON}T11:00:00Z", "end": f"{MON}T10:00:00Z"}]}, "candidate_slots[0].end"),
-    ({"candidate_slots": [SLOT0, {"start": f"{MON}T11:00:00Z", "end": f"{MON}T11:20:00Z"}]}, "candidate_slots[1].end"),
-    ({"candidate_slots": [{"start": "2026-03-19T10:00:00Z", "end": "2026-03-19T11:00:00Z"}]},
-     "candidate_slots[0].start"),
-    ({"candidate_slots": [{"start": "soon", "end": f"{MON}T11:00:00Z"}]}, "candidate_slots[0].start"),
-    ({"candidate_slots": [{"start": f"{MON}T10:00:00Z"}]}, "candidate_slots[0].end"),
-    ({"duration_minutes": 0}, "duration_minutes"),
-    ({"participant_agent_ids": []}, "participant_agent_ids"),
-    ({"participant_agent_ids": ["P1", "agt_unknown"]}, "participant_agent_ids[1]"),
-    ({"participant_agent_ids": ["P1", "P1"]}, "participant_agent_ids[1]"),
-    ({"participant_agent_ids": ["P1", "NOCAL"]}, "participant_agent_ids[1]"),
-    ({"organizer_agent_id": "agt_unknown"}, "organizer_agent_id"),
-    ({"calendar_map": {"P1": "OTHERCAL"}}, "calendar_map.P1"),
-    ({"calendar_map": {"P2": "P2CAL"}}, "calendar_map.P2"),
-    ({"expires_at": "2026-03-20T05:00:00Z"}, "expires_at"),
-    ({"title": ""}, "title"),
-    ({"hold_slot": True}, "hold_slot"),
-])
+@pytest.mark.parametrize(
+    ("change", "param"),
+    [
+        ({"candidate_slots": []}, "candidate_slots"),
+        ({"candidate_slots": [SLOT1] * 21}, "candidate_slots"),
+        ({"candidate_slots": [{"start": f"{MON}T11:00:00Z", "end": f"{MON}T10:00:00Z"}]}, "candidate_slots[0].end"),
+        ({"candidate_slots": [SLOT0, {"start": f"{MON}T11:00:00Z", "end": f"{MON}T11:20:00Z"}]}, "candidate_slots[1].end"),
+        (
+            {"candidate_slots": [{"start": "2026-03-19T10:00:00Z", "end": "2026-03-19T11:00:00Z"}]},
+            "candidate_slots[0].start",
+        ),
+        ({"candidate_slots": [{"start": "soon", "end": f"{MON}T11:00:00Z"}]}, "candidate_slots[0].start"),
+        ({"candidate_slots": [{"start": f"{MON}T10:00:00Z"}]}, "candidate_slots[0].end"),
+        ({"duration_minutes": 0}, "duration_minutes"),
+        ({"participant_agent_ids": []}, "participant_agent_ids"),
+        ({"participant_agent_ids": ["P1", "agt_unknown"]}, "participant_agent_ids[1]"),
+        ({"participant_agent_ids": ["P1", "P1"]}, "participant_agent_ids[1]"),
+        ({"participant_agent_ids": ["P1", "NOCAL"]}, "participant_agent_ids[1]"),
+        ({"organizer_agent_id": "agt_unknown"}, "organizer_agent_id"),
+        ({"calendar_map": {"P1": "OTHERCAL"}}, "calendar_map.P1"),
+        ({"calendar_map": {"P2": "P2CAL"}}, "calendar_map.P2"),
+        ({"expires_at": "2026-03-20T05:00:00Z"}, "expires_at"),
+        ({"title": ""}, "title"),
+        ({"hold_slot": True}, "hold_slot"),
+    ],
+)
 def test_create_validation(vapi: Any, change: dict[str, Any], param: str) -> None:
     (o, p1, p2), cals = team(vapi)
     nocal = vapi.agent("NoCal")
     names = {"P1": p1["id"], "P2": p2["id"], "NOCAL": nocal["id"], "OTHERCAL": cals[2]["id"], "P2CAL": cals[2]["id"]}
-    body = {"title": "Sync", "organizer_agent_id": o["id"], "participant_agent_ids": [p1["id"]],
-            "candidate_slots": [SLOT0], "duration_minutes": 30, **change}
+    body = {
+        "title": "Sync",
+        "organizer_agent_id": o["id"],
+        "participant_agent_ids": [p1["id"]],
+        "candidate_slots": [SLOT0],
+        "duration_minutes": 30,
+        **change,
+    }
     body["participant_agent_ids"] = [names.get(x, x) for x in body["participant_agent_ids"]]
     if "calendar_map" in body:
         body["calendar_map"] = {names[k]: names[v] for k, v in body["calendar_map"].items()}
@@ -221,17 +250,22 @@ def test_create_validation(vapi: Any, change: dict[str, Any], param: str) -> Non
     assert e["param"] == param, e
 
 
-@pytest.mark.parametrize(("body", "param"), [
-    ({"response": "accept", "slot_index": 2}, "slot_index"),
-    ({"response": "accept", "slot_index": -1}, "slot_index"),
-    ({"response": "maybe"}, "response"),
-    ({"response": "counter"}, "counter_slot"),
-    ({"response": "counter", "slot_index": 0, "counter_slot": SLOT0}, "slot_index"),
-    ({"response": "accept", "counter_slot": SLOT0}, "counter_slot"),
-    ({"response": "counter", "counter_slot": {"start": f"{MON}T10:00:00Z", "end": f"{MON}T10:10:00Z"}},
-     "counter_slot.end"),
-    ({"response": "accept", "agent_id": "STRANGER"}, "agent_id"),
-])
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"response": "accept", "slot_index": 2}, "slot_index"),
+        ({"response": "accept", "slot_index": -1}, "slot_index"),
+        ({"response": "maybe"}, "response"),
+        ({"response": "counter"}, "counter_slot"),
+        ({"response": "counter", "slot_index": 0, "counter_slot": SLOT0}, "slot_index"),
+        ({"response": "accept", "counter_slot": SLOT0}, "counter_slot"),
+        (
+            {"response": "counter", "counter_slot": {"start": f"{MON}T10:00:00Z", "end": f"{MON}T10:10:00Z"}},
+            "counter_slot.end",
+        ),
+        ({"response": "accept", "agent_id": "STRANGER"}, "agent_id"),
+    ],
+)
 def test_respond_validation(vapi: Any, body: dict[str, Any], param: str) -> None:
     (o, p1, stranger), _ = team(vapi)
     prp = propose(vapi, o["id"], [p1["id"]], hold_slots=False)
@@ -244,8 +278,13 @@ def test_respond_validation(vapi: Any, body: dict[str, Any], param: str) -> None
 
 def test_counter_beyond_20_slots_and_bad_resolve_index(sapi: Any) -> None:
     (o, p1), _ = team(sapi, 2)
-    slots = [{"start": f"2026-03-{24 + i // 10}T{10 + i % 10:02d}:00:00Z",
-              "end": f"2026-03-{24 + i // 10}T{10 + i % 10:02d}:30:00Z"} for i in range(20)]
+    slots = [
+        {
+            "start": f"2026-03-{24 + i // 10}T{10 + i % 10:02d}:00:00Z",
+            "end": f"2026-03-{24 + i // 10}T{10 + i % 10:02d}:30:00Z",
+        }
+        for i in range(20)
+    ]
     prp = propose(sapi, o["id"], [p1["id"]], candidate_slots=slots, hold_slots=False)
     e = err(respond(sapi, prp["id"], p1["id"], "counter", counter_slot=SLOT0))
     assert e["param"] == "counter_slot"
@@ -274,10 +313,16 @@ def test_openapi_documents_the_scheduling_endpoints(sapi: Any) -> None:
     r = sapi.get("/schema/openapi.json")
     assert r.status_code == 200
     paths = r.json()["paths"]
-    for path in ("/v1/agents/{agent_id}/availability-rules", "/v1/agents/{agent_id}/availability",
-                 "/v1/availability/find-meeting-time", "/v1/agents/{agent_id}/context", "/v1/proposals",
-                 "/v1/proposals/{proposal_id}/respond", "/v1/proposals/{proposal_id}/resolve",
-                 "/v1/proposals/{proposal_id}/cancel"):
+    for path in (
+        "/v1/agents/{agent_id}/availability-rules",
+        "/v1/agents/{agent_id}/availability",
+        "/v1/availability/find-meeting-time",
+        "/v1/agents/{agent_id}/context",
+        "/v1/proposals",
+        "/v1/proposals/{proposal_id}/respond",
+        "/v1/proposals/{proposal_id}/resolve",
+        "/v1/proposals/{proposal_id}/cancel",
+    ):
         assert path in paths, path
     assert paths["/v1/availability/find-meeting-time"]["post"]["summary"]
 

@@ -18,11 +18,16 @@ def rules_url(agent_id: str) -> str:
 def test_put_get_replace_delete(sapi: Any) -> None:
     a = sapi.agent("A", timezone="Europe/Berlin")
     assert err(sapi.get(rules_url(a["id"])), 404)["type"] == "not_found"
-    r = sapi.put(rules_url(a["id"]), json={
-        "working_hours": {"mon": [{"start": "13:00", "end": "17:00"}, {"start": "09:00", "end": "12:00"}]},
-        "buffer_before_minutes": 5, "buffer_after_minutes": 10, "minimum_notice_minutes": 60,
-        "overrides": [{"date": "2026-04-03", "hours": []}, {"date": "2026-04-04", "hours": [NINE_TO_FIVE]}],
-    })
+    r = sapi.put(
+        rules_url(a["id"]),
+        json={
+            "working_hours": {"mon": [{"start": "13:00", "end": "17:00"}, {"start": "09:00", "end": "12:00"}]},
+            "buffer_before_minutes": 5,
+            "buffer_after_minutes": 10,
+            "minimum_notice_minutes": 60,
+            "overrides": [{"date": "2026-04-03", "hours": []}, {"date": "2026-04-04", "hours": [NINE_TO_FIVE]}],
+        },
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["id"].startswith("rul_")
@@ -60,35 +65,50 @@ def test_agent_keys_see_only_their_own_rules(sapi: Any) -> None:
     assert err(sapi.put(rules_url("agt_nope"), json={"working_hours": {"mon": [NINE_TO_FIVE]}}), 404)
 
 
-@pytest.mark.parametrize(("body", "param"), [
-    ({"working_hours": {"mon": [{"start": "9:00", "end": "17:00"}]}}, "working_hours.mon[0].start"),
-    ({"working_hours": {"mon": [{"start": "09:00", "end": "25:00"}]}}, "working_hours.mon[0].end"),
-    ({"working_hours": {"mon": [{"start": "24:00", "end": "24:00"}]}}, "working_hours.mon[0].start"),
-    ({"working_hours": {"tue": [{"start": "09:60", "end": "10:00"}]}}, "working_hours.tue[0].start"),
-    ({"working_hours": {"wed": [{"start": "17:00", "end": "09:00"}]}}, "working_hours.wed[0].end"),
-    ({"working_hours": {"thu": [{"start": "10:00", "end": "10:00"}]}}, "working_hours.thu[0].end"),
-    ({"working_hours": {"mon": [NINE_TO_FIVE, {"start": "16:00", "end": "18:00"}]}}, "working_hours.mon[1].start"),
-    ({"working_hours": {"fri": [{"start": "12:00", "end": "14:00"}, {"start": "08:00", "end": "12:30"}]}},
-     "working_hours.fri[1].start"),
-    ({"working_hours": {}}, "working_hours"),
-    ({"working_hours": {"mon": []}, "overrides": [{"date": "2026-04-01", "hours": []}]}, "working_hours"),
-    ({}, "working_hours"),
-    ({"working_hours": {"mon": [NINE_TO_FIVE]}, "timezone": "Mars/Olympus"}, "timezone"),
-    ({"working_hours": {"mon": [NINE_TO_FIVE]}, "buffer_before_minutes": -1}, "buffer_before_minutes"),
-    ({"working_hours": {"mon": [NINE_TO_FIVE]}, "buffer_after_minutes": 99999}, "buffer_after_minutes"),
-    ({"working_hours": {"mon": [NINE_TO_FIVE]}, "minimum_notice_minutes": -5}, "minimum_notice_minutes"),
-    ({"working_hours": {"mon": [NINE_TO_FIVE]}, "overrides": [{"date": "2026-02-30", "hours": []}]},
-     "overrides[0].date"),
-    ({"working_hours": {"mon": [NINE_TO_FIVE]},
-      "overrides": [{"date": "2026-04-01", "hours": []}, {"date": "2026-04-01", "hours": [NINE_TO_FIVE]}]},
-     "overrides[1].date"),
-    ({"working_hours": {"mon": [NINE_TO_FIVE]},
-      "overrides": [{"date": "2026-04-01", "hours": [NINE_TO_FIVE, {"start": "08:00", "end": "09:30"}]}]},
-     "overrides[0].hours[1].start"),
-    ({"working_hours": {"mon": [NINE_TO_FIVE]}, "overrides": [{"date": "2026-04-01"}]}, "overrides[0].hours"),
-    ({"working_hours": {"mon": [NINE_TO_FIVE], "funday": []}}, "working_hours.funday"),
-    ({"working_hours": {"mon": [NINE_TO_FIVE]}, "surprise": 1}, "surprise"),
-])
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"working_hours": {"mon": [{"start": "9:00", "end": "17:00"}]}}, "working_hours.mon[0].start"),
+        ({"working_hours": {"mon": [{"start": "09:00", "end": "25:00"}]}}, "working_hours.mon[0].end"),
+        ({"working_hours": {"mon": [{"start": "24:00", "end": "24:00"}]}}, "working_hours.mon[0].start"),
+        ({"working_hours": {"tue": [{"start": "09:60", "end": "10:00"}]}}, "working_hours.tue[0].start"),
+        ({"working_hours": {"wed": [{"start": "17:00", "end": "09:00"}]}}, "working_hours.wed[0].end"),
+        ({"working_hours": {"thu": [{"start": "10:00", "end": "10:00"}]}}, "working_hours.thu[0].end"),
+        ({"working_hours": {"mon": [NINE_TO_FIVE, {"start": "16:00", "end": "18:00"}]}}, "working_hours.mon[1].start"),
+        (
+            {"working_hours": {"fri": [{"start": "12:00", "end": "14:00"}, {"start": "08:00", "end": "12:30"}]}},
+            "working_hours.fri[1].start",
+        ),
+        ({"working_hours": {}}, "working_hours"),
+        ({"working_hours": {"mon": []}, "overrides": [{"date": "2026-04-01", "hours": []}]}, "working_hours"),
+        ({}, "working_hours"),
+        ({"working_hours": {"mon": [NINE_TO_FIVE]}, "timezone": "Mars/Olympus"}, "timezone"),
+        ({"working_hours": {"mon": [NINE_TO_FIVE]}, "buffer_before_minutes": -1}, "buffer_before_minutes"),
+        ({"working_hours": {"mon": [NINE_TO_FIVE]}, "buffer_after_minutes": 99999}, "buffer_after_minutes"),
+        ({"working_hours": {"mon": [NINE_TO_FIVE]}, "minimum_notice_minutes": -5}, "minimum_notice_minutes"),
+        (
+            {"working_hours": {"mon": [NINE_TO_FIVE]}, "overrides": [{"date": "2026-02-30", "hours": []}]},
+            "overrides[0].date",
+        ),
+        (
+            {
+                "working_hours": {"mon": [NINE_TO_FIVE]},
+                "overrides": [{"date": "2026-04-01", "hours": []}, {"date": "2026-04-01", "hours": [NINE_TO_FIVE]}],
+            },
+            "overrides[1].date",
+        ),
+        (
+            {
+                "working_hours": {"mon": [NINE_TO_FIVE]},
+                "overrides": [{"date": "2026-04-01", "hours": [NINE_TO_FIVE, {"start": "08:00", "end": "09:30"}]}],
+            },
+            "overrides[0].hours[1].start",
+        ),
+        ({"working_hours": {"mon": [NINE_TO_FIVE]}, "overrides": [{"date": "2026-04-01"}]}, "overrides[0].hours"),
+        ({"working_hours": {"mon": [NINE_TO_FIVE], "funday": []}}, "working_hours.funday"),
+        ({"working_hours": {"mon": [NINE_TO_FIVE]}, "surprise": 1}, "surprise"),
+    ],
+)
 def test_rule_validation_names_the_field(vapi: Any, body: dict[str, Any], param: str) -> None:
     a = vapi.agent("A")
     e = err(vapi.put(rules_url(a["id"]), json=body))
@@ -98,9 +118,12 @@ def test_rule_validation_names_the_field(vapi: Any, body: dict[str, Any], param:
 
 def test_override_with_hours_alone_is_enough_and_end_of_day_is_2400(sapi: Any) -> None:
     a = sapi.agent("A")
-    r = sapi.put(rules_url(a["id"]), json={
-        "working_hours": {"sat": [{"start": "22:00", "end": "24:00"}], "sun": [{"start": "00:00", "end": "02:00"}]},
-    })
+    r = sapi.put(
+        rules_url(a["id"]),
+        json={
+            "working_hours": {"sat": [{"start": "22:00", "end": "24:00"}], "sun": [{"start": "00:00", "end": "02:00"}]},
+        },
+    )
     assert r.status_code == 200, r.text
     only_override = {"working_hours": {}, "overrides": [{"date": "2026-04-01", "hours": [NINE_TO_FIVE]}]}
     r = sapi.put(rules_url(a["id"]), json=only_override)

@@ -26,9 +26,11 @@ from tests.conftest import Api, free_port
 USERS = [f"user{i}" for i in range(60)]
 # Radicale's own CLI, minus an fsync per cache file: a throwaway test store does not need it, and
 # it is most of the cost of a first listing of 1,000 items on a busy disk.
-_LAUNCH = ("import sys; from radicale.storage.multifilesystem import base; "
-           "base.StorageBase._fsync = lambda self, f: None; base.StorageBase._sync_directory = lambda self, p: None; "
-           "from radicale.__main__ import run; sys.argv[0] = 'radicale'; run()")
+_LAUNCH = (
+    "import sys; from radicale.storage.multifilesystem import base; "
+    "base.StorageBase._fsync = lambda self, f: None; base.StorageBase._sync_directory = lambda self, p: None; "
+    "from radicale.__main__ import run; sys.argv[0] = 'radicale'; run()"
+)
 PASSWORD = "s3cret-app-pass"
 
 
@@ -44,10 +46,25 @@ class Radicale:
         return f"http://127.0.0.1:{self.port}/"
 
     def start(self) -> None:
-        cmd = [sys.executable, "-c", _LAUNCH, "--server-hosts", f"127.0.0.1:{self.port}",
-               "--storage-filesystem-folder", str(self.root / "store"), "--auth-type", "htpasswd",
-               "--auth-htpasswd-filename", str(self.root / "users"), "--auth-htpasswd-encryption", "plain",
-               "--auth-delay", "0", "--logging-level", "warning"]
+        cmd = [
+            sys.executable,
+            "-c",
+            _LAUNCH,
+            "--server-hosts",
+            f"127.0.0.1:{self.port}",
+            "--storage-filesystem-folder",
+            str(self.root / "store"),
+            "--auth-type",
+            "htpasswd",
+            "--auth-htpasswd-filename",
+            str(self.root / "users"),
+            "--auth-htpasswd-encryption",
+            "plain",
+            "--auth-delay",
+            "0",
+            "--logging-level",
+            "warning",
+        ]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
@@ -95,11 +112,11 @@ class FlakyProxy:
 
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
-        self.mode = "pass"          # pass | drop | error
+        self.mode = "pass"  # pass | drop | error
         self.log: list[str] = []
         self.home_elsewhere = False
         self.no_sync_collection = False  # point calendar-home-set straight at Radicale (another "host")
-        self.after = 0              # requests to let through before misbehaving
+        self.after = 0  # requests to let through before misbehaving
         self.count = itertools.count()
         self.seen = 0
         proxy = self
@@ -136,8 +153,11 @@ class FlakyProxy:
                 resp = upstream.getresponse()
                 data = resp.read()
                 if proxy.home_elsewhere:  # like iCloud: the calendar home lives on another host
-                    data = re.sub(rb"(calendar-home-set>\s*<(?:\w+:)?href>)(/)",
-                                  rb"\1http://localhost:" + str(proxy.target_port).encode() + rb"\2", data)
+                    data = re.sub(
+                        rb"(calendar-home-set>\s*<(?:\w+:)?href>)(/)",
+                        rb"\1http://localhost:" + str(proxy.target_port).encode() + rb"\2",
+                        data,
+                    )
                 self.send_response(resp.status)
                 for k, v in resp.getheaders():
                     if k.lower() not in ("transfer-encoding", "connection", "content-length"):
@@ -177,9 +197,12 @@ def flaky(radicale: Radicale) -> Iterator[FlakyProxy]:
 
 # -- helpers used by the test modules -------------------------------------------------------------
 
+
 def connect(api: Api, agent_id: str, user: str, url: str, provider: str = "caldav") -> dict[str, Any]:
-    r = api.post("/v1/connections", json={"provider": provider, "agent_id": agent_id, "username": user,
-                                          "password": PASSWORD, "server_url": url})
+    r = api.post(
+        "/v1/connections",
+        json={"provider": provider, "agent_id": agent_id, "username": user, "password": PASSWORD, "server_url": url},
+    )
     assert r.status_code == 201, r.text
     return r.json()
 
@@ -208,8 +231,9 @@ def events(api: Api, calendar_id: str, **params: Any) -> list[dict[str, Any]]:
     return r.json()["data"]
 
 
-def vevent(uid: str, summary: str, start: str = "20260105T090000Z", end: str = "20260105T100000Z",
-           extra: str = "") -> str:
-    return ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//phone//EN\r\nBEGIN:VEVENT\r\n"
-            f"UID:{uid}\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:{start}\r\nDTEND:{end}\r\nSUMMARY:{summary}\r\n"
-            f"{extra}END:VEVENT\r\nEND:VCALENDAR\r\n")
+def vevent(uid: str, summary: str, start: str = "20260105T090000Z", end: str = "20260105T100000Z", extra: str = "") -> str:
+    return (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//phone//EN\r\nBEGIN:VEVENT\r\n"
+        f"UID:{uid}\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:{start}\r\nDTEND:{end}\r\nSUMMARY:{summary}\r\n"
+        f"{extra}END:VEVENT\r\nEND:VCALENDAR\r\n"
+    )

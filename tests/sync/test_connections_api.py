@@ -18,8 +18,16 @@ def _no_secret(text: str, user: str) -> None:
 def test_wrong_password_is_400_and_stores_nothing(api: Api, radicale: Radicale) -> None:
     user = radicale.new_user()
     agent = api.agent()
-    r = api.post("/v1/connections", json={"provider": "caldav", "agent_id": agent["id"], "username": user,
-                                          "password": "nope", "server_url": radicale.url})
+    r = api.post(
+        "/v1/connections",
+        json={
+            "provider": "caldav",
+            "agent_id": agent["id"],
+            "username": user,
+            "password": "nope",
+            "server_url": radicale.url,
+        },
+    )
     assert r.status_code == 400, r.text
     err = r.json()["error"]
     assert err["type"] == "validation_error" and err["param"] == "password"
@@ -47,8 +55,13 @@ def test_create_discovers_calendars_and_never_returns_the_password(api: Api, rad
     mapped = enable(api, con, f"/{user}/work/")
     sync(api, con["id"])
     webhooks = api.runtime.db.read_sync(lambda tx: [r["payload"] for r in tx.conn.execute("SELECT payload FROM outbox")])
-    bodies = [api.get("/v1/connections").text, api.get(f"/v1/connections/{con['id']}").text, repr(full),
-              caplog.text, *webhooks]
+    bodies = [
+        api.get("/v1/connections").text,
+        api.get(f"/v1/connections/{con['id']}").text,
+        repr(full),
+        caplog.text,
+        *webhooks,
+    ]
     for body in bodies:
         _no_secret(body, user)
     stored = api.runtime.db.read_sync(lambda tx: list(tx.conn.execute("SELECT secret FROM connections")))
@@ -68,24 +81,28 @@ def test_validation_and_access(api: Api, radicale: Radicale) -> None:
     r = api.post("/v1/connections", json={**base, "provider": "exchange", "server_url": radicale.url})
     assert r.status_code == 400
     r = api.post("/v1/connections", json={**base, "provider": "caldav", "server_url": "http://127.0.0.1:8765/dav/"})
-    assert r.status_code == 400 and "itself" in r.json()["error"]["message"]      # never aimed at this server
+    assert r.status_code == 400 and "itself" in r.json()["error"]["message"]  # never aimed at this server
     r = api.post("/v1/connections", json={**base, "provider": "caldav", "server_url": f"http://{user}:pw@127.0.0.1/"})
     assert r.status_code == 400 and r.json()["error"]["param"] == "server_url"
     r = api.post("/v1/connections", json={**base, "provider": "caldav", "server_url": "ftp://x"})
     assert r.status_code == 400 and r.json()["error"]["param"] == "server_url"
     r = api.post("/v1/connections", json={**base, "provider": "caldav", "server_url": radicale.url, "extra": 1})
     assert r.status_code == 400
-    r = api.post("/v1/connections", json={**base, "provider": "caldav",
-                                          "server_url": f"http://127.0.0.1:{free_port()}/"})
+    r = api.post("/v1/connections", json={**base, "provider": "caldav", "server_url": f"http://127.0.0.1:{free_port()}/"})
     assert r.status_code == 502 and r.json()["error"]["type"] == "upstream_error", r.text
-    r = api.post("/v1/connections", json={**base, "agent_id": "agt_missing", "provider": "caldav",
-                                          "server_url": radicale.url})
+    r = api.post(
+        "/v1/connections", json={**base, "agent_id": "agt_missing", "provider": "caldav", "server_url": radicale.url}
+    )
     assert r.status_code == 404
     assert api.get("/v1/connections").json()["total"] == 0
     con = connect(api, agent["id"], user, radicale.url)
     agent_api = api.as_key(api.agent_key(agent["id"]))
-    for method, url in (("GET", "/v1/connections"), ("GET", f"/v1/connections/{con['id']}"),
-                        ("POST", f"/v1/connections/{con['id']}/refresh"), ("DELETE", f"/v1/connections/{con['id']}")):
+    for method, url in (
+        ("GET", "/v1/connections"),
+        ("GET", f"/v1/connections/{con['id']}"),
+        ("POST", f"/v1/connections/{con['id']}/refresh"),
+        ("DELETE", f"/v1/connections/{con['id']}"),
+    ):
         assert agent_api.request(method, url).status_code == 403
     r = agent_api.post("/v1/connections", json={**base, "provider": "caldav", "server_url": radicale.url})
     assert r.status_code == 403
@@ -173,8 +190,11 @@ def test_delete_keeps_mirrors_as_local_events(api: Api, radicale: Radicale) -> N
     r = api.patch(f"/v1/calendars/{mapped['calendar_id']}/events/{ev['id']}", json={"title": "Mine now"})
     assert r.status_code == 200
     assert [e.icalendar_component["SUMMARY"] for e in cal.get_events()] == ["From the phone"]
-    types = api.runtime.db.read_sync(lambda tx: [r["type"] for r in tx.conn.execute(
-        "SELECT type FROM outbox WHERE type LIKE 'connection.%' ORDER BY seq")])
+    types = api.runtime.db.read_sync(
+        lambda tx: [
+            r["type"] for r in tx.conn.execute("SELECT type FROM outbox WHERE type LIKE 'connection.%' ORDER BY seq")
+        ]
+    )
     assert types[0] == "connection.created" and "connection.synced" in types and types[-1] == "connection.deleted"
 
 

@@ -29,8 +29,11 @@ def _phone_edit(cal: Any, uid: str, summary: str, last_modified: str) -> None:
     comp.pop("LAST-MODIFIED", None)
     comp.pop("SUMMARY", None)
     comp.add("SUMMARY", summary)
-    ev.data = ev.icalendar_instance.to_ical().decode().replace(
-        "BEGIN:VEVENT\r\n", f"BEGIN:VEVENT\r\nLAST-MODIFIED:{last_modified}\r\n", 1)
+    ev.data = (
+        ev.icalendar_instance.to_ical()
+        .decode()
+        .replace("BEGIN:VEVENT\r\n", f"BEGIN:VEVENT\r\nLAST-MODIFIED:{last_modified}\r\n", 1)
+    )
     ev.save(increase_seqno=False)
 
 
@@ -43,8 +46,8 @@ def test_edits_on_both_sides_newer_wins_and_loser_is_kept(api: Api, radicale: Ra
     for uid in ("c-1", "c-2"):
         r = api.patch(f"/v1/calendars/{cal_id}/events/{local[uid]['id']}", json={"title": f"Local {uid}"})
         assert r.status_code == 200
-    _phone_edit(cal, "c-1", "Phone c-1", "20000101T000000Z")    # older than the local edit
-    _phone_edit(cal, "c-2", "Phone c-2", "21000101T000000Z")    # newer than the local edit
+    _phone_edit(cal, "c-1", "Phone c-1", "20000101T000000Z")  # older than the local edit
+    _phone_edit(cal, "c-2", "Phone c-2", "21000101T000000Z")  # newer than the local edit
     summary = sync(api, con["id"])
     assert summary and summary["conflicts"] == 2, summary
     local = {e["ical_uid"]: e for e in events(api, cal_id)}
@@ -83,12 +86,10 @@ def test_edit_beats_delete_on_either_side(api: Api, radicale: Radicale) -> None:
     summary = sync(api, con["id"])
     assert summary and (summary["pulled"], summary["pushed"]) == (0, 0)
     reasons = sorted(c["reason"] for c in api.get(f"/v1/connections/{con['id']}/conflicts").json()["data"])
-    assert reasons == ["deleted locally, edited remotely: the edit wins",
-                       "deleted remotely, edited locally: the edit wins"]
+    assert reasons == ["deleted locally, edited remotely: the edit wins", "deleted remotely, edited locally: the edit wins"]
 
 
-def test_dropped_connection_mid_sync_loses_nothing_and_recovers(api: Api, radicale: Radicale,
-                                                                 flaky: FlakyProxy) -> None:
+def test_dropped_connection_mid_sync_loses_nothing_and_recovers(api: Api, radicale: Radicale, flaky: FlakyProxy) -> None:
     cal, con, cal_id = _setup(api, radicale, flaky.url)
     for i in range(5):
         cal.save_event(vevent(f"f-{i}", f"Remote {i}", f"2026010{i + 1}T090000Z", f"2026010{i + 1}T100000Z"))
@@ -102,10 +103,11 @@ def test_dropped_connection_mid_sync_loses_nothing_and_recovers(api: Api, radica
         assert summary and summary["error"], (mode, after, summary)
         got = api.get(f"/v1/connections/{con['id']}").json()
         assert got["last_sync"]["error"] and got["status"] == "active"
-        assert len(events(api, cal_id)) >= 6           # mirrors and the local booking are all still here
+        assert len(events(api, cal_id)) >= 6  # mirrors and the local booking are all still here
     assert got["pending_pushes"] == 1
-    failures = api.runtime.db.read_sync(lambda tx: list(tx.conn.execute(
-        "SELECT failures, next_sync_at FROM connections WHERE id = ?", (con["id"],))))[0]
+    failures = api.runtime.db.read_sync(
+        lambda tx: list(tx.conn.execute("SELECT failures, next_sync_at FROM connections WHERE id = ?", (con["id"],)))
+    )[0]
     assert failures["failures"] == 4
     from chronary.sync.engine import backoff_seconds
     from chronary.timeutil import to_ts
@@ -138,7 +140,9 @@ def test_radicale_down_then_back(api: Api, radicale: Radicale) -> None:
     summary = sync(api, con["id"])
     assert summary and summary["error"] is None and summary["pushed"] == 1
     assert sorted(str(e.icalendar_component["SUMMARY"]) for e in cal.get_events()) == [
-        "Before the outage", "During the outage"]
+        "Before the outage",
+        "During the outage",
+    ]
 
 
 def test_rejected_sync_token_means_full_resync_without_duplicates(api: Api, radicale: Radicale) -> None:
@@ -146,8 +150,11 @@ def test_rejected_sync_token_means_full_resync_without_duplicates(api: Api, radi
     for i in range(3):
         cal.save_event(vevent(f"t-{i}", f"Event {i}"))
     sync(api, con["id"])
-    cursor = api.runtime.db.read_sync(lambda tx: list(tx.conn.execute(
-        "SELECT cursor FROM connection_calendars WHERE connection_id = ? AND sync = 1", (con["id"],))))[0]["cursor"]
+    cursor = api.runtime.db.read_sync(
+        lambda tx: list(
+            tx.conn.execute("SELECT cursor FROM connection_calendars WHERE connection_id = ? AND sync = 1", (con["id"],))
+        )
+    )[0]["cursor"]
     assert cursor.startswith("sync:")
     # the server forgets every token it handed out (as servers do after a while) ...
     user = con["username"]
@@ -177,9 +184,12 @@ def test_rejected_sync_token_means_full_resync_without_duplicates(api: Api, radi
     assert titles == ["Event 2", "Local edit", "New after token loss"]
     assert sorted(str(e.icalendar_component["SUMMARY"]) for e in cal.get_events()) == titles
     # a bogus stored cursor is handled the same way
-    api.runtime.db.write_sync(lambda tx: tx.conn.execute(
-        "UPDATE connection_calendars SET cursor = 'sync:http://radicale.org/ns/sync/0000' WHERE connection_id = ?",
-        (con["id"],)))
+    api.runtime.db.write_sync(
+        lambda tx: tx.conn.execute(
+            "UPDATE connection_calendars SET cursor = 'sync:http://radicale.org/ns/sync/0000' WHERE connection_id = ?",
+            (con["id"],),
+        )
+    )
     summary = sync(api, con["id"])
     assert summary and summary["error"] is None and summary["pulled"] == 0
     assert len(events(api, cal_id)) == 3
@@ -190,11 +200,11 @@ def test_credential_failures_mark_error_after_retries_and_keep_mirrors(api: Api,
     cal.save_event(vevent("cred-1", "Mirrored"))
     sync(api, con["id"])
     box = api.runtime.secrets
-    good = api.runtime.db.read_sync(lambda tx: list(tx.conn.execute(
-        "SELECT secret FROM connections WHERE id = ?", (con["id"],))))[0]["secret"]
+    good = api.runtime.db.read_sync(
+        lambda tx: list(tx.conn.execute("SELECT secret FROM connections WHERE id = ?", (con["id"],)))
+    )[0]["secret"]
     bad = box.encrypt(json.dumps({"password": "revoked"}))
-    api.runtime.db.write_sync(lambda tx: tx.conn.execute("UPDATE connections SET secret = ? WHERE id = ?",
-                                                         (bad, con["id"])))
+    api.runtime.db.write_sync(lambda tx: tx.conn.execute("UPDATE connections SET secret = ? WHERE id = ?", (bad, con["id"])))
     statuses = []
     for _ in range(3):
         summary = sync(api, con["id"])
@@ -206,18 +216,21 @@ def test_credential_failures_mark_error_after_retries_and_keep_mirrors(api: Api,
     assert got["token_refresh"]["failures_count"] == 3
     from chronary.timeutil import to_ts
 
-    retry_at = api.runtime.db.read_sync(lambda tx: list(tx.conn.execute(
-        "SELECT next_sync_at FROM connections WHERE id = ?", (con["id"],))))[0]["next_sync_at"]
-    assert retry_at - to_ts(api.runtime.clock.now()) >= 86400 - 5   # no hourly hammering of a bad password
+    retry_at = api.runtime.db.read_sync(
+        lambda tx: list(tx.conn.execute("SELECT next_sync_at FROM connections WHERE id = ?", (con["id"],)))
+    )[0]["next_sync_at"]
+    assert retry_at - to_ts(api.runtime.clock.now()) >= 86400 - 5  # no hourly hammering of a bad password
     assert [e["title"] for e in events(api, cal_id)] == ["Mirrored"]
     assert PASSWORD not in json.dumps(got)
-    api.runtime.db.write_sync(lambda tx: tx.conn.execute("UPDATE connections SET secret = ? WHERE id = ?",
-                                                         (good, con["id"])))
+    api.runtime.db.write_sync(
+        lambda tx: tx.conn.execute("UPDATE connections SET secret = ? WHERE id = ?", (good, con["id"]))
+    )
     summary = sync(api, con["id"])
     got = api.get(f"/v1/connections/{con['id']}").json()
     assert summary and summary["error"] is None and got["status"] == "active" and got["status_reason"] is None
-    types = api.runtime.db.read_sync(lambda tx: [r["type"] for r in tx.conn.execute(
-        "SELECT type FROM outbox WHERE type = 'connection.error'")])
+    types = api.runtime.db.read_sync(
+        lambda tx: [r["type"] for r in tx.conn.execute("SELECT type FROM outbox WHERE type = 'connection.error'")]
+    )
     assert types == ["connection.error"]
 
 
@@ -227,15 +240,20 @@ def test_one_round_at_a_time_lease_survives_restart(api: Api, radicale: Radicale
 
     now = to_ts(api.runtime.clock.now())
     # a lease left by another (or a crashed) process blocks until it expires
-    api.runtime.db.write_sync(lambda tx: tx.conn.execute(
-        "UPDATE connections SET lease_owner = 'proc-other', lease_until = ? WHERE id = ?", (now + 120, con["id"])))
+    api.runtime.db.write_sync(
+        lambda tx: tx.conn.execute(
+            "UPDATE connections SET lease_owner = 'proc-other', lease_until = ? WHERE id = ?", (now + 120, con["id"])
+        )
+    )
     assert sync(api, con["id"]) is None
-    api.runtime.db.write_sync(lambda tx: tx.conn.execute(
-        "UPDATE connections SET lease_until = ? WHERE id = ?", (now - 1, con["id"])))
+    api.runtime.db.write_sync(
+        lambda tx: tx.conn.execute("UPDATE connections SET lease_until = ? WHERE id = ?", (now - 1, con["id"]))
+    )
     summary = sync(api, con["id"])
     assert summary and summary["error"] is None
-    lease = api.runtime.db.read_sync(lambda tx: list(tx.conn.execute(
-        "SELECT lease_owner, lease_until FROM connections WHERE id = ?", (con["id"],))))[0]
+    lease = api.runtime.db.read_sync(
+        lambda tx: list(tx.conn.execute("SELECT lease_owner, lease_until FROM connections WHERE id = ?", (con["id"],)))
+    )[0]
     assert lease == {"lease_owner": None, "lease_until": None}
     # the in-process lock: a second round while one runs is refused
     from chronary.sync import engine
@@ -279,11 +297,14 @@ def test_server_without_sync_collection_uses_ctag_and_etags(api: Api, radicale: 
     cal.save_event(vevent("g-2", "Two", "20260106T090000Z", "20260106T100000Z"))
     summary = sync(api, con["id"])
     assert summary and summary["error"] is None and summary["pulled"] == 2
-    cursor = api.runtime.db.read_sync(lambda tx: list(tx.conn.execute(
-        "SELECT cursor FROM connection_calendars WHERE connection_id = ? AND sync = 1", (con["id"],))))[0]["cursor"]
+    cursor = api.runtime.db.read_sync(
+        lambda tx: list(
+            tx.conn.execute("SELECT cursor FROM connection_calendars WHERE connection_id = ? AND sync = 1", (con["id"],))
+        )
+    )[0]["cursor"]
     assert cursor.startswith("ctag:")
     before = len(flaky.log)
-    summary = sync(api, con["id"])                      # idle: the ctag did not move, nothing is listed
+    summary = sync(api, con["id"])  # idle: the ctag did not move, nothing is listed
     assert summary and (summary["pulled"], summary["pushed"]) == (0, 0)
     assert not any(line.startswith("REPORT") for line in flaky.log[before:])
     _phone_edit(cal, "g-1", "One (edited)", "20260102T000000Z")

@@ -24,8 +24,9 @@ def _setup(api: Api, radicale: Radicale, tz: str = "UTC") -> tuple[Any, dict, di
 
 
 def _webhooks(api: Api) -> list[tuple[str, str]]:
-    rows = api.runtime.db.read_sync(lambda tx: list(tx.conn.execute(
-        "SELECT type, payload FROM outbox WHERE type LIKE 'event.%' ORDER BY seq")))
+    rows = api.runtime.db.read_sync(
+        lambda tx: list(tx.conn.execute("SELECT type, payload FROM outbox WHERE type LIKE 'event.%' ORDER BY seq"))
+    )
     return [(r["type"], json.loads(r["payload"])["data"]["object"]["ical_uid"]) for r in rows]
 
 
@@ -46,8 +47,10 @@ def test_both_sides_converge(api: Api, radicale: Radicale) -> None:
     assert local["phone-a"]["source"] == "caldav" and local["phone-a"]["read_only"] is False
     # local side: create, edit a mirrored one, delete a mirrored one
     booked = api.event(cal_id, "2026-01-07T13:00:00Z", "2026-01-07T14:00:00Z", title="Booked by agent")
-    r = api.patch(f"/v1/calendars/{cal_id}/events/{local['phone-a']['id']}", json={"title": "Dentist (moved)",
-                  "start_time": "2026-01-05T10:00:00Z", "end_time": "2026-01-05T11:00:00Z"})
+    r = api.patch(
+        f"/v1/calendars/{cal_id}/events/{local['phone-a']['id']}",
+        json={"title": "Dentist (moved)", "start_time": "2026-01-05T10:00:00Z", "end_time": "2026-01-05T11:00:00Z"},
+    )
     assert r.status_code == 200
     assert api.delete(f"/v1/calendars/{cal_id}/events/{local['phone-b']['id']}").status_code == 204
     assert api.get(f"/v1/connections/{con['id']}").json()["pending_pushes"] == 3
@@ -154,18 +157,24 @@ def test_recurrence_all_day_and_timezones_round_trip(api: Api, radicale: Radical
     assert series["reminders"] == [10] and holiday["reminders"] is None
     assert holiday["all_day"] is True and (holiday["start_date"], holiday["end_date"]) == ("2026-05-01", "2026-05-03")
     # expanded: DST on 29 March keeps 09:00 Berlin; 23 March excluded; 6 April moved to 11:00
-    window = api.get(f"/v1/calendars/{cal_id}/events", params={
-        "start_after": "2026-03-01T00:00:00Z", "start_before": "2026-05-01T00:00:00Z", "limit": 50}).json()["data"]
+    window = api.get(
+        f"/v1/calendars/{cal_id}/events",
+        params={"start_after": "2026-03-01T00:00:00Z", "start_before": "2026-05-01T00:00:00Z", "limit": 50},
+    ).json()["data"]
     starts = sorted(e["start_time"] for e in window if e["ical_uid"] == "series-1")
-    assert starts == ["2026-03-16T08:00:00Z", "2026-03-30T07:00:00Z", "2026-04-06T09:00:00Z",
-                      "2026-04-13T07:00:00Z", "2026-04-20T07:00:00Z"], starts
+    assert starts == [
+        "2026-03-16T08:00:00Z",
+        "2026-03-30T07:00:00Z",
+        "2026-04-06T09:00:00Z",
+        "2026-04-13T07:00:00Z",
+        "2026-04-20T07:00:00Z",
+    ], starts
     moved = next(e for e in window if e["start_time"] == "2026-04-06T09:00:00Z")
     assert moved["title"] == "Standup (late)" and moved["recurring_event_id"] == series["id"]
     # a local edit of the series goes back without losing what Chronary does not model
     r = api.patch(f"/v1/calendars/{cal_id}/events/{series['id']}", json={"title": "Team standup"})
     assert r.status_code == 200
-    r = api.patch(f"/v1/calendars/{cal_id}/events/{holiday['id']}", json={"title": "Long weekend!",
-                                                                          "reminders": [1440]})
+    r = api.patch(f"/v1/calendars/{cal_id}/events/{holiday['id']}", json={"title": "Long weekend!", "reminders": [1440]})
     assert r.status_code == 200
     summary = sync(api, con["id"])
     assert summary and summary["pushed"] == 2
@@ -189,9 +198,14 @@ def test_recurrence_all_day_and_timezones_round_trip(api: Api, radicale: Radical
     # the next pull re-reads both unchanged: still one series, one exception, one all-day event
     summary = sync(api, con["id"])
     assert summary and summary["pulled"] == 0
-    rows = api.runtime.db.read_sync(lambda tx: list(tx.conn.execute(
-        "SELECT ical_uid, recurring_event_id IS NOT NULL AS exc FROM events WHERE calendar_id = ? ORDER BY 1, 2",
-        (cal_id,))))
+    rows = api.runtime.db.read_sync(
+        lambda tx: list(
+            tx.conn.execute(
+                "SELECT ical_uid, recurring_event_id IS NOT NULL AS exc FROM events WHERE calendar_id = ? ORDER BY 1, 2",
+                (cal_id,),
+            )
+        )
+    )
     assert [(r["ical_uid"], r["exc"]) for r in rows] == [("holiday-1", 0), ("series-1", 0), ("series-1", 1)]
 
 
@@ -199,8 +213,9 @@ def test_local_all_day_and_recurring_events_push(api: Api, radicale: Radicale) -
     cal, con, mapped, _ = _setup(api, radicale, tz="America/New_York")
     cal_id = mapped["calendar_id"]
     day = api.event(cal_id, "2026-07-03", "2026-07-04", title="Holiday", all_day=True)
-    weekly = api.event(cal_id, "2026-03-02T14:00:00Z", "2026-03-02T15:00:00Z", title="Weekly",
-                       recurrence=["RRULE:FREQ=WEEKLY;COUNT=3"])
+    weekly = api.event(
+        cal_id, "2026-03-02T14:00:00Z", "2026-03-02T15:00:00Z", title="Weekly", recurrence=["RRULE:FREQ=WEEKLY;COUNT=3"]
+    )
     sync(api, con["id"])
     remote = _remote(cal)
     d = remote[day["ical_uid"]].icalendar_component
@@ -219,8 +234,9 @@ def test_local_all_day_and_recurring_events_push(api: Api, radicale: Radicale) -
 def test_read_only_remote_calendar(api: Api, radicale: Radicale) -> None:
     cal, con, mapped, user = _setup(api, radicale)
     cal.save_event(vevent("ro-1", "Shared"))
-    api.runtime.db.write_sync(lambda tx: tx.conn.execute(
-        "UPDATE connection_calendars SET read_only = 1 WHERE connection_id = ?", (con["id"],)))
+    api.runtime.db.write_sync(
+        lambda tx: tx.conn.execute("UPDATE connection_calendars SET read_only = 1 WHERE connection_id = ?", (con["id"],))
+    )
     # Radicale grants write to the owner, so pretend the account only has read access
     from chronary.sync import caldav as caldav_provider
 
@@ -265,8 +281,10 @@ def test_remote_calendar_deleted_on_the_account(api: Api, radicale: Radicale) ->
 def test_holds_go_out_tentative_and_stay_holds(api: Api, radicale: Radicale) -> None:
     cal, con, mapped, _ = _setup(api, radicale)
     cal_id = mapped["calendar_id"]
-    r = api.post(f"/v1/calendars/{cal_id}/events", json={"title": "Maybe", "start_time": "2026-06-01T09:00:00Z",
-                                                          "end_time": "2026-06-01T10:00:00Z", "status": "hold"})
+    r = api.post(
+        f"/v1/calendars/{cal_id}/events",
+        json={"title": "Maybe", "start_time": "2026-06-01T09:00:00Z", "end_time": "2026-06-01T10:00:00Z", "status": "hold"},
+    )
     assert r.status_code == 201, r.text
     hold = r.json()
     sync(api, con["id"])

@@ -36,8 +36,15 @@ def _busy(api: Api, agent_id: str) -> list[str | None]:
 
 def test_transp_round_trips_both_ways(api: Api, radicale: Radicale) -> None:
     cal, con, cal_id, agent_id = _setup(api, radicale)
-    cal.save_event(vevent("phone-wfh", "Working from home", "20260105T080000Z", "20260105T170000Z",
-                          "TRANSP:TRANSPARENT\r\nCATEGORIES:Personal\r\nX-PHONE-KEEP:yes\r\n"))
+    cal.save_event(
+        vevent(
+            "phone-wfh",
+            "Working from home",
+            "20260105T080000Z",
+            "20260105T170000Z",
+            "TRANSP:TRANSPARENT\r\nCATEGORIES:Personal\r\nX-PHONE-KEEP:yes\r\n",
+        )
+    )
     cal.save_event(vevent("phone-busy", "Dentist", "20260105T090000Z", "20260105T100000Z", "TRANSP:OPAQUE\r\n"))
     summary = sync(api, con["id"])
     assert summary and summary["pulled"] == 2 and summary["error"] is None, summary
@@ -59,15 +66,18 @@ def test_transp_round_trips_both_ways(api: Api, radicale: Radicale) -> None:
     # Chronary flips it back and creates a transparent event of its own: both pushed as TRANSPARENT
     r = api.patch(f"/v1/calendars/{cal_id}/events/{wfh['id']}", json={"transparency": "transparent"})
     assert r.status_code == 200, r.text
-    holiday = api.event(cal_id, "2026-01-06", "2026-01-07", title="Holiday", all_day=True,
-                        transparency="transparent")
+    holiday = api.event(cal_id, "2026-01-06", "2026-01-07", title="Holiday", all_day=True, transparency="transparent")
     plain = api.event(cal_id, "2026-01-07T09:00:00Z", "2026-01-07T10:00:00Z", title="Plain")
     summary = sync(api, con["id"])
     assert summary and summary["pushed"] == 3, summary
     remote = _remote(cal)
     transp = {uid: str(ev.icalendar_component.get("TRANSP")) for uid, ev in remote.items()}
-    assert transp == {"phone-wfh": "TRANSPARENT", "phone-busy": "OPAQUE", holiday["ical_uid"]: "TRANSPARENT",
-                      plain["ical_uid"]: "OPAQUE"}
+    assert transp == {
+        "phone-wfh": "TRANSPARENT",
+        "phone-busy": "OPAQUE",
+        holiday["ical_uid"]: "TRANSPARENT",
+        plain["ical_uid"]: "OPAQUE",
+    }
     kept = remote["phone-wfh"].icalendar_component
     assert str(kept["X-PHONE-KEEP"]) == "yes" and "CATEGORIES" in kept  # only TRANSP was rewritten
     assert str(kept["SUMMARY"]) == "Working from home"
@@ -75,8 +85,9 @@ def test_transp_round_trips_both_ways(api: Api, radicale: Radicale) -> None:
     summary = sync(api, con["id"])
     assert summary and (summary["pulled"], summary["pushed"], summary["conflicts"]) == (0, 0, 0)
     local = {e["ical_uid"]: e for e in events(api, cal_id)}
-    assert local["phone-wfh"]["transparency"] == "transparent" and local[holiday["ical_uid"]]["transparency"] == \
-        "transparent"
+    assert (
+        local["phone-wfh"]["transparency"] == "transparent" and local[holiday["ical_uid"]]["transparency"] == "transparent"
+    )
     assert _busy(api, agent_id) == [local["phone-busy"]["id"]]
 
 
@@ -102,10 +113,22 @@ def test_convert_reads_and_writes_transp_without_a_server() -> None:
     res = convert.parse(body, tz)
     assert res is not None and res.master is not None and res.master.transparency == "transparent"
     assert convert.parse(vevent("u2", "Busy"), tz).master.transparency == "opaque"  # type: ignore[union-attr]
-    row = {"ical_uid": "u1", "title": "Free", "description": None, "location": None, "start_ts": 1_767_603_600,
-           "end_ts": 1_767_607_200, "all_day": False, "status": "confirmed", "recurrence": None,
-           "recurring_event_id": None, "attendees": [], "reminders": None, "sequence": 0,
-           "transparency": "opaque"}
+    row = {
+        "ical_uid": "u1",
+        "title": "Free",
+        "description": None,
+        "location": None,
+        "start_ts": 1_767_603_600,
+        "end_ts": 1_767_607_200,
+        "all_day": False,
+        "status": "confirmed",
+        "recurrence": None,
+        "recurring_event_id": None,
+        "attendees": [],
+        "reminders": None,
+        "sequence": 0,
+        "transparency": "opaque",
+    }
     out = convert.build(row, [], tz, body, datetime(2026, 1, 1, tzinfo=UTC))
     assert "TRANSP:OPAQUE" in out and "TRANSPARENT" not in out
     fresh = convert.build({**row, "transparency": "transparent"}, [], tz, None, datetime(2026, 1, 1, tzinfo=UTC))

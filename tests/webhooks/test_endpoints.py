@@ -85,15 +85,22 @@ def test_private_targets_refused_at_create_when_setting_is_off(make_api, receive
 def test_patch_pause_resume_and_fields(api, receiver, make_receiver):
     wh = make(api, receiver.url).json()
     other = make_receiver()
-    r = api.patch(f"/v1/webhooks/{wh['id']}", json={"status": "paused", "url": other.url,
-                                                    "events": ["agent.created"], "description": None})
+    r = api.patch(
+        f"/v1/webhooks/{wh['id']}",
+        json={"status": "paused", "url": other.url, "events": ["agent.created"], "description": None},
+    )
     assert r.status_code == 200, r.text
     got = r.json()
     assert (got["status"], got["url"], got["events"], got["description"]) == ("paused", other.url, ["agent.created"], None)
     assert api.get("/v1/webhooks", params={"status": "paused"}).json()["total"] == 1
     assert api.patch(f"/v1/webhooks/{wh['id']}", json={"status": "active"}).json()["status"] == "active"
-    for body, param in [({}, None), ({"status": "disabled"}, "status"), ({"url": None}, "url"),
-                        ({"url": "http://127.0.0.1:8765/x"}, "url"), ({"events": ["nope"]}, "events[0]")]:
+    for body, param in [
+        ({}, None),
+        ({"status": "disabled"}, "status"),
+        ({"url": None}, "url"),
+        ({"url": "http://127.0.0.1:8765/x"}, "url"),
+        ({"events": ["nope"]}, "events[0]"),
+    ]:
         r = api.patch(f"/v1/webhooks/{wh['id']}", json=body)
         assert r.status_code == 400 and r.json()["error"]["param"] == param, (body, r.text)
 
@@ -103,9 +110,14 @@ def test_rotate_delete_and_not_found(api, receiver):
     r = api.post(f"/v1/webhooks/{wh['id']}/rotate-secret")
     assert r.status_code == 200 and r.json()["secret"] != wh["secret"] and r.json()["secret"].startswith("whsec_")
     assert api.delete(f"/v1/webhooks/{wh['id']}").status_code == 204
-    for method, url in [("GET", f"/v1/webhooks/{wh['id']}"), ("DELETE", f"/v1/webhooks/{wh['id']}"),
-                        ("POST", f"/v1/webhooks/{wh['id']}/test"), ("GET", f"/v1/webhooks/{wh['id']}/deliveries"),
-                        ("GET", "/v1/webhook-deliveries/dlv_nope"), ("POST", "/v1/webhook-deliveries/dlv_nope/redeliver")]:
+    for method, url in [
+        ("GET", f"/v1/webhooks/{wh['id']}"),
+        ("DELETE", f"/v1/webhooks/{wh['id']}"),
+        ("POST", f"/v1/webhooks/{wh['id']}/test"),
+        ("GET", f"/v1/webhooks/{wh['id']}/deliveries"),
+        ("GET", "/v1/webhook-deliveries/dlv_nope"),
+        ("POST", "/v1/webhook-deliveries/dlv_nope/redeliver"),
+    ]:
         r = api.request(method, url)
         assert r.status_code == 404 and r.json()["error"]["type"] == "not_found", (method, url)
 

@@ -31,8 +31,9 @@ def test_commit_wakes_the_worker_promptly(webhook_server, receiver):
         assert time.monotonic() - started < 10  # far below the 60 s poll: woken by the commit
         assert got.json["data"]["object"] == agent
         verify(got.body, got.headers, wh["secret"])  # real clock: a fresh timestamp
-        entry = wait_until(lambda: [d for d in c.get(f"/v1/webhooks/{wh['id']}/deliveries").json()["data"]
-                                    if d["status"] == "succeeded"])
+        entry = wait_until(
+            lambda: [d for d in c.get(f"/v1/webhooks/{wh['id']}/deliveries").json()["data"] if d["status"] == "succeeded"]
+        )
         assert entry[0]["event_id"] == got.id
 
 
@@ -69,8 +70,9 @@ def test_stopped_mid_delivery_is_delivered_after_restart_with_same_id(webhook_se
     assert got[1].id == first.id and got[1].body == first.body
     assert got[1].json["data"]["object"] == agent
     with second_server.client(key) as c:
-        (entry,) = wait_until(lambda: [d for d in c.get(f"/v1/webhooks/{wh['id']}/deliveries").json()["data"]
-                                       if d["status"] == "succeeded"])
+        (entry,) = wait_until(
+            lambda: [d for d in c.get(f"/v1/webhooks/{wh['id']}/deliveries").json()["data"] if d["status"] == "succeeded"]
+        )
         full = c.get(f"/v1/webhook-deliveries/{entry['id']}").json()
     assert [a["outcome"] for a in full["attempt_log"]] == ["interrupted", "succeeded"]
     assert "interrupted" in full["attempt_log"][0]["error"]

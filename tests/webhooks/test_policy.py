@@ -30,6 +30,10 @@ def test_retry_after_forms():
 
 def test_what_is_retried_and_body_truncation():
     assert [s for s in (200, 204, 301, 400, 404, 408, 410, 429, 500, 503) if policy.retryable_status(s)] == [
-        408, 429, 500, 503]
+        408,
+        429,
+        500,
+        503,
+    ]
     assert policy.truncate_body("é".encode() * 600) == "é" * 512
     assert len(policy.truncate_body(b"x" * 5000).encode()) == 1024

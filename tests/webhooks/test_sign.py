@@ -45,8 +45,19 @@ def test_signature_is_hmac_sha256_over_timestamp_dot_body():
         (BODY, {**signed(), "Chronary-Webhook-Signature": "v0=abc"}, SECRET, NOW, "no v1="),
         (BODY, signed(), "", NOW, "no webhook secret"),
     ],
-    ids=["tampered-body", "trailing-space", "wrong-secret", "stale", "future", "timestamp-swapped",
-         "no-timestamp", "no-signature", "bad-timestamp", "other-scheme", "empty-secret"],
+    ids=[
+        "tampered-body",
+        "trailing-space",
+        "wrong-secret",
+        "stale",
+        "future",
+        "timestamp-swapped",
+        "no-timestamp",
+        "no-signature",
+        "bad-timestamp",
+        "other-scheme",
+        "empty-secret",
+    ],
 )
 def test_rejected(body, headers, secret, now, why):
     with pytest.raises(WebhookVerificationError, match=why):
@@ -64,7 +75,9 @@ def test_receivers_can_import_the_helper_without_server_dependencies():
     import subprocess
     import sys
 
-    code = ("import sys, chronary.webhooks as w; w.verify; "
-            "print(sorted({m.split('.')[0] for m in sys.modules} & {'apsw', 'litestar', 'httpx', 'msgspec', 'uvicorn'}))")
+    code = (
+        "import sys, chronary.webhooks as w; w.verify; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'apsw', 'litestar', 'httpx', 'msgspec', 'uvicorn'}))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True)
     assert out.stdout.strip() == "[]"
