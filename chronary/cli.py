@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
 from chronary import __version__
-from chronary.config import Settings, load_settings
+from chronary.config import OPTIONS, Settings, load_settings, resolve
 from chronary.errors import SchemaTooNew
 
 
@@ -27,26 +28,28 @@ def cli(ctx: click.Context) -> None:
         ctx.invoke(serve)
 
 
+def _setting_flags(command: Callable[..., Any]) -> Callable[..., Any]:
+    """One `--flag` per setting, built from `chronary.config.OPTIONS` (parsed and validated there)."""
+    defaults = Settings()
+    for opt in reversed(OPTIONS):
+        if not opt.flag:
+            continue
+        default = "user data dir" if opt.name == "data_dir" else getattr(defaults, opt.name)
+        help_text = f"{opt.help} [env {opt.env}; default {default}]"
+        command = click.option(opt.flag_name, opt.name, default=None, metavar=opt.metavar, help=help_text)(command)
+    return command
+
+
 @cli.command()
-@click.option("--host", default=None, help="Address to listen on [env CHRONARY_HOST; default 127.0.0.1]")
-@click.option("--port", type=int, default=None, help="Port [env CHRONARY_PORT; default 8765]")
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="Directory holding chronary.db [env CHRONARY_DATA_DIR; default: user data dir]",
-)
-@click.option("--public-url", default=None, help="Base URL for ical_url links [env CHRONARY_PUBLIC_URL]")
-def serve(
-    host: str | None = None, port: int | None = None, data_dir: str | None = None, public_url: str | None = None
-) -> None:
+@_setting_flags
+def serve(**flags: str | None) -> None:
     """Run the server (creates the database and a first org key on first start)."""
     import uvicorn
 
     from chronary.app import create_app
     from chronary.runtime import open_runtime
 
-    settings = _settings(host=host, port=port, data_dir=data_dir, public_url=public_url)
+    settings = _settings(**flags)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         runtime = open_runtime(settings)
@@ -61,6 +64,23 @@ def serve(
     click.echo(f"Listening on http://{settings.host}:{settings.port}  (API docs at /schema)")
     app = create_app(settings, runtime=runtime)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False)
+
+
+@cli.command("config")
+@_setting_flags
+@click.option("--json", "as_json", is_flag=True, help="Print JSON")
+def config_(as_json: bool, **flags: str | None) -> None:
+    """Print every setting's value and where it came from (flag, environment, default)."""
+    settings, sources = resolve(flags)
+    rows = [(opt.name, opt.env, str(getattr(settings, opt.name)), sources[opt.name]) for opt in OPTIONS]
+    if as_json:
+        import json
+
+        click.echo(json.dumps([{"name": n, "env": e, "value": v, "source": s} for n, e, v, s in rows], indent=2))
+        return
+    width = max(len(name) for name, *_ in rows)
+    for name, env, value, source in rows:
+        click.echo(f"{name:<{width}}  {value}  ({source}{'' if source != 'environment' else ' ' + env})")
 
 
 @cli.group()

@@ -1,7 +1,8 @@
-"""Settings kept as data: each option has a default, an env var, a parser and help text.
+"""Settings kept as data: each option is defined once (default, env var, flag, help, parser).
 
 Precedence is flag > environment (`CHRONARY_*`) > default, and the defaults run with no setup.
-The CLI builds its `serve` flags from the same table, so the two can never drift apart.
+`chronary serve` builds its flags from `OPTIONS` and `chronary config` prints every value with
+the place it came from, so the CLI, the environment and the README can never drift apart.
 """
 
 from __future__ import annotations
@@ -10,12 +11,16 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import platformdirs
 
+Source = Literal["flag", "environment", "default"]
+SYNCHRONOUS_MODES = ("full", "normal")
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
-def _bool(value: str) -> bool:
+
+def parse_bool(value: str) -> bool:
     lowered = value.strip().lower()
     if lowered in {"1", "true", "yes", "on"}:
         return True
@@ -24,26 +29,83 @@ def _bool(value: str) -> bool:
     raise ValueError(f"not a boolean: {value!r}")
 
 
+def _port(value: str) -> int:
+    port = int(value)
+    if not 1 <= port <= 65535:
+        raise ValueError(f"port must be 1–65535 (got {port})")
+    return port
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise ValueError(f"must be at least 1 (got {number})")
+    return number
+
+
+def _non_negative(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise ValueError(f"must be 0 or more (got {number})")
+    return number
+
+
+def _choice(*choices: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        lowered = value.strip().lower()
+        if lowered not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)} (got {value!r})")
+        return lowered
+
+    return parse
+
+
+def _public_url(value: str) -> str | None:
+    value = value.strip()
+    if not value:
+        return None
+    if not value.startswith(("http://", "https://")):
+        raise ValueError(f"must start with http:// or https:// (got {value!r})")
+    return value
+
+
 def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("chronary", appauthor=False))
 
 
 @dataclass(frozen=True)
+class Option:
+    """One setting: its field name, parser/validator (str → value), help, and whether `serve` has a flag."""
+
+    name: str
+    parse: Callable[[str], Any]
+    help: str
+    flag: bool = True
+    metavar: str | None = None
+
+    @property
+    def env(self) -> str:
+        return env_name(self.name)
+
+    @property
+    def flag_name(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+@dataclass(frozen=True)
 class Settings:
-    host: str = field(default="127.0.0.1", metadata={"help": "Address to listen on"})
-    port: int = field(default=8765, metadata={"help": "Port to listen on"})
-    data_dir: Path = field(default_factory=default_data_dir, metadata={"help": "Where chronary.db lives"})
-    public_url: str | None = field(
-        default=None, metadata={"help": "Base URL used in ical_url links (default: http://host:port)"}
-    )
-    feed_past_days: int = field(default=90, metadata={"help": "Days of past events in iCal feeds"})
-    feed_rate_limit_per_minute: int = field(default=120, metadata={"help": "Feed requests per IP a minute"})
-    allow_private_network_targets: bool = field(
-        default=True,
-        metadata={"help": "Allow webhooks/subscriptions to LAN addresses (10.x, 192.168.x, …)"},
-    )
-    workers: bool = field(default=True, metadata={"help": "Run background workers inside serve"})
-    log_level: str = field(default="info", metadata={"help": "Log level"})
+    """The resolved configuration; defaults are here, everything else about an option in `OPTIONS`."""
+
+    host: str = "127.0.0.1"
+    port: int = 8765
+    data_dir: Path = field(default_factory=default_data_dir)
+    public_url: str | None = None
+    feed_past_days: int = 90
+    feed_rate_limit_per_minute: int = 120
+    allow_private_network_targets: bool = True
+    workers: bool = True
+    log_level: str = "info"
+    sqlite_synchronous: str = "full"
 
     @property
     def db_path(self) -> Path:
@@ -64,41 +126,74 @@ class Settings:
         return replace(self, **changes)
 
 
-_PARSERS: dict[str, Callable[[str], Any]] = {
-    "int": int,
-    "bool": _bool,
-    "Path": lambda v: Path(v).expanduser(),
-    "str": str,
-    "str | None": lambda v: v or None,
-}
+OPTIONS: tuple[Option, ...] = (
+    Option("host", str, "Address to listen on (0.0.0.0 for the LAN)"),
+    Option("port", _port, "Port to listen on"),
+    Option("data_dir", lambda v: Path(v).expanduser(), "Directory holding chronary.db and secret.key", metavar="DIR"),
+    Option("public_url", _public_url, "Base URL used in ical_url links (default: http://host:port)", metavar="URL"),
+    Option("feed_past_days", _non_negative, "Days of past events in iCal feeds"),
+    Option("feed_rate_limit_per_minute", _positive, "Feed requests per client address a minute"),
+    Option(
+        "allow_private_network_targets",
+        parse_bool,
+        "Allow webhooks/subscriptions to LAN addresses (10.x, 192.168.x, …)",
+        metavar="BOOL",
+    ),
+    Option("workers", parse_bool, "Run background workers inside serve", metavar="BOOL"),
+    Option("log_level", _choice(*LOG_LEVELS), "Log level"),
+    Option(
+        "sqlite_synchronous",
+        _choice(*SYNCHRONOUS_MODES),
+        "SQLite durability: full (an acknowledged write survives power loss) or normal (faster; "
+        "the last commits may be lost on power loss or an OS crash, never corrupted)",
+    ),
+)
+_BY_NAME = {option.name: option for option in OPTIONS}
+assert set(_BY_NAME) == {f.name for f in fields(Settings)}, "every Settings field needs exactly one Option"
 
 
 def env_name(option: str) -> str:
     return "CHRONARY_" + option.upper()
 
 
-def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
-    """Defaults, then `CHRONARY_*` variables, then explicit overrides (CLI flags) that are not None."""
+def option(name: str) -> Option:
+    return _BY_NAME[name]
+
+
+def resolve(
+    overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> tuple[Settings, dict[str, Source]]:
+    """Settings plus where each value came from. Bad values raise SystemExit naming the setting."""
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = {}
-    for f in fields(Settings):
-        raw = environ.get(env_name(f.name))
+    sources: dict[str, Source] = {o.name: "default" for o in OPTIONS}
+    for opt in OPTIONS:
+        raw = environ.get(opt.env)
         if raw is not None and raw != "":
-            parser = _PARSERS[str(f.type)]
-            try:
-                values[f.name] = parser(raw)
-            except ValueError as exc:
-                raise SystemExit(f"{env_name(f.name)}: {exc}") from None
+            values[opt.name] = _parse(opt, raw, opt.env)
+            sources[opt.name] = "environment"
     for key, value in (overrides or {}).items():
-        if value is not None:
-            values[key] = Path(value).expanduser() if key == "data_dir" else value
-    return Settings(**values)
+        if value is None:
+            continue
+        opt = _BY_NAME[key]
+        values[key] = _parse(opt, value, opt.flag_name) if isinstance(value, str) else value
+        sources[key] = "flag"
+    return Settings(**values), sources
+
+
+def _parse(opt: Option, raw: str, where: str) -> Any:
+    try:
+        return opt.parse(raw)
+    except ValueError as exc:
+        raise SystemExit(f"{where}: {exc}") from None
+
+
+def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Defaults, then `CHRONARY_*` variables, then explicit overrides (CLI flags) that are not None."""
+    return resolve(overrides, environ)[0]
 
 
 def describe() -> list[tuple[str, str, Any, str]]:
     """(option, env var, default, help) rows for `--help` and the README."""
-    rows = []
-    for f in fields(Settings):
-        default = f.default_factory() if callable(f.default_factory) else f.default  # type: ignore[misc]
-        rows.append((f.name, env_name(f.name), default, f.metadata.get("help", "")))
-    return rows
+    defaults = Settings()
+    return [(o.name, o.env, getattr(defaults, o.name), o.help) for o in OPTIONS]

@@ -59,7 +59,7 @@ class Runtime:
 def open_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     clock = clock or SystemClock()
-    db = Database(settings.db_path, clock)
+    db = Database(settings.db_path, clock, synchronous=settings.sqlite_synchronous)
     db.write_sync_raw(migrate)
     org_id, first_key = db.write_sync(key_service.bootstrap)
     runtime = Runtime(settings, clock, db, SecretBox(settings.key_path), org_id, first_key)

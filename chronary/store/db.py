@@ -32,7 +32,11 @@ def _dict_rows(cursor: apsw.Cursor, row: tuple[Any, ...]) -> dict[str, Any]:
     return {d[0]: v for d, v in zip(cursor.getdescription(), row, strict=True)}
 
 
-def open_connection(path: Path | str, *, readonly: bool = False) -> apsw.Connection:
+def open_connection(path: Path | str, *, readonly: bool = False, synchronous: str = "full") -> apsw.Connection:
+    """A configured connection. `synchronous=full` (the default) makes every acknowledged commit
+    durable across power loss in WAL mode; `normal` is faster but may lose the last commits."""
+    if synchronous not in ("full", "normal"):
+        raise ValueError(f"synchronous must be full or normal, not {synchronous!r}")
     flags = apsw.SQLITE_OPEN_READONLY if readonly else apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
     conn = apsw.Connection(str(path), flags=flags)
     conn.set_busy_timeout(5000)
@@ -41,7 +45,7 @@ def open_connection(path: Path | str, *, readonly: bool = False) -> apsw.Connect
     if not readonly:
         conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA foreign_keys=ON")
-    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
     conn.row_trace = _dict_rows
     return conn
 
@@ -59,8 +63,9 @@ class Tx:
 
 
 class Database:
-    def __init__(self, path: Path, clock: Clock | None = None, readers: int = 4) -> None:
+    def __init__(self, path: Path, clock: Clock | None = None, readers: int = 4, synchronous: str = "full") -> None:
         self.path = path
+        self.synchronous = synchronous
         self.clock = clock or SystemClock()
         self._local = threading.local()
         self._all: list[apsw.Connection] = []
@@ -74,7 +79,7 @@ class Database:
     def _conn(self) -> apsw.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = open_connection(self.path)
+            conn = open_connection(self.path, synchronous=self.synchronous)
             self._local.conn = conn
             with self._all_lock:
                 self._all.append(conn)
