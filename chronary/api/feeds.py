@@ -14,7 +14,7 @@ from collections import deque
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any
 
-from litestar import Request, Response, get, post
+from litestar import HttpMethod, Request, Response, post, route
 from litestar.params import Parameter
 
 from chronary.api._common import ERRORS
@@ -77,14 +77,16 @@ def _not_modified(request: Request[Any, Any, Any], feed: svc.Feed) -> bool:
     return False
 
 
-@get(
+@route(
     "/ical/{segment:str}",
+    http_method=[HttpMethod.GET, HttpMethod.HEAD],  # calendar apps probe feeds with HEAD
     tags=["feeds"],
     summary="A calendar as an iCalendar feed (no API key; the token is the access control)",
     description=(
         "Path: `/ical/{token}.ics` as shown in a calendar's `ical_url`. RFC 5545 body with a strong "
         "ETag (If-None-Match → 304), Last-Modified (If-Modified-Since → 304) and "
-        "Cache-Control: max-age=300. Unknown or rotated token, or deleted calendar → 404. "
+        "Cache-Control: max-age=300. HEAD answers the same headers without the body. "
+        "Unknown or rotated token, or deleted calendar → 404. "
         "Too many requests from one address → 429 with Retry-After."
     ),
     responses={404: ERRORS[404], 429: ERRORS[429]},

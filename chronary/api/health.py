@@ -1,10 +1,10 @@
-"""Liveness: answers without a key so load balancers and the binary test can probe it."""
+"""Liveness: answers GET and HEAD without a key so load balancers and uptime checkers can probe it."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from litestar import Request, get
+from litestar import HttpMethod, Request, route
 
 from chronary import __version__
 from chronary.store.db import Tx
@@ -15,7 +15,8 @@ def _version(tx: Tx) -> int:
     return schema_version(tx.conn)
 
 
-@get("/health", tags=["health"], summary="Server health")
+# HEAD too: uptime checkers and calendar apps probe with it (uvicorn drops the body, keeps the headers)
+@route("/health", http_method=[HttpMethod.GET, HttpMethod.HEAD], tags=["health"], summary="Server health")
 async def health(request: Request[Any, Any, Any]) -> dict[str, Any]:
     version = await request.app.state.db.read(_version)
     return {"status": "ok", "version": __version__, "schema_version": version}
