@@ -20,6 +20,7 @@ from chronary.api._auth import require_api_key
 from chronary.api._common import provide_ctx, provide_db
 from chronary.api._errors import EXCEPTION_HANDLERS
 from chronary.api._middleware import RequestContextMiddleware
+from chronary.api._openapi import ClosedStructSchemaPlugin
 from chronary.clock import Clock
 from chronary.config import Settings
 from chronary.runtime import Runtime, open_runtime
@@ -88,6 +89,7 @@ def create_app(settings: Settings, clock: Clock | None = None, runtime: Runtime 
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=MAX_BODY_BYTES,
         lifespan=[lifespan],
+        plugins=[ClosedStructSchemaPlugin()],
         openapi_config=OpenAPIConfig(
             title="Chronary",
             version=__version__,

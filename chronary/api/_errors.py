@@ -24,7 +24,7 @@ _TYPES = {
     415: "unsupported_media_type",
     429: "rate_limited",
 }
-_BACKTICK = re.compile(r"`([^`]+)`")
+_BACKTICK = re.compile(r"`([^`]*)`")  # `*`: an empty key (`{"": 0}`) is a field name too
 _AT_PATH = re.compile(r" - at `\$\.?([^`]*)`$")
 
 

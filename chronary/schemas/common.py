@@ -5,12 +5,32 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import msgspec
+from litestar.openapi.spec import OpenAPIFormat, Schema
 from msgspec import Meta
 
 Name = Annotated[str, Meta(min_length=1, max_length=255, description="1–255 characters")]
 Timezone = Annotated[str, Meta(description="IANA timezone name, e.g. Europe/Berlin", examples=["Europe/Berlin"])]
 Metadata = Annotated[dict[str, Any], Meta(description="Free-form JSON object, at most 16 KB")]
-Timestamp = Annotated[str, Meta(description="ISO 8601 with offset or Z; answered in UTC with Z")]
+
+
+def _formatted(description: str, fmt: str) -> Meta:
+    """A string with an OpenAPI `format` (Litestar reads it from msgspec's extra_json_schema)."""
+    return Meta(description=description, extra_json_schema={"description": description, "extra": {"format": fmt}})
+
+
+Timestamp = Annotated[str, _formatted("ISO 8601 with offset or Z; answered in UTC with Z", "date-time")]
+Date = Annotated[str, _formatted("A calendar date, YYYY-MM-DD", "date")]
+_DATE_OR_TIME = "ISO 8601 timestamp with offset; for all-day events a date YYYY-MM-DD"
+DateOrTimestamp = Annotated[
+    str,
+    Meta(
+        description=_DATE_OR_TIME,
+        extra_json_schema={
+            "description": _DATE_OR_TIME,
+            "extra": {"any_of": [Schema(format=OpenAPIFormat.DATE_TIME), Schema(format=OpenAPIFormat.DATE)]},
+        },
+    ),
+]
 Reminders = Annotated[list[int], Meta(max_length=5, description="Minutes before start (1–40320), at most 5 entries")]
 
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
-from chronary.schemas.common import Input, Metadata, Reminders, Timestamp
+from chronary.schemas.common import Date, DateOrTimestamp, Input, Metadata, Reminders, Timestamp
 
 EventStatus = Literal["confirmed", "tentative", "hold", "cancelled"]
 Transparency = Annotated[
@@ -27,7 +27,6 @@ Recurrence = Annotated[
     list[Annotated[str, Meta(max_length=1000)]],
     Meta(max_length=50, description="RRULE / EXDATE / RDATE lines, e.g. RRULE:FREQ=WEEKLY;BYDAY=MO"),
 ]
-DateOrTime = Annotated[str, Meta(description="ISO 8601 timestamp with offset; for all-day events a date YYYY-MM-DD")]
 
 
 class Attendee(Input):
@@ -38,8 +37,8 @@ class Attendee(Input):
 
 class EventCreate(Input):
     title: Title
-    start_time: DateOrTime
-    end_time: DateOrTime
+    start_time: DateOrTimestamp
+    end_time: DateOrTimestamp
     description: Text | None = None
     location: Annotated[str, Meta(max_length=1000)] | None = None
     all_day: bool = False
@@ -56,8 +55,8 @@ class EventCreate(Input):
 
 class EventUpdate(Input):
     title: Title | UnsetType = UNSET
-    start_time: DateOrTime | UnsetType = UNSET
-    end_time: DateOrTime | UnsetType = UNSET
+    start_time: DateOrTimestamp | UnsetType = UNSET
+    end_time: DateOrTimestamp | UnsetType = UNSET
     description: Text | None | UnsetType = UNSET
     location: Annotated[str, Meta(max_length=1000)] | None | UnsetType = UNSET
     all_day: bool | UnsetType = UNSET
@@ -86,13 +85,13 @@ class Event(msgspec.Struct):
     title: str
     description: str | None
     location: str | None
-    start_time: str
-    end_time: str
+    start_time: Timestamp
+    end_time: Timestamp
     all_day: bool
-    start_date: str | None
-    end_date: str | None
+    start_date: Date | None
+    end_date: Date | None
     status: str
-    hold_expires_at: str | None
+    hold_expires_at: Timestamp | None
     priority: int | None
     reminders: list[int] | None
     recurrence: list[str] | None
@@ -103,8 +102,8 @@ class Event(msgspec.Struct):
     recurring_event_id: str | None
     sequence: int
     remote: dict[str, Any] | None
-    created_at: str
-    updated_at: str
+    created_at: Timestamp
+    updated_at: Timestamp
     transparency: Transparency = "opaque"
 
 
