@@ -60,8 +60,14 @@ class AvailabilityController(Controller):
         agent_id: str,
         db: Database,
         ctx: Ctx,
-        start: str | None = Parameter(default=None, description="Window start, ISO 8601 with offset"),
-        end: str | None = Parameter(default=None, description="Window end, ISO 8601 with offset (≤ 62 days after start)"),
+        start: str | None = Parameter(
+            default=None, description="Window start, ISO 8601 with offset", schema_extra={"format": "date-time"}
+        ),
+        end: str | None = Parameter(
+            default=None,
+            description="Window end, ISO 8601 with offset (≤ 62 days after start)",
+            schema_extra={"format": "date-time"},
+        ),
         slot_minutes: int = Parameter(default=30, description="Shortest free interval to report, 1–1440"),
     ) -> Availability:
         return await db.read(  # type: ignore[return-value]

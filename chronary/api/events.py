@@ -15,8 +15,14 @@ from chronary.services.context import Ctx
 from chronary.store.db import Database
 
 Source = Literal["internal", "external_ical", "google", "microsoft", "icloud", "caldav"]
-_AFTER = Parameter(default=None, description="Only events starting at or after this instant (ISO 8601)")
-_BEFORE = Parameter(default=None, description="Only events starting before this instant (ISO 8601)")
+_AFTER = Parameter(
+    default=None,
+    description="Only events starting at or after this instant (ISO 8601)",
+    schema_extra={"format": "date-time"},
+)
+_BEFORE = Parameter(
+    default=None, description="Only events starting before this instant (ISO 8601)", schema_extra={"format": "date-time"}
+)
 _EXPANDS = (
     "With both start_after and start_before, recurring series are expanded: each occurrence is listed "
     "with its own id (`<series id>_<original start as YYYYMMDDTHHMMSSZ>`) and `recurring_event_id`; "

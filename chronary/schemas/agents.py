@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
-from chronary.schemas.common import Input, Metadata, Name, Timezone
+from chronary.schemas.common import Input, Metadata, Name, Timestamp, Timezone
 
 AgentType = Annotated[Literal["ai", "human", "resource"], Meta(description="What kind of actor this is")]
 AgentStatus = Annotated[Literal["active", "paused", "decommissioned"], Meta(description="Lifecycle state")]
@@ -43,8 +43,8 @@ class Agent(msgspec.Struct):
     email: str | None
     timezone: str
     metadata: dict[str, Any]
-    created_at: str
-    updated_at: str
+    created_at: Timestamp
+    updated_at: Timestamp
 
 
 class AgentList(msgspec.Struct):

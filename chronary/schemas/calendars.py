@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
-from chronary.schemas.common import Input, Metadata, Name, Reminders, Timezone
+from chronary.schemas.common import Input, Metadata, Name, Reminders, Timestamp, Timezone
 
 AgentStatus = Annotated[
     Literal["idle", "working", "waiting", "error"], Meta(description="What the owning agent is doing now")
@@ -46,8 +46,8 @@ class Calendar(msgspec.Struct):
     default_reminders: list[int] | None
     metadata: dict[str, Any]
     ical_url: Annotated[str, Meta(description="Public iCal feed URL (the token in it is its only access control)")]
-    created_at: str
-    updated_at: str
+    created_at: Timestamp
+    updated_at: Timestamp
 
 
 class CalendarList(msgspec.Struct):

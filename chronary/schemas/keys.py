@@ -7,7 +7,7 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
-from chronary.schemas.common import Input, Name
+from chronary.schemas.common import Input, Name, Timestamp
 
 
 class KeyCreate(Input):
@@ -23,7 +23,7 @@ class ApiKey(msgspec.Struct):
     agent_id: str | None
     prefix: Annotated[str, Meta(description="chr_sk_ (org) or chr_ak_ (agent)")]
     last4: Annotated[str, Meta(description="Last four characters of the secret, to recognise it")]
-    created_at: str
+    created_at: Timestamp
 
 
 class ApiKeyWithSecret(ApiKey):

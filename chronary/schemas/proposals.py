@@ -46,8 +46,8 @@ class ProposalResolve(Input):
 
 class ProposalSlot(msgspec.Struct):
     index: int
-    start: str
-    end: str
+    start: Timestamp
+    end: Timestamp
     proposed_by: str
 
 
@@ -57,7 +57,7 @@ class Participant(msgspec.Struct):
     response: str
     accepted_slots: list[int]
     declined_slots: list[int]
-    responded_at: str | None
+    responded_at: Timestamp | None
     event_id: str | None
 
 
@@ -79,12 +79,12 @@ class Proposal(msgspec.Struct):
     participant_agent_ids: list[str]
     hold_slots: bool
     holds: list[ProposalHold]
-    expires_at: str | None
+    expires_at: Timestamp | None
     resolved_slot_index: int | None
     resolved_slot: ProposalSlot | None
-    created_at: str
-    updated_at: str
-    resolved_at: str | None
+    created_at: Timestamp
+    updated_at: Timestamp
+    resolved_at: Timestamp | None
 
 
 class ProposalList(msgspec.Struct):

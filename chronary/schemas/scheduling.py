@@ -63,26 +63,26 @@ class Rules(msgspec.Struct):
     buffer_after_minutes: int
     minimum_notice_minutes: int
     overrides: list[dict[str, Any]]
-    created_at: str
-    updated_at: str
+    created_at: Timestamp
+    updated_at: Timestamp
 
 
 class BusyInterval(msgspec.Struct):
-    start: str
-    end: str
+    start: Timestamp
+    end: Timestamp
     event_id: str | None = None
 
 
 class Interval(msgspec.Struct):
-    start: str
-    end: str
+    start: Timestamp
+    end: Timestamp
 
 
 class Availability(msgspec.Struct):
     agent_id: str
     timezone: str
-    start: str
-    end: str
+    start: Timestamp
+    end: Timestamp
     busy: list[BusyInterval]
     free: list[Interval]
 
@@ -108,7 +108,7 @@ class ContextAgent(msgspec.Struct):
 
 
 class Context(msgspec.Struct):
-    now: str
+    now: Timestamp
     agent: ContextAgent
     current_event: Event | None
     upcoming: list[Event]
