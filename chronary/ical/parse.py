@@ -182,7 +182,7 @@ def _read(comp: Any, default_tz: ZoneInfo, day_tz: ZoneInfo) -> ImportedEvent | 
     if not ev.uid:
         seed = f"{start_raw}|{comp.get('SUMMARY', '')}".encode()
         ev.uid = "chronary-import-" + hashlib.sha256(seed).hexdigest()[:24]
-    tzid = None if all_day else ev.zone_of(start_raw)  # type: ignore[arg-type]
+    tzid = None if all_day else ev.zone_of(start_raw)
     recurrence: list[str] = []
     rid_ts = 0
     rid_raw = ev.decoded("RECURRENCE-ID")

@@ -8,6 +8,7 @@ expand on dates. Never counts an unbounded rule: expansion is always clipped to 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from dateutil.rrule import DAILY, HOURLY, MINUTELY, SECONDLY, WEEKLY, rrule, rruleset, rrulestr
@@ -32,11 +33,12 @@ def _fast_forward(rule: rrule, lo: datetime) -> rrule:
     rule's period keeps exactly the same occurrences from `lo` on: the BY* filters repeat per
     period and INTERVAL phase is preserved. COUNT needs the true start, so it is left alone.
     """
-    period = _PERIOD.get(rule._freq)  # noqa: SLF001
-    start = rule._dtstart  # noqa: SLF001
-    if period is None or rule._count is not None or start is None or start >= lo:  # noqa: SLF001
+    inner: Any = rule  # dateutil keeps the parsed rule parts private and untyped
+    period = _PERIOD.get(inner._freq)
+    start = inner._dtstart
+    if period is None or inner._count is not None or start is None or start >= lo:
         return rule
-    step = period * rule._interval  # noqa: SLF001
+    step = period * inner._interval
     skipped = (lo - start) // step
     return rule.replace(dtstart=start + step * skipped) if skipped > 0 else rule
 
@@ -50,16 +52,17 @@ def _rule_set(lines: list[str], dtstart_local: datetime, lo: datetime | None = N
     # dateutil returns aware datetimes for values written with Z/TZID and naive ones otherwise;
     # normalise everything to naive local wall-clock time so comparisons are consistent.
     out = rruleset()
-    for rule in rs._rrule:  # noqa: SLF001 - dateutil exposes no public accessor
-        until = rule._until  # noqa: SLF001
+    parsed: Any = rs  # dateutil exposes no public accessor for a set's parts
+    for rule in parsed._rrule:
+        until = rule._until
         if until is not None and until.tzinfo is not None:
             rule = rule.replace(until=until.astimezone(tz).replace(tzinfo=None))
         out.rrule(_fast_forward(rule, lo) if lo is not None else rule)
-    for rule in rs._exrule:  # noqa: SLF001
+    for rule in parsed._exrule:
         out.exrule(_fast_forward(rule, lo) if lo is not None else rule)
-    for value in rs._rdate:  # noqa: SLF001
+    for value in parsed._rdate:
         out.rdate(_local_naive(value, tz))
-    for value in rs._exdate:  # noqa: SLF001
+    for value in parsed._exdate:
         out.exdate(_local_naive(value, tz))
     return out
 

@@ -35,7 +35,7 @@ def list_(
     elif not include_agent_owned:
         where.append("agent_id IS NULL")
     rows, total = page(conn, "calendars", where, params, "id", limit, offset)
-    return [decode(r, JSON) for r in rows], total  # type: ignore[misc]
+    return [decode(r, JSON) for r in rows], total
 
 
 def ids_for_agent(conn: apsw.Connection, agent_id: str) -> list[str]:

@@ -34,7 +34,7 @@ def list_(
             where.append(f"{col} = ?")
             params.append(value)
     rows, total = page(conn, "connections", where, params, "id", limit, offset)
-    return [decode(r, JSON) for r in rows], total  # type: ignore[misc]
+    return [decode(r, JSON) for r in rows], total
 
 
 def patch(conn: apsw.Connection, connection_id: str, values: dict[str, Any]) -> None:

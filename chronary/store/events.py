@@ -57,7 +57,7 @@ def get(conn: apsw.Connection, event_id: str) -> dict[str, Any] | None:
 def list_(conn: apsw.Connection, f: EventFilter, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
     where, params = _where(f)
     rows, total = page(conn, "events", where, params, "start_ts, id", limit, offset)
-    return [decode(r, JSON) for r in rows], total  # type: ignore[misc]
+    return [decode(r, JSON) for r in rows], total
 
 
 def patch(conn: apsw.Connection, event_id: str, values: dict[str, Any]) -> None:
@@ -82,7 +82,7 @@ def overlapping(
     where += [f"status IN ({marks})", "start_ts < ?", "end_ts > ?", "id IS NOT ?"]
     params += [*statuses, end_ts, start_ts, exclude_id]
     rows = conn.execute(f"SELECT * FROM events WHERE {' AND '.join(where)} ORDER BY start_ts", params)
-    return [decode(r, JSON) for r in rows]  # type: ignore[misc]
+    return [decode(r, JSON) for r in rows]
 
 
 def in_window(
@@ -104,7 +104,7 @@ def in_window(
     )
     singles_out = [decode(r, JSON) for r in singles]
     masters, exceptions = series_in_scope(conn, base, params, end_ts)
-    return singles_out, masters, exceptions  # type: ignore[return-value]
+    return singles_out, masters, exceptions
 
 
 def series_in_scope(
@@ -130,7 +130,7 @@ def series_in_scope(
                 [m["id"] for m in masters],
             )
         ]
-    return masters, exceptions  # type: ignore[return-value]
+    return masters, exceptions
 
 
 def expired_holds(conn: apsw.Connection, now_ts: int, limit: int = 200) -> list[dict[str, Any]]:
@@ -138,7 +138,7 @@ def expired_holds(conn: apsw.Connection, now_ts: int, limit: int = 200) -> list[
         "SELECT * FROM events WHERE status = 'hold' AND hold_expires_at <= ? ORDER BY hold_expires_at LIMIT ?",
         (now_ts, limit),
     )
-    return [decode(r, JSON) for r in rows]  # type: ignore[misc]
+    return [decode(r, JSON) for r in rows]
 
 
 def next_hold_expiry(conn: apsw.Connection) -> int | None:
@@ -148,4 +148,4 @@ def next_hold_expiry(conn: apsw.Connection) -> int | None:
 
 def series_exceptions(conn: apsw.Connection, series_id: str) -> list[dict[str, Any]]:
     rows = conn.execute("SELECT * FROM events WHERE recurring_event_id = ? ORDER BY start_ts, id", (series_id,))
-    return [decode(r, JSON) for r in rows]  # type: ignore[misc]
+    return [decode(r, JSON) for r in rows]

@@ -48,7 +48,7 @@ def migrate(conn: apsw.Connection) -> list[str]:
             f"this database was created by a newer Chronary (it has migrations {', '.join(unknown)} "
             "that this version does not know); upgrade Chronary or restore a matching backup"
         )
-    ran = []
+    ran: list[str] = []
     for name, sql in shipped:
         if name in done:
             continue

@@ -37,7 +37,7 @@ def participants(conn: apsw.Connection, proposal_ids: list[str]) -> dict[str, li
         f"SELECT * FROM proposal_participants WHERE proposal_id IN ({marks}) ORDER BY proposal_id, position",
         proposal_ids,
     ):
-        out[r["proposal_id"]].append(decode(r, PARTICIPANT_JSON))  # type: ignore[arg-type]
+        out[r["proposal_id"]].append(decode(r, PARTICIPANT_JSON))
     return out
 
 
@@ -102,4 +102,4 @@ def list_(
     rows = conn.execute(
         f"SELECT * FROM proposals WHERE {clause} ORDER BY id DESC LIMIT ? OFFSET ?", (*params, limit, offset)
     )
-    return [decode(r, JSON) for r in rows], total  # type: ignore[misc]
+    return [decode(r, JSON) for r in rows], total

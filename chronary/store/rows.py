@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, overload
 
 import apsw
 
@@ -17,7 +17,12 @@ def loads(value: str | None) -> Any:
     return None if value is None else json.loads(value)
 
 
+@overload
+def decode(row: dict[str, Any], json_columns: Iterable[str]) -> dict[str, Any]: ...
+@overload
+def decode(row: dict[str, Any] | None, json_columns: Iterable[str]) -> dict[str, Any] | None: ...
 def decode(row: dict[str, Any] | None, json_columns: Iterable[str]) -> dict[str, Any] | None:
+    """JSON columns parsed in place; None (no such row) passes through."""
     if row is None:
         return None
     for col in json_columns:

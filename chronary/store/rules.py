@@ -24,7 +24,7 @@ def get(conn: apsw.Connection, agent_id: str) -> dict[str, Any] | None:
 def for_agents(conn: apsw.Connection, agent_ids: list[str]) -> dict[str, dict[str, Any]]:
     marks = ",".join("?" for _ in agent_ids)
     rows = conn.execute(f"SELECT * FROM availability_rules WHERE agent_id IN ({marks})", agent_ids)
-    return {r["agent_id"]: decode(r, JSON) for r in rows}  # type: ignore[misc]
+    return {r["agent_id"]: decode(r, JSON) for r in rows}
 
 
 def put(conn: apsw.Connection, row: dict[str, Any]) -> None:
@@ -79,4 +79,4 @@ def busy_sources(
         )
     )
     masters, exceptions = event_store.series_in_scope(conn, f"calendar_id IN ({cal_marks})", cal_ids, end_ts)
-    return singles, masters, exceptions, cals  # type: ignore[return-value]
+    return singles, masters, exceptions, cals

@@ -144,7 +144,7 @@ def conflicts(conn: apsw.Connection, connection_id: str, limit: int, offset: int
 
 def exceptions_of(conn: apsw.Connection, master_id: str) -> list[dict[str, Any]]:
     rows = conn.execute("SELECT * FROM events WHERE recurring_event_id = ? ORDER BY recurrence_id_ts", (master_id,))
-    return [decode(r, EVENT_JSON) for r in rows]  # type: ignore[misc]
+    return [decode(r, EVENT_JSON) for r in rows]
 
 
 def master_by_uid(conn: apsw.Connection, calendar_id: str, uid: str) -> dict[str, Any] | None:

@@ -36,13 +36,13 @@ def list_endpoints(
         where.append("status = ?")
         params.append(status)
     rows, total = page(conn, "webhook_endpoints", where, params, "id", limit, offset)
-    return [decode(r, ENDPOINT_JSON) for r in rows], total  # type: ignore[misc]
+    return [decode(r, ENDPOINT_JSON) for r in rows], total
 
 
 def active_endpoints(conn: apsw.Connection) -> list[dict[str, Any]]:
     """Endpoints that receive new deliveries (paused ones too: theirs wait for resume)."""
     rows = conn.execute("SELECT * FROM webhook_endpoints WHERE status IN ('active', 'paused') ORDER BY id")
-    return [decode(r, ENDPOINT_JSON) for r in rows]  # type: ignore[misc]
+    return [decode(r, ENDPOINT_JSON) for r in rows]
 
 
 def patch_endpoint(conn: apsw.Connection, endpoint_id: str, values: dict[str, Any]) -> None:
