@@ -8,19 +8,37 @@ convention of services/event_times), so they come back as the same dates.
 Writing back starts from the last body both sides agreed on (kept in sync_links.ical) and
 replaces only the properties whose Chronary value changed: alarms, organizer, categories,
 X- properties, the original TZID and VTIMEZONEs all survive a round trip.
+
+Timed instants go out as local time with a TZID, in the zone Chronary itself repeats the
+series in (services/occurrences.series_zone: the calendar's), plus a VTIMEZONE for it from
+chronary.ical.render.vtimezone, so the phone expands RRULEs on the same wall-clock time as the
+API across DST. A remote event keeps the TZID it came with (and a remote event written in UTC
+stays in UTC). In the hour a DST end repeats a local time names two instants, and readers
+differ on which (RFC 5545 and dateutil: the first; ical.js: the second), so each value is
+written by its role, as chronary.ical.render writes feeds:
+- "instant" (DTSTART/DTEND of single events and overrides, RDATE): UTC when its local time is
+  repeated, so every reader gets the same instant.
+- "occurrence" (RECURRENCE-ID, EXDATE): it must match an occurrence the reader generates from the
+  wall-clock RRULE, which the reader resolves as it resolves this value, so only an instant
+  whose local time read back with fold=0 is another one (the second pass, which no wall-clock
+  rule generates) goes out in UTC.
+- "series" (a master's DTSTART/DTEND): always local time with TZID, since a UTC DTSTART would
+  make the RRULE repeat in UTC. A series starting in the second pass is thus read as starting in
+  the first, which is where Chronary's own expansion (fold=0) puts that occurrence too.
 """
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import icalendar
 
+from chronary.ical import render
 from chronary.services.event_times import local_midnight
+from chronary.services.occurrences import series_zone
 from chronary.timeutil import from_ts, to_ts, valid_timezone
 
 PRODID = "-//Chronary//Sync//EN"
@@ -28,6 +46,7 @@ MODELED = ("title", "description", "location", "times", "status", "recurrence", 
 _STATUS_IN = {"CONFIRMED": "confirmed", "TENTATIVE": "tentative", "CANCELLED": "cancelled"}
 _STATUS_OUT = {"confirmed": "CONFIRMED", "tentative": "TENTATIVE", "hold": "TENTATIVE", "cancelled": "CANCELLED"}
 _RECURRENCE_PROPS = ("RRULE", "EXRULE", "RDATE", "EXDATE")
+Role = Literal["instant", "occurrence", "series"]  # how a zoned value may be written: see the module doc
 
 
 @dataclass
@@ -199,8 +218,48 @@ def _base_tz(comp: Any) -> ZoneInfo | None:
     return None
 
 
-def _set_times(comp: Any, row: dict[str, Any], tz: ZoneInfo) -> None:
-    keep_tz = _base_tz(comp)
+def _as_list(value: Any) -> list[Any]:
+    return [] if value is None else value if isinstance(value, list) else [value]
+
+
+def _utc_start(comp: Any) -> bool:
+    """DTSTART written in UTC (`Z`), as Chronary pushed timed events before they carried a TZID."""
+    prop = comp.get("DTSTART")
+    if prop is None or prop.params.get("TZID"):
+        return False
+    value = prop.dt
+    return isinstance(value, datetime) and value.tzinfo is not None and value.utcoffset() == timedelta(0)
+
+
+def _resource_zone(master: dict[str, Any], tz: ZoneInfo, old: Any | None) -> ZoneInfo | None:
+    """The zone this resource's timed instants are written in; None means UTC (`Z`)."""
+    if old is not None:
+        kept = _base_tz(old)
+        if kept is not None:
+            return kept  # a remote event keeps its own TZID
+        if master.get("source") != "internal" and _utc_start(old):
+            return None  # and a remote event written in UTC stays in UTC
+    zone = series_zone(master, {"timezone": tz.key or "UTC"})
+    return None if (zone.key or "UTC") in ("UTC", "Etc/UTC", "GMT") else zone
+
+
+def _written(instant: datetime, zone: ZoneInfo | None, role: Role = "instant") -> datetime:
+    """The value one instant is written as, by its role (module doc): local time in `zone`
+    (TZID), or UTC when there is no zone or the local time would not name it to every reader."""
+    if zone is None:
+        return instant.astimezone(UTC)
+    local = instant.astimezone(zone)
+    first = to_ts(local.replace(fold=0))
+    if role == "series":
+        keep = True
+    elif role == "occurrence":
+        keep = first == to_ts(instant)
+    else:
+        keep = first == to_ts(local.replace(fold=1))  # a local time that names one instant only
+    return local if keep else instant.astimezone(UTC)
+
+
+def _set_times(comp: Any, row: dict[str, Any], tz: ZoneInfo, zone: ZoneInfo | None, series: bool) -> None:
     for name in ("DTSTART", "DTEND", "DURATION"):
         comp.pop(name, None)
     start, end = from_ts(row["start_ts"]), from_ts(row["end_ts"])
@@ -208,20 +267,61 @@ def _set_times(comp: Any, row: dict[str, Any], tz: ZoneInfo) -> None:
         comp.add("DTSTART", start.astimezone(tz).date())
         comp.add("DTEND", end.astimezone(tz).date())
     else:
-        zone = keep_tz or UTC
-        comp.add("DTSTART", start.astimezone(zone))
-        comp.add("DTEND", end.astimezone(zone))
+        role: Role = "series" if series else "instant"
+        comp.add("DTSTART", _written(start, zone, role))
+        comp.add("DTEND", _written(end, zone, role))
 
 
-def _set_recurrence(comp: Any, lines: list[str] | None) -> None:
+def _until_utc(rule: Any, local: ZoneInfo) -> Any:
+    """UNTIL of a timed series in UTC, as RFC 5545 requires with a zoned or UTC DTSTART; a date
+    or floating UNTIL is local time in the zone Chronary expands the series in."""
+    until = rule.get("UNTIL")
+    if not until:
+        return rule
+    value = until[0]
+    if not isinstance(value, datetime):
+        value = datetime.combine(value, time(0), local)
+    elif value.tzinfo is None:
+        value = value.replace(tzinfo=local)
+    rule["UNTIL"] = [value.astimezone(UTC)]
+    return rule
+
+
+def _set_recurrence(
+    comp: Any, lines: list[str] | None, zone: ZoneInfo | None, local: ZoneInfo, tz: ZoneInfo, all_day: bool
+) -> None:
+    """RRULE/EXRULE/RDATE/EXDATE from stored lines, written like DTSTART: dates for all-day
+    series, otherwise local time with DTSTART's TZID (UTC where the role says so)."""
     for name in _RECURRENCE_PROPS:
         comp.pop(name, None)
     if not lines:
         return
     mini = icalendar.Event.from_ical("BEGIN:VEVENT\r\n" + "\r\n".join(lines) + "\r\nEND:VEVENT\r\n")
-    for name, value in mini.items():
-        for item in value if isinstance(value, list) else [value]:
-            comp.add(name, item, encode=False)
+    for name in ("RRULE", "EXRULE"):
+        for rule in _as_list(mini.get(name)):
+            comp.add(name, rule if all_day else _until_utc(rule, local), encode=False)
+    for name in ("RDATE", "EXDATE"):
+        days: set[date] = set()
+        zoned: set[datetime] = set()
+        utc: set[datetime] = set()
+        for prop in _as_list(mini.get(name)):
+            if any(isinstance(d.dt, tuple) for d in prop.dts):
+                comp.add(name, prop, encode=False)  # RDATE periods pass through untouched
+                continue
+            for d in prop.dts:
+                value = d.dt
+                if not isinstance(value, datetime):
+                    days.add(value)
+                    continue
+                instant = value if value.tzinfo is not None else value.replace(tzinfo=local)
+                if all_day:
+                    days.add(instant.astimezone(tz).date())
+                    continue
+                out = _written(instant, zone, "occurrence" if name == "EXDATE" else "instant")
+                (utc if out.tzinfo is UTC else zoned).add(out)
+        for values in (days, zoned, utc):
+            if values:
+                comp.add(name, sorted(values))
 
 
 def _set_attendees(comp: Any, attendees: list[dict[str, Any]]) -> None:
@@ -241,11 +341,25 @@ def _set_reminders(comp: Any, minutes: list[int] | None, title: str) -> None:
         comp.add_component(alarm)
 
 
-def _apply(comp: Any, row: dict[str, Any], tz: ZoneInfo, now: datetime, fresh: bool) -> None:
+def _apply(
+    comp: Any,
+    row: dict[str, Any],
+    tz: ZoneInfo,
+    now: datetime,
+    fresh: bool,
+    zone: ZoneInfo | None,
+    local: ZoneInfo,
+    rewrite_times: bool = False,
+) -> None:
+    """Write the modeled fields that changed; `rewrite_times` forces times and recurrence out
+    again (a body Chronary once pushed in UTC moves to the calendar's TZID)."""
     old = None if fresh else fields_of(comp, tz)
     new = row_fields(row)
     before = old.modeled() if old else {}
-    changed = [k for k in MODELED if fresh or before.get(k) != new[k]]
+    forced = ("times", "recurrence") if rewrite_times else ()
+    changed = [k for k in MODELED if fresh or k in forced or before.get(k) != new[k]]
+    comp_zone = (None if fresh else _base_tz(comp)) or zone  # before DTSTART is replaced
+    series = bool(row.get("recurrence")) and row.get("recurring_event_id") is None
     for key in changed:
         if key in ("title", "description", "location"):
             name = {"title": "SUMMARY", "description": "DESCRIPTION", "location": "LOCATION"}[key]
@@ -253,12 +367,13 @@ def _apply(comp: Any, row: dict[str, Any], tz: ZoneInfo, now: datetime, fresh: b
             if new[key] is not None:
                 comp.add(name, new[key])
         elif key == "times":
-            _set_times(comp, row, tz)
+            _set_times(comp, row, tz, comp_zone, series)
         elif key == "status":
             comp.pop("STATUS", None)
             comp.add("STATUS", _STATUS_OUT.get(row["status"], "CONFIRMED"))
         elif key == "recurrence":
-            _set_recurrence(comp, row["recurrence"] if row.get("recurring_event_id") is None else None)
+            lines = row["recurrence"] if row.get("recurring_event_id") is None else None
+            _set_recurrence(comp, lines, comp_zone, local, tz, bool(row["all_day"]))
         elif key == "attendees":
             _set_attendees(comp, new["attendees"])
         elif key == "reminders":
@@ -274,6 +389,46 @@ def _apply(comp: Any, row: dict[str, Any], tz: ZoneInfo, now: datetime, fresh: b
         comp.add("SEQUENCE", max(old.sequence + 1 if old else 0, int(row.get("sequence") or 0)))
 
 
+def _add_timezones(cal: Any, first_year: int) -> None:
+    """A VTIMEZONE for every TZID the events use that the resource does not define yet (a
+    remote body keeps its own), built by chronary.ical.render.vtimezone like the feeds'."""
+    have = {str(c.get("TZID")) for c in cal.subcomponents if c.name == "VTIMEZONE"}
+    used: set[str] = set()
+    for comp in cal.subcomponents:
+        if comp.name == "VEVENT":
+            for name in ("DTSTART", "DTEND", "RECURRENCE-ID", "RDATE", "EXDATE"):
+                for prop in _as_list(comp.get(name)):
+                    tzid = getattr(prop, "params", {}).get("TZID")
+                    if tzid:
+                        used.add(str(tzid))
+    added = []
+    for tzid in sorted(used - have):
+        if not valid_timezone(tzid):
+            continue  # a zone only the remote side knows: its own VTIMEZONE (or none) stays
+        try:
+            vtz = icalendar.Timezone.from_ical(render.vtimezone(tzid, first_year))
+        except Exception:  # noqa: BLE001 - a missing VTIMEZONE only costs clients a lookup
+            continue
+        _one_rdate_per_line(vtz)
+        added.append(vtz)
+    if added:
+        zones = [c for c in cal.subcomponents if c.name == "VTIMEZONE"]
+        rest = [c for c in cal.subcomponents if c.name != "VTIMEZONE"]
+        cal.subcomponents = [*zones, *added, *rest]
+
+
+def _one_rdate_per_line(vtz: Any) -> None:
+    """ical.js reads only the first date of a comma-separated RDATE in an observance: write
+    each one on its own line (the same observances; a no-op for RRULE-based VTIMEZONEs)."""
+    for observance in vtz.subcomponents:
+        props = _as_list(observance.get("RDATE"))
+        if not any(len(p.dts) > 1 for p in props):
+            continue
+        observance.pop("RDATE")
+        for value in sorted({d.dt for p in props for d in p.dts}):
+            observance.add("RDATE", value)
+
+
 def build(master: dict[str, Any], exceptions: list[dict[str, Any]], tz: ZoneInfo, base: str | None, now: datetime) -> str:
     """The resource text for a Chronary series (or single event) and its stored exceptions."""
     uid = master["ical_uid"]
@@ -287,25 +442,33 @@ def build(master: dict[str, Any], exceptions: list[dict[str, Any]], tz: ZoneInfo
         cal.add("VERSION", "2.0")
         old_events = []
     by_rid: dict[int | None, Any] = {}
-    for comp in old_events:
-        rid = comp.get("RECURRENCE-ID")
-        by_rid[_instant(rid.dt, tz) if rid is not None else None] = comp
+    for old in old_events:
+        rid = old.get("RECURRENCE-ID")
+        by_rid[_instant(rid.dt, tz) if rid is not None else None] = old
+    old_master = by_rid.get(None)
+    zone = _resource_zone(master, tz, old_master)
+    local = series_zone(master, {"timezone": tz.key or "UTC"})  # floating values mean this zone
+    # pushed in UTC by an older Chronary: move the whole resource to the calendar's TZID
+    upgrade = old_master is not None and master.get("source") == "internal" and zone is not None and _utc_start(old_master)
+    rid_zone = zone
     rows = [(None, master), *((e["recurrence_id_ts"], e) for e in exceptions)]
     for rid_ts, row in rows:
-        comp = by_rid.get(rid_ts)
-        fresh = comp is None
+        found = by_rid.get(rid_ts)
+        fresh = found is None
+        comp: Any = icalendar.Event() if found is None else found
         if fresh:
-            comp = icalendar.Event()
             comp.add("UID", uid)
-            if rid_ts is not None:
-                rid = from_ts(rid_ts)
-                if master["all_day"]:
-                    comp.add("RECURRENCE-ID", rid.astimezone(tz).date())
-                else:
-                    comp.add("RECURRENCE-ID", rid.astimezone(_base_tz(by_rid.get(None) or comp) or UTC))
-        _apply(comp, row, tz, now, fresh)
+        if rid_ts is not None and (fresh or (upgrade and not master["all_day"])):
+            comp.pop("RECURRENCE-ID", None)
+            rid = from_ts(rid_ts)
+            if master["all_day"]:
+                comp.add("RECURRENCE-ID", rid.astimezone(tz).date())
+            else:
+                comp.add("RECURRENCE-ID", _written(rid, rid_zone, "occurrence"))
+        _apply(comp, row, tz, now, fresh, zone, local, rewrite_times=upgrade)
+        if rid_ts is None:
+            rid_zone = _base_tz(comp)  # overrides name the master's times in its zone (None: UTC)
         cal.add_component(comp)
-    if not any(c.name == "VTIMEZONE" for c in cal.subcomponents):
-        with contextlib.suppress(Exception):  # a missing VTIMEZONE only costs clients a lookup
-            cal.add_missing_timezones()
+    first = min([master["start_ts"], *(e["start_ts"] for e in exceptions)])
+    _add_timezones(cal, render.first_year(first))
     return cal.to_ical().decode()
