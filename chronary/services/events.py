@@ -289,28 +289,42 @@ def update(tx: Tx, ctx: Ctx, calendar_id: str, event_id: str, data: EventUpdate)
 
 
 def delete(tx: Tx, ctx: Ctx, calendar_id: str, event_id: str, *, kind: str = "event.deleted") -> None:
-    """Deletes an event; a series goes with its exceptions. Deleting one occurrence stores it as
-    a cancelled exception (removing the row would bring the generated occurrence back)."""
-    row, calendar = _load_for_write(tx, ctx.principal, calendar_id, event_id)
+    """Deletes an event; a series goes with its exceptions; one occurrence becomes an EXDATE of
+    its series (see `_delete_occurrence`)."""
+    row, calendar = load(tx, ctx.principal, calendar_id, event_id)
     _require_writable(row)
-    before = present(row, calendar)
     if row["recurring_event_id"]:
-        values = {
-            "status": "cancelled",
-            "hold_expires_at": None,
-            "sequence": row["sequence"] + 1,
-            "updated_at": iso_ms(tx.now),
-        }
-        event_store.patch(tx.conn, event_id, values)
-        _changed(tx, "updated", row, {**row, **values}, calendar)
-        outbox.emit(tx, kind, before, agent_id=calendar["agent_id"])
+        _delete_occurrence(tx, row, calendar, kind)
         return
+    before = present(row, calendar)
     if row["recurrence"]:
         for exc in event_store.series_exceptions(tx.conn, event_id):
             event_store.delete(tx.conn, exc["id"])
             _changed(tx, "deleted", exc, None, calendar)
     event_store.delete(tx.conn, event_id)
     _changed(tx, "deleted", row, None, calendar)
+    outbox.emit(tx, kind, before, agent_id=calendar["agent_id"])
+
+
+def _delete_occurrence(tx: Tx, row: dict[str, Any], calendar: dict[str, Any], kind: str) -> None:
+    """One occurrence deleted: its original start joins the series' EXDATEs and its stored
+    exception (a moved or cancelled occurrence) goes, so it is gone from windowed lists, GET,
+    availability, feeds and — pushed as an EXDATE — providers, the same state a sync pull
+    stores for an EXDATE made on a phone. Cancelling instead keeps a listed cancelled row.
+    One webhook, `kind` (event.deleted) for the occurrence; the series' own change is how
+    the deletion is stored, not another event."""
+    before = present(row, calendar)
+    if not row.pop("_virtual", False):
+        event_store.delete(tx.conn, row["id"])
+        _changed(tx, "deleted", row, None, calendar)
+    master = event_store.get(tx.conn, row["recurring_event_id"])
+    if master is not None and master["recurrence"] and row["recurrence_id_ts"] is not None:
+        lines = occurrences.with_exdate(
+            master["recurrence"], row["recurrence_id_ts"], bool(master["all_day"]), ZoneInfo(calendar["timezone"])
+        )
+        values = {"recurrence": lines, "sequence": master["sequence"] + 1, "updated_at": iso_ms(tx.now)}
+        event_store.patch(tx.conn, master["id"], values)
+        _changed(tx, "updated", master, {**master, **values}, calendar)
     outbox.emit(tx, kind, before, agent_id=calendar["agent_id"])
 
 

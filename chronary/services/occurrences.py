@@ -4,13 +4,18 @@ A series is stored once (its `recurrence` lines). Each occurrence is named
 `<series id>_<original start UTC as YYYYMMDDTHHMMSSZ>` and carries `recurring_event_id`.
 A changed or cancelled occurrence is stored as its own row whose id is that occurrence id, with
 `recurring_event_id` = the series and `recurrence_id_ts` = the original start; it replaces the
-generated occurrence (a cancelled one simply has status cancelled).
+generated occurrence (a cancelled one simply has status cancelled, and stays listed as such).
+A deleted occurrence is an EXDATE on the series (`with_exdate`), exactly what a sync pull
+stores for an EXDATE made on a phone: it is generated nowhere any more, and goes out to feeds
+and providers as the EXDATE it is.
 
 Availability, feeds and windowed event lists all read through `in_window`, so they agree.
 """
 
 from __future__ import annotations
 
+import contextlib
+from datetime import UTC, date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -54,12 +59,70 @@ def virtual(tx: Tx, calendar: dict[str, Any], event_id: str) -> dict[str, Any] |
         return None
     series_id, original = parts
     master = event_store.get(tx.conn, series_id)
-    if master is None or not master["recurrence"] or master["calendar_id"] != calendar["id"]:
+    if master is None or master["calendar_id"] != calendar["id"]:
         return None
-    for occ in expand_series(master, series_zone(master, calendar), original, original + 1, []):
-        if occ["recurrence_id_ts"] == original:
+    return generated(master, series_zone(master, calendar), original)
+
+
+def generated(master: dict[str, Any], tz: ZoneInfo, original_start_ts: int) -> dict[str, Any] | None:
+    """The occurrence the series itself generates at this original start (EXDATEs applied)."""
+    if not master["recurrence"]:
+        return None
+    for occ in expand_series(master, tz, original_start_ts, original_start_ts + 1, []):
+        if occ["recurrence_id_ts"] == original_start_ts:
             return occ
     return None
+
+
+def with_exdate(lines: list[str], original_start_ts: int, all_day: bool, tz: ZoneInfo) -> list[str]:
+    """The series' recurrence lines with one more EXDATE, written as a sync pull writes a
+    remote one (UTC `Z`, a date for all-day series in the calendar's zone `tz`), so a delete
+    made here and one made on a phone are the same stored state."""
+    start = from_ts(original_start_ts)
+    prefix, value = (
+        ("EXDATE;VALUE=DATE:", start.astimezone(tz).strftime("%Y%m%d")) if all_day else ("EXDATE:", occurrence_key(start))
+    )
+    out = list(lines)
+    for i, line in enumerate(out):
+        if not line.upper().startswith(prefix):
+            continue
+        values = line[len(prefix) :].split(",")
+        if value in values:
+            return out
+        if all_day or all(v.upper().endswith("Z") for v in values):
+            out[i] = f"{line},{value}"
+            return out
+    return [*out, prefix + value]
+
+
+def exdates(lines: list[str] | None, tz: ZoneInfo) -> set[int]:
+    """Original starts (unix seconds) a series' EXDATE lines exclude; floating values and dates
+    are local time in `tz` (the zone the series repeats in)."""
+    out: set[int] = set()
+    for line in lines or []:
+        head, _, values = line.partition(":")
+        name, *params = head.split(";")
+        if name.strip().upper() != "EXDATE":
+            continue
+        zone = tz
+        for param in params:
+            key, _, tzid = param.partition("=")
+            if key.strip().upper() == "TZID":
+                with contextlib.suppress(ValueError, KeyError, OSError):  # unknown zone: read as `tz`
+                    zone = ZoneInfo(tzid.strip('"'))
+        for raw in values.split(","):
+            value = raw.strip()
+            try:
+                if len(value) == 8:
+                    dt = datetime.combine(date(int(value[:4]), int(value[4:6]), int(value[6:])), time(0), zone)
+                elif value.upper().endswith("Z"):
+                    dt = datetime.strptime(value[:-1], "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
+                else:
+                    dt = datetime.strptime(value, "%Y%m%dT%H%M%S").replace(tzinfo=zone)
+            except ValueError:
+                continue
+            out.add(to_ts(dt))
+    return out
 
 
 def expand_series(
@@ -113,7 +176,10 @@ def in_window(
     for master in masters:
         cal = calendars.get(master["calendar_id"])
         if cal is None:
-            cal = calendars[master["calendar_id"]] = cal_store.get(tx.conn, master["calendar_id"])  # type: ignore[assignment]
+            fetched = cal_store.get(tx.conn, master["calendar_id"])
+            if fetched is None:
+                continue  # cannot happen (events go with their calendar); keeps the types honest
+            cal = calendars[master["calendar_id"]] = fetched
         rows.extend(expand_series(master, series_zone(master, cal), start_ts, end_ts, by_series.get(master["id"], [])))
     if scope.status is not None:
         rows = [r for r in rows if r["status"] == scope.status]

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 from chronary import ids
 from chronary.services import outbox
 from chronary.services.events import present as present_event
-from chronary.services.occurrences import occurrence_id
+from chronary.services.occurrences import exdates, generated, occurrence_id, series_zone
 from chronary.store import calendars as cal_store
 from chronary.store import connections as con_store
 from chronary.store import events as event_store
@@ -177,7 +177,7 @@ class Merger:
             # push next, on top of the remote body, with the etag we now know
             sync_store.put_link(self.conn, {**link, "href": item.href, "etag": item.etag, "ical": item.ical})  # type: ignore[dict-item]
             return
-        losing = json.dumps([present_event(r, self.calendar) for r in [local, *exceptions]])
+        losing = json.dumps([present_event(r, self.calendar) for r in [local, *exceptions]])  # type: ignore[arg-type]
         self.conflict(res.uid, link, "remote", "edited on both sides; the remote edit is newer (or as new)", losing)
         sync_store.drop_pending(self.conn, cid, rid, pend["event_id"])
         self.apply(res, item, link)
@@ -217,15 +217,17 @@ class Merger:
         else:
             master = self._patch(existing, master_values)
         old = {e["recurrence_id_ts"]: e for e in sync_store.exceptions_of(self.conn, master["id"])}
+        if existing is not None:
+            self._excluded(existing, master, set(old))
         for ov in res.overrides:
             values = {**_fields(ov), "recurrence": None, "remote": remote, "read_only": read_only}
             if ov.recurrence_id_ts in old:
                 self._patch(old.pop(ov.recurrence_id_ts), values)
             else:
                 self._create(
-                    occurrence_id(master["id"], ov.recurrence_id_ts),
+                    occurrence_id(master["id"], ov.recurrence_id_ts),  # type: ignore[arg-type]
                     res.uid,
-                    values,  # type: ignore[arg-type]
+                    values,
                     master["id"],
                     ov.recurrence_id_ts,
                 )
@@ -250,9 +252,9 @@ class Merger:
     ) -> dict[str, Any]:
         row = {
             "id": event_id,
-            "calendar_id": self.calendar["id"],
+            "calendar_id": self.calendar["id"],  # type: ignore[index]
             "ical_uid": uid,
-            "hold_expires_at": None,  # type: ignore[index]
+            "hold_expires_at": None,
             "priority": None,
             "reminders": None,
             "recurring_event_id": series,
@@ -288,6 +290,19 @@ class Merger:
         if not self.quiet and set(diff) - {"remote", "updated_at", "sequence"}:
             _emit(self.tx, "event.updated", after, self.calendar, row)  # type: ignore[arg-type]
         return after
+
+    def _excluded(self, before: dict[str, Any], after: dict[str, Any], stored: set[int | None]) -> None:
+        """A remote EXDATE deletes an occurrence just as a local delete does (services/events
+        stores that as an EXDATE too): event.deleted for each generated occurrence it removed.
+        One with a stored exception is announced when that row goes (`_delete`)."""
+        if self.quiet or not before["recurrence"] or before["recurrence"] == after.get("recurrence"):
+            return
+        assert self.calendar is not None
+        zone = series_zone(before, self.calendar)
+        for ts in sorted(exdates(after.get("recurrence"), zone) - exdates(before["recurrence"], zone) - stored):
+            occ = generated(before, zone, ts)
+            if occ is not None:
+                _emit(self.tx, "event.deleted", occ, self.calendar)
 
     def _delete(self, row: dict[str, Any]) -> None:
         event_store.delete(self.conn, row["id"])

@@ -1,4 +1,4 @@
-"""Recurring events: windowed expansion, DST, single-occurrence edits/cancels and their feed form."""
+"""Recurring events: windowed expansion, DST, single-occurrence edits/cancels/deletes and their feed form."""
 
 from __future__ import annotations
 
@@ -113,14 +113,14 @@ def test_occurrence_get_patch_cancel_delete_and_feed(make_api):
     assert [(e["id"], e["status"], e["start_time"]) for e in after] == [
         (ids[0], "confirmed", "2026-03-02T08:00:00Z"),
         (ids[1], "confirmed", "2026-03-09T10:00:00Z"),
-        (ids[2], "cancelled", "2026-03-16T08:00:00Z"),
-        (ids[3], "cancelled", "2026-03-23T08:00:00Z"),
-        (ids[4], "confirmed", "2026-03-30T07:00:00Z"),
+        (ids[2], "cancelled", "2026-03-16T08:00:00Z"),  # cancelled: still listed, says so
+        (ids[4], "confirmed", "2026-03-30T07:00:00Z"),  # deleted ids[3]: gone
     ]
+    assert api.get(f"{base}/{ids[3]}").status_code == 404
     confirmed = _window(api, base, "2026-03-01T00:00:00Z", "2026-04-01T00:00:00Z", status="confirmed")
     assert confirmed["total"] == 3
     agent_view = _window(api, f"/v1/agents/{agent['id']}/events", "2026-03-01T00:00:00Z", "2026-04-01T00:00:00Z")
-    assert [e["id"] for e in agent_view["data"]] == ids
+    assert [e["id"] for e in agent_view["data"]] == [ids[0], ids[1], ids[2], ids[4]]
 
     parsed = parse(api.client.get(feed_path(cal)).content)
     items_in_feed = vevents(parsed)
