@@ -29,8 +29,9 @@ _EXPANDS = (
     "changed or cancelled occurrences appear as stored. Without both, series are listed once."
 )
 _OCCURRENCE = (
-    "`event_id` may be an occurrence id of a series: changing, cancelling or deleting one occurrence "
-    "stores an exception with that id (a deleted occurrence is kept as cancelled); the series is untouched."
+    "`event_id` may be an occurrence id of a series: changing or cancelling one occurrence stores an "
+    "exception with that id (a cancelled occurrence stays listed with status cancelled); deleting one adds "
+    "an EXDATE to the series, so it is gone from lists, feeds and availability (GET answers 404)."
 )
 
 
