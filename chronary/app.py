@@ -10,14 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from litestar import Litestar, Router
-from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.static_files import create_static_files_router
 
 from chronary import __version__, api
-from chronary.api._auth import require_api_key
-from chronary.api._common import provide_ctx, provide_db
+from chronary.api._auth import api_key_guard
+from chronary.api._common import app_dependencies, v1_dependencies
 from chronary.api._errors import EXCEPTION_HANDLERS
 from chronary.api._middleware import RequestContextMiddleware
 from chronary.api._openapi import ClosedStructSchemaPlugin
@@ -74,8 +73,8 @@ def create_app(settings: Settings, clock: Clock | None = None, runtime: Runtime 
     v1 = Router(
         path="/v1",
         route_handlers=private_routes,
-        guards=[require_api_key],
-        dependencies={"ctx": Provide(provide_ctx, sync_to_thread=False)},
+        guards=[api_key_guard(runtime.db)],
+        dependencies=v1_dependencies(settings),
         security=[{"apiKey": []}, {"apiKeyHeader": []}],
     )
     handlers: list[Any] = [v1, *public_routes]
@@ -85,7 +84,7 @@ def create_app(settings: Settings, clock: Clock | None = None, runtime: Runtime 
 
     app = ChronaryApp(
         route_handlers=handlers,
-        dependencies={"db": Provide(provide_db, sync_to_thread=False)},
+        dependencies=app_dependencies(runtime, settings),
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=MAX_BODY_BYTES,
         lifespan=[lifespan],
@@ -115,6 +114,8 @@ def create_app(settings: Settings, clock: Clock | None = None, runtime: Runtime 
         debug=False,
         logging_config=None,
     )
+    # also on app.state for tests and tools holding the app; handlers get these injected
+    # (api/_common.app_dependencies: runtime, db, settings, secrets, clock)
     app.state.runtime = runtime
     app.state.db = runtime.db
     app.state.settings = settings

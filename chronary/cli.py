@@ -123,8 +123,8 @@ def keys_create(agent_id: str | None, name: str, data_dir: str | None) -> None:
         raise click.ClickException(exc.message) from None
     finally:
         runtime.db.close()
-    click.echo(key["secret"])
-    click.echo(f"id {key['id']}  name {key['name']!r}" + (f"  agent {agent_id}" if agent_id else ""), err=True)
+    click.echo(key.secret)
+    click.echo(f"id {key.id}  name {key.name!r}" + (f"  agent {agent_id}" if agent_id else ""), err=True)
 
 
 @keys.command("list")
@@ -139,7 +139,7 @@ def keys_list(data_dir: str | None) -> None:
     finally:
         runtime.db.close()
     for k in page.items:
-        click.echo(f"{k['id']}  {k['prefix']}…{k['last4']}  {k['agent_id'] or 'org'}  {k['name']}  {k['created_at']}")
+        click.echo(f"{k.id}  {k.prefix}…{k.last4}  {k.agent_id or 'org'}  {k.name}  {k.created_at}")
 
 
 @keys.command("revoke")

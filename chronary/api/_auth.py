@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
 from chronary.services import keys as key_service
+from chronary.store.db import Database
+
+Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Awaitable[None]]
 
 
 def presented_key(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
@@ -26,7 +30,11 @@ def presented_key(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
     return "" if auth else None
 
 
-async def require_api_key(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    key = presented_key(connection)
-    principal = await connection.app.state.db.read(lambda tx: key_service.authenticate(tx, key))
-    connection.state.principal = principal
+def api_key_guard(db: Database) -> Guard:
+    """The guard for /v1 on this database: the key's Principal lands in `connection.state.principal`."""
+
+    async def require_api_key(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        key = presented_key(connection)
+        connection.state.principal = await db.read(lambda tx: key_service.authenticate(tx, key))
+
+    return require_api_key

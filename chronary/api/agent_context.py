@@ -35,7 +35,7 @@ class AgentContextController(Controller):
         upcoming: int = Parameter(default=5, description="How many upcoming events, 0–50"),
         recent: int = Parameter(default=5, description="How many recent events, 0–50"),
     ) -> Context:
-        return await db.read(lambda tx: svc.context(tx, ctx.principal, agent_id, upcoming, recent))  # type: ignore[return-value]
+        return await db.read(lambda tx: svc.context(tx, ctx.principal, agent_id, upcoming, recent))
 
 
 ROUTES = [AgentContextController]

@@ -29,11 +29,11 @@ class RulesController(Controller):
         ),
     )
     async def put_rules(self, agent_id: str, data: RulesInput, db: Database, ctx: Ctx) -> Rules:
-        return await db.write(lambda tx: rule_svc.put(tx, ctx.principal, agent_id, data))  # type: ignore[return-value]
+        return await db.write(lambda tx: rule_svc.put(tx, ctx.principal, agent_id, data))
 
     @get("/", summary="Get an agent's availability rules (404 when it has none)", responses=ERRORS)
     async def get_rules(self, agent_id: str, db: Database, ctx: Ctx) -> Rules:
-        return await db.read(lambda tx: rule_svc.get(tx, ctx.principal, agent_id))  # type: ignore[return-value]
+        return await db.read(lambda tx: rule_svc.get(tx, ctx.principal, agent_id))
 
     @delete("/", summary="Clear an agent's availability rules (it becomes always available)", responses=ERRORS)
     async def delete_rules(self, agent_id: str, db: Database, ctx: Ctx) -> None:
@@ -70,9 +70,7 @@ class AvailabilityController(Controller):
         ),
         slot_minutes: int = Parameter(default=30, description="Shortest free interval to report, 1–1440"),
     ) -> Availability:
-        return await db.read(  # type: ignore[return-value]
-            lambda tx: svc.availability(tx, ctx.principal, agent_id, start, end, slot_minutes)
-        )
+        return await db.read(lambda tx: svc.availability(tx, ctx.principal, agent_id, start, end, slot_minutes))
 
 
 class FindMeetingTimeController(Controller):
@@ -91,7 +89,7 @@ class FindMeetingTimeController(Controller):
         ),
     )
     async def find(self, data: FindMeetingTime, db: Database, ctx: Ctx) -> MeetingSlots:
-        return await db.read(lambda tx: svc.find_meeting_time(tx, ctx.principal, data))  # type: ignore[return-value]
+        return await db.read(lambda tx: svc.find_meeting_time(tx, ctx.principal, data))
 
 
 ROUTES = [RulesController, AvailabilityController, FindMeetingTimeController]

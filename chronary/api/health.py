@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import HttpMethod, Request, route
+from litestar import HttpMethod, route
 
 from chronary import __version__
-from chronary.store.db import Tx
+from chronary.store.db import Database, Tx
 from chronary.store.migrate import schema_version
 
 
@@ -17,8 +17,8 @@ def _version(tx: Tx) -> int:
 
 # HEAD too: uptime checkers and calendar apps probe with it (uvicorn drops the body, keeps the headers)
 @route("/health", http_method=[HttpMethod.GET, HttpMethod.HEAD], tags=["health"], summary="Server health")
-async def health(request: Request[Any, Any, Any]) -> dict[str, Any]:
-    version = await request.app.state.db.read(_version)
+async def health(db: Database) -> dict[str, Any]:
+    version = await db.read(_version)
     return {"status": "ok", "version": __version__, "schema_version": version}
 
 

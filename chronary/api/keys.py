@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from litestar import Controller, delete, get, post
 
-from chronary.api._common import ERRORS, Limit, Offset, page_dict
+from chronary.api._common import ERRORS, Limit, Offset, page_body
 from chronary.schemas.keys import ApiKeyList, ApiKeyWithSecret, KeyCreate
 from chronary.services import keys as svc
 from chronary.services.context import Ctx
@@ -17,14 +17,14 @@ class KeyController(Controller):
 
     @post("/", summary="Create an API key (org keys only); the secret is in this response only", responses=ERRORS)
     async def create(self, data: KeyCreate, db: Database, ctx: Ctx) -> ApiKeyWithSecret:
-        return await db.write(lambda tx: svc.create(tx, ctx.principal, data.name, data.agent_id))  # type: ignore[return-value]
+        return await db.write(lambda tx: svc.create(tx, ctx.principal, data.name, data.agent_id))
 
     @get("/", summary="List active keys (no secrets)", responses=ERRORS)
     async def list_keys(
         self, db: Database, ctx: Ctx, agent_id: str | None = None, limit: Limit = 50, offset: Offset = 0
     ) -> ApiKeyList:
         page = await db.read(lambda tx: svc.list_(tx, ctx.principal, agent_id, limit, offset))
-        return page_dict(page)  # type: ignore[return-value]
+        return page_body(ApiKeyList, page)
 
     @delete("/{key_id:str}", summary="Revoke a key (401 for it from now on)", responses=ERRORS)
     async def revoke(self, key_id: str, db: Database, ctx: Ctx) -> None:

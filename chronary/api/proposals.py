@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from litestar import Controller, get, post
 
-from chronary.api._common import ERRORS, Limit, Offset, page_dict
+from chronary.api._common import ERRORS, Limit, Offset, page_body
 from chronary.schemas.proposals import (
     Proposal,
     ProposalCreate,
@@ -34,7 +34,7 @@ class ProposalController(Controller):
         ),
     )
     async def create(self, data: ProposalCreate, db: Database, ctx: Ctx) -> Proposal:
-        return await db.write(lambda tx: svc.create(tx, ctx, data))  # type: ignore[return-value]
+        return await db.write(lambda tx: svc.create(tx, ctx, data))
 
     @get(
         "/",
@@ -55,11 +55,11 @@ class ProposalController(Controller):
         offset: Offset = 0,
     ) -> ProposalList:
         page = await db.read(lambda tx: svc.list_(tx, ctx.principal, status, agent_id, limit, offset))
-        return page_dict(page)  # type: ignore[return-value]
+        return page_body(ProposalList, page)
 
     @get("/{proposal_id:str}", summary="Get a proposal", responses=ERRORS)
     async def get_proposal(self, proposal_id: str, db: Database, ctx: Ctx) -> Proposal:
-        return await db.read(lambda tx: svc.get(tx, ctx.principal, proposal_id))  # type: ignore[return-value]
+        return await db.read(lambda tx: svc.get(tx, ctx.principal, proposal_id))
 
     @post(
         "/{proposal_id:str}/respond",
@@ -74,11 +74,11 @@ class ProposalController(Controller):
         ),
     )
     async def respond(self, proposal_id: str, data: ProposalRespond, db: Database, ctx: Ctx) -> Proposal:
-        return await db.write(lambda tx: svc.respond(tx, ctx, proposal_id, data))  # type: ignore[return-value]
+        return await db.write(lambda tx: svc.respond(tx, ctx, proposal_id, data))
 
     @post("/{proposal_id:str}/resolve", status_code=200, summary="Force a slot (organizer or org key)", responses=ERRORS)
     async def resolve(self, proposal_id: str, data: ProposalResolve, db: Database, ctx: Ctx) -> Proposal:
-        return await db.write(lambda tx: svc.resolve(tx, ctx, proposal_id, data))  # type: ignore[return-value]
+        return await db.write(lambda tx: svc.resolve(tx, ctx, proposal_id, data))
 
     @post(
         "/{proposal_id:str}/cancel",
@@ -87,7 +87,7 @@ class ProposalController(Controller):
         responses=ERRORS,
     )
     async def cancel(self, proposal_id: str, db: Database, ctx: Ctx) -> Proposal:
-        return await db.write(lambda tx: svc.cancel(tx, ctx, proposal_id))  # type: ignore[return-value]
+        return await db.write(lambda tx: svc.cancel(tx, ctx, proposal_id))
 
 
 ROUTES = [ProposalController]

@@ -19,9 +19,13 @@ row's own lifecycle status (active|paused|decommissioned) is under `agent.status
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
+
+import msgspec
 
 from chronary.errors import ValidationError
+from chronary.schemas.events import Event
+from chronary.schemas.scheduling import Context, ContextAgent
 from chronary.services.agents import load as load_agent
 from chronary.services.availability import live
 from chronary.services.context import Principal
@@ -46,14 +50,18 @@ def _active(tx: Tx, agent_id: str, start_ts: int, end_ts: int, cals: dict[str, A
     return [r for r in in_window(tx, EventFilter(agent_id=agent_id), start_ts, end_ts, cals) if live(r, now_ts)]
 
 
-def _show(tx: Tx, row: dict[str, Any], cals: dict[str, Any]) -> dict[str, Any]:
+def _show(tx: Tx, row: dict[str, Any], cals: dict[str, Any]) -> Event:
     cal = cals.get(row["calendar_id"])
     if cal is None:
-        cal = cals[row["calendar_id"]] = cal_store.get(tx.conn, row["calendar_id"])
-    return present(row, cal)
+        cal = cal_store.get(tx.conn, row["calendar_id"])
+        assert cal is not None, "the event was read from this calendar in this same snapshot"
+        cals[row["calendar_id"]] = cal
+    shown: dict[str, Any] | Event = present(row, cal)
+    # services.events answers with dicts for now: take its Event struct as is once it returns one
+    return shown if isinstance(shown, Event) else msgspec.convert(shown, Event)
 
 
-def context(tx: Tx, principal: Principal, agent_id: str, upcoming: int, recent: int) -> dict[str, Any]:
+def context(tx: Tx, principal: Principal, agent_id: str, upcoming: int, recent: int) -> Context:
     agent = load_agent(tx, principal, agent_id)
     _check_count(upcoming, "upcoming")
     _check_count(recent, "recent")
@@ -84,12 +92,12 @@ def context(tx: Tx, principal: Principal, agent_id: str, upcoming: int, recent: 
 
     calendars, _ = cal_store.list_(tx.conn, agent_id=agent_id, include_agent_owned=False, limit=1000, offset=0)
     latest = max(calendars, key=lambda c: (c["updated_at"], c["id"]), default=None)
-    return {
-        "now": iso(tx.now),
-        "agent": {k: agent[k] for k in ("id", "name", "status", "timezone")},
-        "current_event": _show(tx, current[0], cals) if current else None,
-        "upcoming": [_show(tx, r, cals) for r in ahead[:upcoming]],
-        "recent": [_show(tx, r, cals) for r in behind[:recent]],
-        "agent_status": latest["agent_status"] if latest else "idle",
-        "agent_status_calendar_id": latest["id"] if latest else None,
-    }
+    return Context(
+        now=cast(str, iso(tx.now)),
+        agent=ContextAgent(id=agent["id"], name=agent["name"], status=agent["status"], timezone=agent["timezone"]),
+        current_event=_show(tx, current[0], cals) if current else None,
+        upcoming=[_show(tx, r, cals) for r in ahead[:upcoming]],
+        recent=[_show(tx, r, cals) for r in behind[:recent]],
+        agent_status=latest["agent_status"] if latest else "idle",
+        agent_status_calendar_id=latest["id"] if latest else None,
+    )

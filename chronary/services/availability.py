@@ -15,11 +15,11 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict, defaultdict
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from chronary.errors import Forbidden, ValidationError
-from chronary.schemas.scheduling import FindMeetingTime
+from chronary.schemas.scheduling import Availability, BusyInterval, FindMeetingTime, Interval, MeetingSlots
 from chronary.services import occurrences
 from chronary.services import rules as rule_service
 from chronary.services.agents import load as load_agent
@@ -31,6 +31,11 @@ from chronary.timeutil import parse_instant, to_ts, ts_iso
 
 MAX_WINDOW = timedelta(days=62)
 Span = tuple[int, int]
+
+
+def _iso(ts: int) -> str:
+    """`ts_iso` of an instant that is there (its `str | None` is for None in, None out)."""
+    return cast(str, ts_iso(ts))
 
 
 def parse_window(start: str | None, end: str | None) -> Span:
@@ -130,7 +135,7 @@ def free_spans(
 
 def availability(
     tx: Tx, principal: Principal, agent_id: str, start: str | None, end: str | None, slot_minutes: int
-) -> dict[str, Any]:
+) -> Availability:
     agent = load_agent(tx, principal, agent_id)
     start_ts, end_ts = parse_window(start, end)
     if slot_minutes < 1 or slot_minutes > 24 * 60:
@@ -147,15 +152,15 @@ def availability(
     for a, b, ident in busy:
         a, b = max(a, start_ts), min(b, end_ts)
         if a < b:
-            busy_out.append({"start": ts_iso(a), "end": ts_iso(b), "event_id": ident})
-    return {
-        "agent_id": agent_id,
-        "timezone": tz.key,
-        "start": ts_iso(start_ts),
-        "end": ts_iso(end_ts),
-        "busy": busy_out,
-        "free": [{"start": ts_iso(a), "end": ts_iso(b)} for a, b in free],
-    }
+            busy_out.append(BusyInterval(start=_iso(a), end=_iso(b), event_id=ident))
+    return Availability(
+        agent_id=agent_id,
+        timezone=tz.key,
+        start=_iso(start_ts),
+        end=_iso(end_ts),
+        busy=busy_out,
+        free=[Interval(start=_iso(a), end=_iso(b)) for a, b in free],
+    )
 
 
 def _check_agents(tx: Tx, principal: Principal, agent_ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -273,7 +278,7 @@ def union(spans: list[Span]) -> list[Span]:
     return out
 
 
-def find_meeting_time(tx: Tx, principal: Principal, data: FindMeetingTime) -> dict[str, Any]:
+def find_meeting_time(tx: Tx, principal: Principal, data: FindMeetingTime) -> MeetingSlots:
     """Common free time = (⋂ each agent's working hours from its notice on) − (⋃ everyone's busy).
 
     The same as intersecting each agent's free time, but cheaper: agents sharing rules and
@@ -300,12 +305,12 @@ def find_meeting_time(tx: Tx, principal: Principal, data: FindMeetingTime) -> di
     if common:
         busy = union(_blocking(tx, data.agent_ids, rules, start_ts, end_ts, now_ts))
         common = [s for s in subtract(common, busy) if s[1] - s[0] >= duration]
-    slots: list[dict[str, str | None]] = []
+    slots: list[Interval] = []
     for a, b in common:
         t = -(-a // step) * step  # first step boundary (on the UTC grid) at or after a
         while t + duration <= b and len(slots) < data.limit:
-            slots.append({"start": ts_iso(t), "end": ts_iso(t + duration)})
+            slots.append(Interval(start=_iso(t), end=_iso(t + duration)))
             t += step
         if len(slots) >= data.limit:
             break
-    return {"slots": slots}
+    return MeetingSlots(slots=slots)

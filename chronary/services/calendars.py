@@ -1,4 +1,10 @@
-"""Calendars: org-level or agent-owned, each published at an unguessable feed URL."""
+"""Calendars: org-level or agent-owned, each published at an unguessable feed URL.
+
+Operations answer with `schemas.calendars.Calendar` structs (`to_struct`; a `Page[Calendar]` for
+lists). `load` stays the raw store row and `present` the dict form, which other services use
+(services/feeds.py builds `calendar.updated` with it) and which is what webhook payloads carry,
+in the key order they always had.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from chronary import ids
 from chronary.errors import ValidationError, not_found
-from chronary.schemas.calendars import CalendarCreate, CalendarUpdate
+from chronary.schemas.calendars import Calendar, CalendarCreate, CalendarUpdate
 from chronary.schemas.common import set_fields
 from chronary.services import hooks, outbox
 from chronary.services.agents import load as load_agent
@@ -45,9 +51,27 @@ def feed_url(base_url: str, token: str) -> str:
 
 
 def present(row: dict[str, Any], base_url: str) -> dict[str, Any]:
+    """The dict form (webhook payloads; `ical_url` last, as payloads have always had it)."""
     out = {k: row[k] for k in FIELDS}
     out["ical_url"] = feed_url(base_url, row["feed_token"])
     return out
+
+
+def to_struct(row: dict[str, Any], base_url: str) -> Calendar:
+    """The API shape of a store row (built directly: lists are hot paths, msgspec.convert is slower)."""
+    return Calendar(
+        id=row["id"],
+        org_id=row["org_id"],
+        agent_id=row["agent_id"],
+        name=row["name"],
+        timezone=row["timezone"],
+        agent_status=row["agent_status"],
+        default_reminders=row["default_reminders"],
+        metadata=row["metadata"],
+        ical_url=feed_url(base_url, row["feed_token"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
 
 
 def load(tx: Tx, principal: Principal, calendar_id: str) -> dict[str, Any]:
@@ -57,14 +81,14 @@ def load(tx: Tx, principal: Principal, calendar_id: str) -> dict[str, Any]:
     return row
 
 
-def create(tx: Tx, ctx: Ctx, agent_id: str | None, data: CalendarCreate) -> dict[str, Any]:
+def create(tx: Tx, ctx: Ctx, agent_id: str | None, data: CalendarCreate) -> Calendar:
     if agent_id is None:
         ctx.principal.require_org("org-level calendars")
     else:
         load_agent(tx, ctx.principal, agent_id)
     require_timezone(data.timezone, "timezone")
     now = iso_ms(tx.now)
-    row = {
+    row: dict[str, Any] = {
         "id": ids.new_id("cal"),
         "org_id": ctx.principal.org_id,
         "agent_id": agent_id,
@@ -79,28 +103,26 @@ def create(tx: Tx, ctx: Ctx, agent_id: str | None, data: CalendarCreate) -> dict
         "updated_at": now,
     }
     cal_store.create(tx.conn, row)
-    out = present(row, ctx.base_url)
-    outbox.emit(tx, "calendar.created", out, agent_id=agent_id)
-    return out
+    outbox.emit(tx, "calendar.created", present(row, ctx.base_url), agent_id=agent_id)
+    return to_struct(row, ctx.base_url)
 
 
-def get(tx: Tx, ctx: Ctx, calendar_id: str) -> dict[str, Any]:
-    return present(load(tx, ctx.principal, calendar_id), ctx.base_url)
+def get(tx: Tx, ctx: Ctx, calendar_id: str) -> Calendar:
+    return to_struct(load(tx, ctx.principal, calendar_id), ctx.base_url)
 
 
-def list_(tx: Tx, ctx: Ctx, agent_id: str | None, include_all: bool, limit: int, offset: int) -> Page:
+def list_(tx: Tx, ctx: Ctx, agent_id: str | None, include_all: bool, limit: int, offset: int) -> Page[Calendar]:
     if agent_id is not None:
         load_agent(tx, ctx.principal, agent_id)
     elif not ctx.principal.is_org:
         # an agent key asking for "the org's calendars" sees only its own
         agent_id = ctx.principal.agent_id
     rows, total = cal_store.list_(tx.conn, agent_id=agent_id, include_agent_owned=include_all, limit=limit, offset=offset)
-    return Page([present(r, ctx.base_url) for r in rows], total, limit, offset)
+    return Page([to_struct(r, ctx.base_url) for r in rows], total, limit, offset)
 
 
-def update(tx: Tx, ctx: Ctx, calendar_id: str, data: CalendarUpdate) -> dict[str, Any]:
+def update(tx: Tx, ctx: Ctx, calendar_id: str, data: CalendarUpdate) -> Calendar:
     row = load(tx, ctx.principal, calendar_id)
-    before = present(row, ctx.base_url)
     changes = set_fields(data)
     if not changes:
         raise ValidationError("PATCH needs at least one field to change", None)
@@ -116,11 +138,13 @@ def update(tx: Tx, ctx: Ctx, calendar_id: str, data: CalendarUpdate) -> dict[str
     changes["updated_at"] = iso_ms(tx.now)
     cal_store.patch(tx.conn, calendar_id, changes)
     cal_store.bump_revision(tx.conn, calendar_id)
+    after_row = {**row, **changes}
     if "timezone" in changes and changes["timezone"] != row["timezone"]:
-        _reanchor_all_day(tx, cal_store.get(tx.conn, calendar_id), row["timezone"])  # type: ignore[arg-type]
-    after = {**before, **changes}
+        # the fresh row (its bumped revision too); it is always there, patched just above
+        _reanchor_all_day(tx, cal_store.get(tx.conn, calendar_id) or after_row, row["timezone"])
+    before, after = present(row, ctx.base_url), present(after_row, ctx.base_url)
     outbox.emit(tx, "calendar.updated", after, agent_id=row["agent_id"], previous=outbox.changed_fields(before, after))
-    return after
+    return to_struct(after_row, ctx.base_url)
 
 
 def delete(tx: Tx, ctx: Ctx, calendar_id: str) -> None:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from chronary.errors import Forbidden, NotFound
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -40,8 +43,10 @@ class Ctx:
 
 
 @dataclass(frozen=True)
-class Page:
-    items: list
+class Page(Generic[T]):
+    """One page of a list operation: `items` are the resource's structs (`Page[Agent]`)."""
+
+    items: list[T]
     total: int
     limit: int
     offset: int

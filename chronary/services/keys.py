@@ -8,6 +8,7 @@ from typing import Any
 
 from chronary import ids
 from chronary.errors import NotFound, Unauthorized, ValidationError
+from chronary.schemas.keys import ApiKey, ApiKeyWithSecret
 from chronary.services.context import Page, Principal
 from chronary.store import agents as agent_store
 from chronary.store import keys as key_store
@@ -23,15 +24,22 @@ def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def present(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: row[k] for k in ("id", "name", "agent_id", "prefix", "last4", "created_at")}
+def present(row: dict[str, Any]) -> ApiKey:
+    return ApiKey(
+        id=row["id"],
+        name=row["name"],
+        agent_id=row["agent_id"],
+        prefix=row["prefix"],
+        last4=row["last4"],
+        created_at=row["created_at"],
+    )
 
 
-def mint(tx: Tx, org_id: str, name: str, agent_id: str | None) -> dict[str, Any]:
-    """Create a key; the returned dict is the only place the secret ever appears."""
+def mint(tx: Tx, org_id: str, name: str, agent_id: str | None) -> ApiKeyWithSecret:
+    """Create a key; the returned struct is the only place the secret ever appears."""
     prefix = AGENT_PREFIX if agent_id else ORG_PREFIX
     secret = prefix + secrets.token_urlsafe(32)
-    row = {
+    row: dict[str, Any] = {
         "id": ids.new_id("key"),
         "org_id": org_id,
         "agent_id": agent_id,
@@ -42,17 +50,25 @@ def mint(tx: Tx, org_id: str, name: str, agent_id: str | None) -> dict[str, Any]
         "created_at": iso_ms(tx.now),
     }
     key_store.create(tx.conn, row)
-    return {**present(row), "secret": secret}
+    return ApiKeyWithSecret(
+        id=row["id"],
+        name=name,
+        agent_id=agent_id,
+        prefix=prefix,
+        last4=row["last4"],
+        created_at=row["created_at"],
+        secret=secret,
+    )
 
 
-def create(tx: Tx, principal: Principal, name: str, agent_id: str | None) -> dict[str, Any]:
+def create(tx: Tx, principal: Principal, name: str, agent_id: str | None) -> ApiKeyWithSecret:
     principal.require_org("key management")
     if agent_id is not None and agent_store.get(tx.conn, agent_id) is None:
         raise ValidationError(f"agent_id {agent_id!r} does not exist", "agent_id")
     return mint(tx, principal.org_id, name, agent_id)
 
 
-def list_(tx: Tx, principal: Principal, agent_id: str | None, limit: int, offset: int) -> Page:
+def list_(tx: Tx, principal: Principal, agent_id: str | None, limit: int, offset: int) -> Page[ApiKey]:
     principal.require_org("key management")
     rows, total = key_store.list_active(tx.conn, agent_id, limit, offset)
     return Page([present(r) for r in rows], total, limit, offset)
@@ -91,4 +107,4 @@ def bootstrap(tx: Tx) -> tuple[str, str | None]:
     org_id = ids.new_id("org")
     org_store.create(tx.conn, {"id": org_id, "name": "default", "created_at": iso_ms(tx.now)})
     key = mint(tx, org_id, "first org key", None)
-    return org_id, key["secret"]
+    return org_id, key.secret

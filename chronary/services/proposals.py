@@ -23,12 +23,21 @@ declines the proposal), .resolved, .cancelled.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from chronary import ids
 from chronary.errors import Conflict, Forbidden, ValidationError, not_found
-from chronary.schemas.events import EventCreate
-from chronary.schemas.proposals import ProposalCreate, ProposalResolve, ProposalRespond, SlotInput
+from chronary.schemas.events import Event, EventCreate
+from chronary.schemas.proposals import (
+    Participant,
+    Proposal,
+    ProposalCreate,
+    ProposalHold,
+    ProposalResolve,
+    ProposalRespond,
+    ProposalSlot,
+    SlotInput,
+)
 from chronary.services import events as event_service
 from chronary.services import outbox
 from chronary.services.context import Ctx, Page, Principal
@@ -43,7 +52,7 @@ MAX_SLOTS = 20
 HOLD_MAX = event_service.HOLD_MAX
 
 
-def _emit(tx: Tx, kind: str, obj: dict[str, Any], row: dict[str, Any], parts: list[dict[str, Any]]) -> None:
+def _emit(tx: Tx, kind: str, obj: Proposal, row: dict[str, Any], parts: list[dict[str, Any]]) -> None:
     """Owned by the organizer; every participant's agent-scoped endpoints hear it too."""
     outbox.emit(tx, kind, obj, agent_id=row["organizer_agent_id"], also_agent_ids=[p["agent_id"] for p in parts])
 
@@ -65,8 +74,18 @@ def _slot(tx: Tx, slot: SlotInput, duration: int, param: str) -> tuple[int, int]
     return to_ts(start), to_ts(end)
 
 
-def _slot_out(i: int, s: dict[str, Any]) -> dict[str, Any]:
-    return {"index": i, "start": ts_iso(s["start_ts"]), "end": ts_iso(s["end_ts"]), "proposed_by": s["proposed_by"]}
+def _iso(ts: int) -> str:
+    """`ts_iso` of an instant that is there (its `str | None` is for None in, None out)."""
+    return cast(str, ts_iso(ts))
+
+
+def _event_id(event: dict[str, Any] | Event) -> str:
+    """The id of what services.events.create answers: a dict today, its Event struct once typed."""
+    return event["id"] if isinstance(event, dict) else event.id
+
+
+def _slot_out(i: int, s: dict[str, Any]) -> ProposalSlot:
+    return ProposalSlot(index=i, start=_iso(s["start_ts"]), end=_iso(s["end_ts"]), proposed_by=s["proposed_by"])
 
 
 def effective_status(row: dict[str, Any], now: datetime) -> str:
@@ -75,41 +94,44 @@ def effective_status(row: dict[str, Any], now: datetime) -> str:
     return row["status"]
 
 
-def present(tx: Tx, row: dict[str, Any], parts: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def present(tx: Tx, row: dict[str, Any], parts: list[dict[str, Any]] | None = None) -> Proposal:
     parts = store.participants(tx.conn, [row["id"]])[row["id"]] if parts is None else parts
     slots = row["candidate_slots"]
     resolved = row["resolved_slot"]
-    return {
-        "id": row["id"],
-        "title": row["title"],
-        "organizer_agent_id": row["organizer_agent_id"],
-        "status": effective_status(row, tx.now),
-        "duration_minutes": row["duration_minutes"],
-        "candidate_slots": [_slot_out(i, s) for i, s in enumerate(slots)],
-        "participants": [
-            {
-                "agent_id": p["agent_id"],
-                "calendar_id": p["calendar_id"],
-                "response": p["response"],
-                "accepted_slots": p["accepted"],
-                "declined_slots": p["declined"],
-                "responded_at": p["responded_at"],
-                "event_id": p["event_id"],
-            }
+    return Proposal(
+        id=row["id"],
+        title=row["title"],
+        organizer_agent_id=row["organizer_agent_id"],
+        status=effective_status(row, tx.now),
+        duration_minutes=row["duration_minutes"],
+        candidate_slots=[_slot_out(i, s) for i, s in enumerate(slots)],
+        participants=[
+            Participant(
+                agent_id=p["agent_id"],
+                calendar_id=p["calendar_id"],
+                response=p["response"],
+                accepted_slots=p["accepted"],
+                declined_slots=p["declined"],
+                responded_at=p["responded_at"],
+                event_id=p["event_id"],
+            )
             for p in parts
         ],
-        "participant_agent_ids": [p["agent_id"] for p in parts],
-        "hold_slots": bool(row["hold_slots"]),
-        "holds": [
-            {k: h[k] for k in ("agent_id", "slot_index", "calendar_id", "event_id")} for h in store.holds(tx.conn, row["id"])
+        participant_agent_ids=[p["agent_id"] for p in parts],
+        hold_slots=bool(row["hold_slots"]),
+        holds=[
+            ProposalHold(
+                agent_id=h["agent_id"], slot_index=h["slot_index"], calendar_id=h["calendar_id"], event_id=h["event_id"]
+            )
+            for h in store.holds(tx.conn, row["id"])
         ],
-        "expires_at": ts_iso(row["expires_at"]),
-        "resolved_slot_index": resolved,
-        "resolved_slot": None if resolved is None else _slot_out(resolved, slots[resolved]),
-        "created_at": row["created_at"],
-        "updated_at": row["updated_at"],
-        "resolved_at": row["resolved_at"],
-    }
+        expires_at=ts_iso(row["expires_at"]),
+        resolved_slot_index=resolved,
+        resolved_slot=None if resolved is None else _slot_out(resolved, slots[resolved]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        resolved_at=row["resolved_at"],
+    )
 
 
 def _agent(tx: Tx, principal: Principal, agent_id: str, param: str) -> dict[str, Any]:
@@ -133,7 +155,7 @@ def _calendar_for(tx: Tx, agent_id: str, mapped: str | None, param: str) -> str:
 
 def _hold_expiry(tx: Tx, expires_at: int | None) -> str:
     cap = to_ts(tx.now + HOLD_MAX)
-    return ts_iso(cap if expires_at is None else min(expires_at, cap))  # type: ignore[return-value]
+    return _iso(cap if expires_at is None else min(expires_at, cap))
 
 
 def _place_holds(tx: Tx, ctx: Ctx, row: dict[str, Any], parts: list[dict[str, Any]], index: int) -> None:
@@ -144,8 +166,8 @@ def _place_holds(tx: Tx, ctx: Ctx, row: dict[str, Any], parts: list[dict[str, An
     start = slot["start_ts"]
     body = EventCreate(
         title=f"Hold: {row['title']}",
-        start_time=ts_iso(start),
-        end_time=ts_iso(start + row["duration_minutes"] * 60),  # type: ignore[arg-type]
+        start_time=_iso(start),
+        end_time=_iso(start + row["duration_minutes"] * 60),
         status="hold",
         hold_expires_at=_hold_expiry(tx, row["expires_at"]),
         metadata={"proposal_id": row["id"], "slot_index": index},
@@ -162,7 +184,7 @@ def _place_holds(tx: Tx, ctx: Ctx, row: dict[str, Any], parts: list[dict[str, An
                 "agent_id": p["agent_id"],
                 "slot_index": index,
                 "calendar_id": p["calendar_id"],
-                "event_id": event["id"],
+                "event_id": _event_id(event),
             },
         )
 
@@ -179,7 +201,7 @@ def _release_holds(tx: Tx, ctx: Ctx, proposal_id: str, slot_index: int | None = 
     store.clear_holds(tx.conn, proposal_id, slot_index)
 
 
-def create(tx: Tx, ctx: Ctx, data: ProposalCreate) -> dict[str, Any]:
+def create(tx: Tx, ctx: Ctx, data: ProposalCreate) -> Proposal:
     principal = ctx.principal
     organizer = _agent(tx, principal, data.organizer_agent_id, "organizer_agent_id")
     if not principal.is_org and principal.agent_id != organizer["id"]:
@@ -277,17 +299,17 @@ def _resolve(tx: Tx, ctx: Ctx, row: dict[str, Any], parts: list[dict[str, Any]],
     start = slot["start_ts"]
     body = EventCreate(
         title=row["title"],
-        start_time=ts_iso(start),
-        end_time=ts_iso(start + row["duration_minutes"] * 60),  # type: ignore[arg-type]
+        start_time=_iso(start),
+        end_time=_iso(start + row["duration_minutes"] * 60),
         status="confirmed",
         metadata={"proposal_id": row["id"], "participant_agent_ids": [p["agent_id"] for p in parts]},
     )
     for p in parts:
         if cal_store.get(tx.conn, p["calendar_id"]) is None:
             raise Conflict(f"Calendar {p['calendar_id']} of participant {p['agent_id']} no longer exists")
-        event = event_service.create(tx, _org_ctx(ctx), p["calendar_id"], body)
-        p["event_id"] = event["id"]
-        store.patch_participant(tx.conn, row["id"], p["agent_id"], {"event_id": event["id"]})
+        event_id = _event_id(event_service.create(tx, _org_ctx(ctx), p["calendar_id"], body))
+        p["event_id"] = event_id
+        store.patch_participant(tx.conn, row["id"], p["agent_id"], {"event_id": event_id})
     now = iso_ms(tx.now)
     row.update(status="resolved", resolved_slot=index, resolved_at=now, updated_at=now)
     store.patch(tx.conn, row["id"], {"status": "resolved", "resolved_slot": index, "resolved_at": now, "updated_at": now})
@@ -317,7 +339,7 @@ def _check_index(row: dict[str, Any], index: int | None, param: str = "slot_inde
         raise ValidationError(f"{param} must be below {len(row['candidate_slots'])} (the number of candidate slots)", param)
 
 
-def respond(tx: Tx, ctx: Ctx, proposal_id: str, data: ProposalRespond) -> dict[str, Any]:
+def respond(tx: Tx, ctx: Ctx, proposal_id: str, data: ProposalRespond) -> Proposal:
     principal = ctx.principal
     if not principal.is_org and data.agent_id != principal.agent_id:
         raise Forbidden("An agent key can only respond for its own agent")
@@ -378,7 +400,7 @@ def respond(tx: Tx, ctx: Ctx, proposal_id: str, data: ProposalRespond) -> dict[s
     return present(tx, row, parts)
 
 
-def resolve(tx: Tx, ctx: Ctx, proposal_id: str, data: ProposalResolve) -> dict[str, Any]:
+def resolve(tx: Tx, ctx: Ctx, proposal_id: str, data: ProposalResolve) -> Proposal:
     row, parts = load(tx, ctx.principal, proposal_id)
     _require_organizer(ctx.principal, row, "resolve")
     _require_open(tx, row)
@@ -387,7 +409,7 @@ def resolve(tx: Tx, ctx: Ctx, proposal_id: str, data: ProposalResolve) -> dict[s
     return present(tx, row, parts)
 
 
-def cancel(tx: Tx, ctx: Ctx, proposal_id: str) -> dict[str, Any]:
+def cancel(tx: Tx, ctx: Ctx, proposal_id: str) -> Proposal:
     row, parts = load(tx, ctx.principal, proposal_id)
     _require_organizer(ctx.principal, row, "cancel")
     if row["status"] != "open":
@@ -401,12 +423,12 @@ def cancel(tx: Tx, ctx: Ctx, proposal_id: str) -> dict[str, Any]:
     return out
 
 
-def get(tx: Tx, principal: Principal, proposal_id: str) -> dict[str, Any]:
+def get(tx: Tx, principal: Principal, proposal_id: str) -> Proposal:
     row, parts = load(tx, principal, proposal_id)
     return present(tx, row, parts)
 
 
-def list_(tx: Tx, principal: Principal, status: str | None, agent_id: str | None, limit: int, offset: int) -> Page:
+def list_(tx: Tx, principal: Principal, status: str | None, agent_id: str | None, limit: int, offset: int) -> Page[Proposal]:
     if not principal.is_org:
         if agent_id is not None and agent_id != principal.agent_id:
             raise not_found("agent", agent_id)

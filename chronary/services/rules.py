@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from chronary import ids
 from chronary.errors import NotFound, ValidationError
-from chronary.schemas.scheduling import RulesInput, TimeRange
+from chronary.schemas.scheduling import Range, Rules, RulesInput, TimeRange
 from chronary.services.agents import load as load_agent
 from chronary.services.context import Principal
 from chronary.store import rules as rule_store
@@ -58,7 +58,7 @@ def validate(data: RulesInput) -> dict[str, Any]:
     if data.timezone is not None:
         require_timezone(data.timezone, "timezone")
     hours = {d: _check_ranges(getattr(data.working_hours, d), f"working_hours.{d}") for d in DAYS}
-    overrides = []
+    overrides: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
     for i, o in enumerate(data.overrides):
         day = parse_date(o.date, f"overrides[{i}].date").isoformat()
@@ -82,23 +82,26 @@ def validate(data: RulesInput) -> dict[str, Any]:
     }
 
 
-def present(row: dict[str, Any], agent: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "agent_id": row["agent_id"],
-        "timezone": row["timezone"] or agent["timezone"],
-        "timezone_from_agent": row["timezone"] is None,
-        "working_hours": row["working_hours"],
-        "buffer_before_minutes": row["buffer_before_minutes"],
-        "buffer_after_minutes": row["buffer_after_minutes"],
-        "minimum_notice_minutes": row["minimum_notice_minutes"],
-        "overrides": row["overrides"],
-        "created_at": row["created_at"],
-        "updated_at": row["updated_at"],
-    }
+def present(row: dict[str, Any], agent: dict[str, Any]) -> Rules:
+    """The API shape of a stored rule set (the store keeps plain dicts; the answer is typed)."""
+    return Rules(
+        id=row["id"],
+        agent_id=row["agent_id"],
+        timezone=row["timezone"] or agent["timezone"],
+        timezone_from_agent=row["timezone"] is None,
+        working_hours={
+            day: [Range(start=r["start"], end=r["end"]) for r in ranges] for day, ranges in row["working_hours"].items()
+        },
+        buffer_before_minutes=row["buffer_before_minutes"],
+        buffer_after_minutes=row["buffer_after_minutes"],
+        minimum_notice_minutes=row["minimum_notice_minutes"],
+        overrides=row["overrides"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
 
 
-def put(tx: Tx, principal: Principal, agent_id: str, data: RulesInput) -> dict[str, Any]:
+def put(tx: Tx, principal: Principal, agent_id: str, data: RulesInput) -> Rules:
     agent = load_agent(tx, principal, agent_id)
     values = validate(data)
     existing = rule_store.get(tx.conn, agent_id)
@@ -114,7 +117,7 @@ def put(tx: Tx, principal: Principal, agent_id: str, data: RulesInput) -> dict[s
     return present(row, agent)
 
 
-def get(tx: Tx, principal: Principal, agent_id: str) -> dict[str, Any]:
+def get(tx: Tx, principal: Principal, agent_id: str) -> Rules:
     agent = load_agent(tx, principal, agent_id)
     row = rule_store.get(tx.conn, agent_id)
     if row is None:
