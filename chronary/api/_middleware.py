@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, HTTPResponseBodyEvent, HTTPResponseStartEvent, Message, Receive, Scope, Send
 
 from chronary import ids
 
@@ -21,16 +22,16 @@ class RequestContextMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != ScopeType.HTTP:  # the enum (a str) lets mypy narrow Scope to HTTPScope
             await self.app(scope, receive, send)
             return
         request_id = ids.new_id("req")
-        scope.setdefault("state", {})["request_id"] = request_id  # type: ignore[typeddict-item]
+        scope.setdefault("state", {})["request_id"] = request_id
         header = (b"x-request-id", request_id.encode())
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), header]  # type: ignore[typeddict-unknown-key]
+                message["headers"] = [*message.get("headers", []), header]
             await send(message)
 
         if scope["method"] in _BODY_METHODS and scope["path"].startswith("/v1/") and _has_body(scope):
@@ -66,14 +67,14 @@ async def _reject_media_type(send: Send, request_id: str, content_type: str) -> 
             }
         }
     ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 415,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    start: HTTPResponseStartEvent = {
+        "type": "http.response.start",
+        "status": 415,
+        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+    }
+    end: HTTPResponseBodyEvent = {"type": "http.response.body", "body": body, "more_body": False}
+    await send(start)
+    await send(end)
 
 
 def header_value(scope: Any, name: str) -> str:
