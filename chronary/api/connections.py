@@ -21,6 +21,7 @@ from chronary.schemas.connections import (
 )
 from chronary.services import connections as svc
 from chronary.services.context import Ctx
+from chronary.services.validation import check_url
 from chronary.store.db import Database
 
 _EXPAND = Parameter(
@@ -52,6 +53,9 @@ class ConnectionController(Controller):
         ),
     )
     async def create(self, request: Request[Any, Any, Any], data: ConnectionCreate, ctx: Ctx) -> Connection:
+        if data.server_url is not None:
+            ctx.principal.require_org("connections")  # 403 before any 400 about the body
+            check_url(data.server_url, "server_url")  # syntax; services then check the target itself
         runtime = request.app.state.runtime
         return await svc.connect(runtime, ctx.principal, data)  # type: ignore[return-value]
 

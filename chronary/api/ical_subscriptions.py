@@ -7,6 +7,7 @@ the worker keeps the two from syncing at once.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -18,6 +19,7 @@ from chronary.api._common import ERRORS, Limit, Offset, page_dict
 from chronary.schemas.common import Input, set_fields
 from chronary.services import subscriptions as svc
 from chronary.services.context import Ctx
+from chronary.services.validation import check_callable_url
 from chronary.store.db import Database
 from chronary.workers import subscriptions as worker
 
@@ -69,6 +71,14 @@ class IcalSubscriptionList(msgspec.Struct):
     offset: int
 
 
+URL_SCHEMES = ("http", "https", "webcal", "webcals")
+
+
+async def _check_url(url: str, request: Request[Any, Any, Any]) -> None:
+    """Syntax, then this server's own addresses (DNS: off the loop, before the transaction)."""
+    await asyncio.to_thread(check_callable_url, url, "url", request.app.state.settings, URL_SCHEMES)
+
+
 def _sync_soon(request: Request[Any, Any, Any], sub_id: str) -> BackgroundTask:
     runtime = request.app.state.runtime
     runtime.signals.notify(worker.SIGNAL)
@@ -85,12 +95,14 @@ class AgentIcalSubscriptionController(Controller):
         "/",
         summary="Subscribe one of the agent's calendars to an .ics URL",
         responses=ERRORS,
-        description="The calendar must belong to this agent. The first sync starts right away; "
+        description="The calendar must belong to this agent. The URL must be http(s) or webcal, without "
+        "credentials, and not this server. The first sync starts right away; "
         "imported events are source external_ical and read-only.",
     )
     async def create(
         self, agent_id: str, data: IcalSubscriptionCreate, db: Database, ctx: Ctx, request: Request[Any, Any, Any]
     ) -> Response[IcalSubscription]:
+        await _check_url(data.url, request)
         secrets = request.app.state.runtime.secrets
         fields = msgspec.structs.asdict(data)
         out = await db.write(lambda tx: svc.create(tx, ctx, secrets, agent_id, fields))
@@ -126,6 +138,8 @@ class IcalSubscriptionController(Controller):
     async def update(
         self, sub_id: str, data: IcalSubscriptionUpdate, db: Database, ctx: Ctx, request: Request[Any, Any, Any]
     ) -> Response[IcalSubscription]:
+        if isinstance(data.url, str):
+            await _check_url(data.url, request)
         secrets = request.app.state.runtime.secrets
         changes = set_fields(data)
         out = await db.write(lambda tx: svc.update(tx, ctx, secrets, sub_id, changes))

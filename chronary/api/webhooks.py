@@ -10,8 +10,6 @@ from litestar import Controller, Request, delete, get, patch, post
 from chronary.api._common import ERRORS, Limit, Offset, page_dict
 from chronary.config import Settings
 from chronary.crypto import SecretBox
-from chronary.errors import ValidationError
-from chronary.outbound import OutboundError, check_target
 from chronary.schemas.webhooks import (
     Delivery,
     DeliveryDetail,
@@ -26,9 +24,10 @@ from chronary.schemas.webhooks import (
 )
 from chronary.services import webhooks as svc
 from chronary.services.context import Ctx
+from chronary.services.validation import check_callable_url
 from chronary.store.db import Database
 
-_ABOUT_URL = "URLs must be http(s); this server's own address is refused."
+_ABOUT_URL = "URLs must be http(s), with no credentials or control characters; this server's own addresses are refused."
 
 
 def _box(request: Request[Any, Any, Any]) -> SecretBox:
@@ -39,10 +38,7 @@ async def _check_url(url: str, request: Request[Any, Any, Any], ctx: Ctx) -> Non
     """Reachability rules need DNS, so they run before (never inside) the write transaction."""
     ctx.principal.require_org("webhooks")
     settings: Settings = request.app.state.settings
-    try:
-        await asyncio.to_thread(check_target, url, settings)
-    except OutboundError as exc:
-        raise ValidationError(f"url: {exc.reason}", "url") from None
+    await asyncio.to_thread(check_callable_url, url, "url", settings)
 
 
 class WebhookController(Controller):

@@ -1,12 +1,15 @@
-"""Rules shared by several resources: metadata size, reminders, emails."""
+"""Rules shared by several resources: metadata size, reminders, emails, URLs."""
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from typing import Any
 
+from chronary.config import Settings
 from chronary.errors import PayloadTooLarge, ValidationError
+from chronary.outbound import HTTP_SCHEMES, InvalidUrl, OutboundError, check_target, parse_url
 
 METADATA_MAX_BYTES = 16 * 1024
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")  # fullmatch: `$` would accept a trailing newline
@@ -39,4 +42,29 @@ def check_email(value: str | None, param: str) -> str | None:
         return None
     if len(value) > 254 or not _EMAIL.fullmatch(value):
         raise ValidationError(f"{param} is not a valid email address", param)
+    return value
+
+
+def check_url(value: str, param: str, schemes: Iterable[str] = HTTP_SCHEMES) -> str:
+    """The one syntax check for every URL field (webhooks, subscriptions, connections, providers).
+
+    Strict on purpose: a URL that different parsers read differently (control characters,
+    spaces, backslashes, userinfo, numeric host shorthands) is how guards get bypassed. Whether
+    the URL may be *called* (DNS, this server's own addresses) is `outbound.check_target`.
+    """
+    try:
+        parse_url(value, schemes)
+    except InvalidUrl as exc:
+        raise ValidationError(f"{param}: {exc.reason}", param) from None
+    return value
+
+
+def check_callable_url(value: str, param: str, settings: Settings, schemes: Iterable[str] = HTTP_SCHEMES) -> str:
+    """`check_url` plus the outbound guard (resolves the host: call it off the event loop, before
+    the write transaction). Refuses this server's own addresses, aliases included, with a 400."""
+    check_url(value, param, schemes)
+    try:
+        check_target(value, settings, schemes=schemes)
+    except OutboundError as exc:
+        raise ValidationError(f"{param}: {exc.reason}", param) from None
     return value

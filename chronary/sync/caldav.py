@@ -7,7 +7,12 @@ CursorExpired (the engine then lists everything) instead of caldav silently re-l
 without sync-collection fall back to ctag + etag comparison. Bodies are fetched with one
 calendar-multiget per chunk, and only for hrefs whose etag we do not already hold. Writes carry
 If-Match / If-None-Match so a concurrent edit gives 412 instead of being overwritten.
-Every host we talk to passes `chronary.outbound.check_target` first.
+Every host we talk to passes `chronary.outbound.check_target` first, and the library's own
+requests (discovery, redirects to another host such as iCloud's pNN-caldav) go through a
+niquests session we build: each request URL is checked before it is sent (pre_request hook,
+every redirect hop included) and the DNS resolver refuses addresses of this server at connect
+time, so nothing is ever sent to it. Environment proxies are off (the guard must see the real
+destination).
 """
 
 from __future__ import annotations
@@ -21,10 +26,12 @@ from typing import Any, TypeVar
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
 import caldav
+import niquests
 from caldav.lib import error as dav_error
 from lxml import etree
+from niquests.packages.urllib3.contrib.resolver import BaseResolver, ProtocolResolver
 
-from chronary.outbound import OutboundError, check_target
+from chronary.outbound import BlockedTarget, OutboundError, check_target, guarded_getaddrinfo
 from chronary.sync.base import (
     Account,
     AuthFailed,
@@ -76,6 +83,47 @@ def _tz_name(vtimezone_text: str | None) -> str | None:
     return match.group(1).strip() if match else None
 
 
+class _GuardedResolver(BaseResolver):
+    """niquests/urllib3-future resolver: the system's answers, refused when one reaches this server.
+
+    Subclasses the base niquests itself imports (not the lazily loaded system resolver), so the
+    frozen binary needs nothing extra.
+    """
+
+    protocol = ProtocolResolver.SYSTEM
+    implementation = "socket"
+
+    def __init__(self, settings: Any) -> None:
+        super().__init__(None, None)
+        self._settings = settings
+
+    def recycle(self) -> BaseResolver:
+        return self
+
+    def close(self) -> None:
+        pass  # nothing held open
+
+    def is_available(self) -> bool:
+        return True
+
+    def getaddrinfo(self, host: Any, port: Any, family: Any, type: Any, proto: int = 0, flags: int = 0, **_: Any) -> Any:
+        host = host.decode("ascii") if isinstance(host, bytes) else host
+        return guarded_getaddrinfo(str(host), int(port or 0), self._settings, family, type, proto)
+
+
+def guarded_session(settings: Any) -> niquests.Session:
+    """The session every DAVClient uses: per-request URL check plus a connect-time resolver."""
+    session = niquests.Session(resolver=_GuardedResolver(settings))
+    session.trust_env = False
+
+    def check(request: Any) -> Any:
+        check_target(str(request.url), settings)
+        return request
+
+    session.hooks["pre_request"].append(check)
+    return session
+
+
 class Provider(BaseProvider):
     name = "caldav"
 
@@ -99,6 +147,10 @@ class Provider(BaseProvider):
             return fn()
         except ProviderError:
             raise
+        except BlockedTarget as exc:
+            raise ProviderError(f"{what}: {exc.reason}", retryable=False) from None
+        except OutboundError as exc:
+            raise Unreachable(f"{what}: cannot reach the server ({exc.reason})") from None
         except dav_error.AuthorizationError as exc:
             if exc.status == 401 or exc.status is None:
                 raise AuthFailed("the server rejected the username or password (HTTP 401)") from None
@@ -121,13 +173,17 @@ class Provider(BaseProvider):
     def client(self) -> caldav.DAVClient:
         if self._client is None:
             self._guard(self.url)
-            self._client = caldav.DAVClient(
+            client = caldav.DAVClient(
                 url=self.url,
                 username=self.account.username,
                 password=self.account.secrets.get("password"),
                 auth_type="basic",
                 timeout=TIMEOUT,
+                enable_rfc6764=False,
             )
+            client.session.close()  # unused so far: replaced by one whose requests are guarded
+            client.session = guarded_session(self.settings)
+            self._client = client
         return self._client
 
     def _abs(self, href: str) -> str:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from chronary.clock import ManualClock
+from chronary.store import subscriptions as sub_store
 from tests.conftest import wait_until
 from tests.ical.feedserver import vcalendar, vevent
 
@@ -193,7 +194,11 @@ def test_subscription_to_this_server_itself_is_refused(api, feed_server):
     agent, cal, sub = _setup(api, feed_server, vcalendar(A))
     own = api.calendar(agent["id"], name="Own")
     r = api.patch(f"/v1/ical-subscriptions/{sub['id']}", json={"url": own["ical_url"]})
-    assert r.status_code == 200
+    assert r.status_code == 400 and r.json()["error"]["param"] == "url"  # refused when saved
+    assert "this Chronary server itself" in r.json()["error"]["message"]
+    # a URL stored before this rule existed is refused again when the sync would fetch it
+    api.runtime.db.write_sync(lambda tx: sub_store.patch(tx.conn, sub["id"], {"url": own["ical_url"]}))
+    assert api.post(f"/v1/ical-subscriptions/{sub['id']}/sync").status_code == 202
     got = api.get(f"/v1/ical-subscriptions/{sub['id']}").json()
     assert got["status"] == "error" and "this Chronary server itself" in got["last_error"]
     assert set(_titles(api, cal["id"])) == {"Alpha"}
