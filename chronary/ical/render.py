@@ -4,22 +4,42 @@ Pure functions over stored rows (times in unix seconds, UTC). Timed events are w
 TZID in their zone (so clients expand RRULEs on the right wall-clock time across DST), UTC
 calendars with `Z`, all-day events as VALUE=DATE. Everything here is string building; see
 `chronary.ical.text` for why.
+
+A local time in the hour a DST end repeats names two instants. RFC 5545 3.3.5 says the TZID form
+means the first; dateutil/icalendar read it so, Mozilla ical.js reads the second (issue 11). So
+each value says what it is (`Role`):
+
+- "instant" (DTSTART/DTEND of single events and overrides, RDATE values): written in UTC when
+  its local time is repeated, so every reader gets the same instant.
+- "occurrence" (RECURRENCE-ID, EXDATE): it must match an occurrence the reader generates from the
+  wall-clock RRULE, and a reader resolves a repeated local time the same way for both; so the
+  first instant of a repeated hour keeps the TZID form, and only the second (which no wall-clock
+  rule generates) is written in UTC, EXDATEs each on a line of their own.
+- "series" (a master's DTSTART/DTEND): always TZID, because the RRULE recurs on DTSTART's value
+  type; a UTC DTSTART would repeat in UTC and move every occurrence on the other side of a DST
+  change by an hour. A master starting in the second pass of a repeated hour is therefore written
+  as that local time, which means its first pass; that is also where Chronary's own expansion
+  (`recurrence.expand`, wall-clock) puts the first occurrence, so the feed agrees with the API.
+
+Local times skipped by a DST start never come out of a UTC → local conversion; every value
+written reads back (local → UTC) as the stored instant, except the series case above.
 """
 
 from __future__ import annotations
 
 import functools
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from icalendar import Timezone
-
+from chronary.ical import vtimezone as _vtimezone
 from chronary.ical.text import CRLF, date_stamp, escape_text, fold, param_value, stored_stamp, utc_stamp
 from chronary.timeutil import from_ts, parse_stored
 
 PRODID = "-//Chronary//Chronary Calendar Server//EN"
 STATUS = {"confirmed": "CONFIRMED", "tentative": "TENTATIVE", "hold": "TENTATIVE"}
+VTIMEZONE_YEARS_AHEAD = 30
+Role = Literal["instant", "occurrence", "series"]  # how a zoned value may be written: see the module doc
 
 
 class TimeFormat:
@@ -38,13 +58,15 @@ class TimeFormat:
         return self._params
 
     def value(self, dt: datetime | date) -> str:
-        # %-formatting: measurably faster than strftime or f-string format specs here
         if self.all_day:
             d = dt.astimezone(self.tz) if isinstance(dt, datetime) else dt
             return "%04d%02d%02d" % (d.year, d.month, d.day)  # noqa: UP031
         if not isinstance(dt, datetime):
             dt = datetime(dt.year, dt.month, dt.day, tzinfo=self.tz)
-        d = dt.astimezone(UTC if self.utc else self.tz)
+        return self._stamp(dt.astimezone(UTC if self.utc else self.tz))
+
+    def _stamp(self, d: datetime) -> str:
+        # %-formatting: measurably faster than strftime or f-string format specs here
         return "%04d%02d%02dT%02d%02d%02d%s" % (  # noqa: UP031
             d.year,
             d.month,
@@ -55,8 +77,26 @@ class TimeFormat:
             "Z" if self.utc else "",
         )
 
-    def prop(self, name: str, ts: int) -> str:
-        return f"{name}{self._params}:{self.value(datetime.fromtimestamp(ts, UTC if self.utc else self.tz))}"
+    def utc_value(self, dt: datetime | date, role: Role = "instant") -> str | None:
+        """The UTC form (`…Z`) when `dt` must not be written as local time with TZID, else None."""
+        if self.all_day or self.utc or role == "series" or not isinstance(dt, datetime):
+            return None
+        return utc_stamp(dt) if self._repeated(int(dt.timestamp()), role) else None
+
+    def prop(self, name: str, ts: int, role: Role = "instant") -> str:
+        if self.all_day or self.utc:
+            return f"{name}{self._params}:{self.value(datetime.fromtimestamp(ts, UTC if self.utc else self.tz))}"
+        if role != "series" and self._repeated(ts, role):
+            return f"{name}:{utc_stamp(from_ts(ts))}"
+        return f"{name}{self._params}:{self._stamp(datetime.fromtimestamp(ts, self.tz))}"
+
+    def _repeated(self, ts: int, role: Role) -> bool:
+        """Whether the instant's local time is repeated: in either pass for an "instant", in the
+        second pass for an "occurrence" (its first pass is what the TZID form means)."""
+        for first, second, end in _vtimezone.repeated_spans(self.tzid, ts >> _vtimezone.REPEATED_CHUNK_BITS):
+            if (first if role == "instant" else second) <= ts < end:
+                return True
+        return False
 
 
 @functools.lru_cache(maxsize=1024)
@@ -124,14 +164,27 @@ def recurrence_lines(lines: list[str], fmt: TimeFormat, extra_exdates: list[int]
             out.append(raw)  # RDATE periods are passed through untouched
             continue
         try:
-            values = [fmt.value(_parse_value(v, params, fmt)) for v in value.split(",") if v.strip()]
+            parsed = [_parse_value(v, params, fmt) for v in value.split(",") if v.strip()]
         except ValueError:
             continue  # validated on the way in; never let one odd line break a whole feed
-        if values:
-            out.append(f"{name}{fmt.params()}:{','.join(values)}")
+        out.extend(_date_lines(name, parsed, fmt, "occurrence" if name == "EXDATE" else "instant"))
     if extra_exdates:
-        out.append(f"EXDATE{fmt.params()}:{','.join(fmt.value(from_ts(ts)) for ts in sorted(extra_exdates))}")
+        out.extend(_date_lines("EXDATE", [from_ts(ts) for ts in sorted(extra_exdates)], fmt, "occurrence"))
     return out
+
+
+def _date_lines(name: str, values: list[datetime | date], fmt: TimeFormat, role: Role) -> list[str]:
+    """One line with the TZID values, then one line per value that must be UTC (never a UTC value
+    inside a TZID list: a list has one value type)."""
+    local: list[str] = []
+    utc: list[str] = []
+    for v in values:
+        u = fmt.utc_value(v, role)
+        if u:
+            utc.append(f"{name}:{u}")
+        else:
+            local.append(fmt.value(v))
+    return ([f"{name}{fmt.params()}:{','.join(local)}"] if local else []) + utc
 
 
 def _stamp(value: str | None) -> str | None:
@@ -173,11 +226,12 @@ def render_vevent(
     if stamp:
         lines.append(f"LAST-MODIFIED:{stamp}")
     lines.append(f"SEQUENCE:{int(row['sequence'] or 0)}")
-    lines.append(fmt.prop("DTSTART", row["start_ts"]))
-    lines.append(fmt.prop("DTEND", row["end_ts"]))
+    role: Role = "series" if master is None and row.get("recurrence") else "instant"
+    lines.append(fmt.prop("DTSTART", row["start_ts"], role))
+    lines.append(fmt.prop("DTEND", row["end_ts"], role))
     if master is not None and row.get("recurrence_id_ts") is not None:
         master_fmt = time_format(tzid, bool(master["all_day"]))
-        lines.append(master_fmt.prop("RECURRENCE-ID", row["recurrence_id_ts"]))
+        lines.append(master_fmt.prop("RECURRENCE-ID", row["recurrence_id_ts"], "occurrence"))
     elif row.get("recurrence"):
         lines.extend(recurrence_lines(row["recurrence"], fmt, exdates or []))
     lines.append(f"SUMMARY:{escape_text(row['title'])}")
@@ -211,13 +265,10 @@ def render_vevent(
     return "".join([line + CRLF if len(line) <= 75 and line.isascii() else fold(line) for line in lines])
 
 
-@functools.lru_cache(maxsize=256)
 def vtimezone(tzid: str, first_year: int) -> str:
-    """A VTIMEZONE covering first_year to 30 years from now (icalendar builds it from tzdata)."""
-    last = date(max(first_year + 1, datetime.now(UTC).year + 30), 1, 1)
-    tz = Timezone.from_tzid(tzid, first_date=date(first_year, 1, 1), last_date=last)
-    text = tz.to_ical().decode("utf-8")
-    return text if text.endswith(CRLF) else text + CRLF
+    """A VTIMEZONE covering first_year to 30 years from now, built from tzdata with yearly RRULEs
+    (see chronary.ical.vtimezone for why not icalendar's); cached per zone and span."""
+    return _vtimezone.build(tzid, first_year, max(first_year + 1, datetime.now(UTC).year + VTIMEZONE_YEARS_AHEAD))
 
 
 def render_calendar(name: str, calendar_tz: str, tzids: set[str], first_year: int, vevents: list[str]) -> str:
@@ -237,7 +288,7 @@ def render_calendar(name: str, calendar_tz: str, tzids: set[str], first_year: in
     for tzid in sorted(tzids | {calendar_tz}):
         try:
             parts.append(vtimezone(tzid, first_year))
-        except Exception:  # noqa: BLE001 - a zone icalendar cannot describe: clients fall back to TZID
+        except Exception:  # noqa: BLE001 - a zone tzdata cannot describe: clients fall back to TZID
             continue
     parts.extend(vevents)
     parts.append("END:VCALENDAR" + CRLF)
