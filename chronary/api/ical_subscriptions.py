@@ -1,8 +1,9 @@
 """/v1/agents/{agent_id}/ical-subscriptions and /v1/ical-subscriptions/{id}: read-only imports.
 
-Creating a subscription, changing its URL/credentials or POSTing …/sync runs a sync right
-after the response (a background task) and also wakes the worker; the per-subscription lock in
-the worker keeps the two from syncing at once.
+Creating a subscription, changing its URL/credentials or POSTing …/sync marks it due in the
+request's own transaction and wakes the subscription worker, which does the sync moments later.
+Nothing runs inside the response cycle (design rule): a failing sync can never break the
+client's connection or a request pipelined behind this one.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, Request, Response, delete, get, patch, post
-from litestar.background_tasks import BackgroundTask
 from msgspec import UNSET, Meta, UnsetType
 
 from chronary.api._common import ERRORS, Limit, Offset, page_dict
@@ -79,12 +79,9 @@ async def _check_url(url: str, request: Request[Any, Any, Any]) -> None:
     await asyncio.to_thread(check_callable_url, url, "url", request.app.state.settings, URL_SCHEMES)
 
 
-def _sync_soon(request: Request[Any, Any, Any], sub_id: str) -> BackgroundTask:
-    runtime = request.app.state.runtime
-    runtime.signals.notify(worker.SIGNAL)
-    # only_if_due: the request marked it due; whichever of this task and the worker gets the
-    # subscription's lock first syncs, the other sees it is no longer due and skips
-    return BackgroundTask(worker.sync_subscription, runtime, sub_id, only_if_due=True)
+def _wake_worker(request: Request[Any, Any, Any]) -> None:
+    """The subscription is already marked due (committed); the worker syncs it right away."""
+    request.app.state.runtime.signals.notify(worker.SIGNAL)
 
 
 class AgentIcalSubscriptionController(Controller):
@@ -96,7 +93,7 @@ class AgentIcalSubscriptionController(Controller):
         summary="Subscribe one of the agent's calendars to an .ics URL",
         responses=ERRORS,
         description="The calendar must belong to this agent. The URL must be http(s) or webcal, without "
-        "credentials, and not this server. The first sync starts right away; "
+        "credentials, and not this server. The first sync starts right away in the background; "
         "imported events are source external_ical and read-only.",
     )
     async def create(
@@ -106,7 +103,8 @@ class AgentIcalSubscriptionController(Controller):
         secrets = request.app.state.runtime.secrets
         fields = msgspec.structs.asdict(data)
         out = await db.write(lambda tx: svc.create(tx, ctx, secrets, agent_id, fields))
-        return Response(out, status_code=201, background=_sync_soon(request, out["id"]))  # type: ignore[arg-type]
+        _wake_worker(request)
+        return Response(out, status_code=201)  # type: ignore[arg-type]
 
     @get("/", summary="List the agent's iCal subscriptions", responses=ERRORS)
     async def list_subscriptions(
@@ -143,12 +141,9 @@ class IcalSubscriptionController(Controller):
         secrets = request.app.state.runtime.secrets
         changes = set_fields(data)
         out = await db.write(lambda tx: svc.update(tx, ctx, secrets, sub_id, changes))
-        resync = bool({"url", "username", "password"} & changes.keys()) or changes.get("status") == "active"
-        return Response(
-            out,
-            status_code=200,  # type: ignore[arg-type]
-            background=_sync_soon(request, sub_id) if resync else None,
-        )
+        if {"url", "username", "password"} & changes.keys() or changes.get("status") == "active":
+            _wake_worker(request)
+        return Response(out, status_code=200)  # type: ignore[arg-type]
 
     @delete("/{sub_id:str}", summary="Delete an iCal subscription and the events it imported", responses=ERRORS)
     async def remove(self, sub_id: str, db: Database, ctx: Ctx) -> None:
@@ -159,12 +154,13 @@ class IcalSubscriptionController(Controller):
         status_code=202,
         summary="Sync now",
         responses=ERRORS,
-        description="Accepted: the sync runs right after this response; poll the subscription for "
-        "last_synced_at / last_error.",
+        description="Accepted: the subscription is marked due and the background worker syncs it within "
+        "moments; poll the subscription for last_synced_at / last_error.",
     )
     async def sync(self, sub_id: str, db: Database, ctx: Ctx, request: Request[Any, Any, Any]) -> Response[IcalSubscription]:
         out = await db.write(lambda tx: svc.request_sync(tx, ctx, sub_id))
-        return Response(out, status_code=202, background=_sync_soon(request, sub_id))  # type: ignore[arg-type]
+        _wake_worker(request)
+        return Response(out, status_code=202)  # type: ignore[arg-type]
 
 
 ROUTES = [AgentIcalSubscriptionController, IcalSubscriptionController]

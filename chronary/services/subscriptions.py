@@ -27,7 +27,7 @@ from chronary.store import calendars as cal_store
 from chronary.store import events as event_store
 from chronary.store import subscriptions as store
 from chronary.store.db import Tx
-from chronary.timeutil import iso_ms, to_ts
+from chronary.timeutil import iso_ms, parse_stored, to_ts
 
 FIELDS = (
     "id",
@@ -197,11 +197,11 @@ def job(tx: Tx, sub_id: str, secrets: SecretBox, only_if_due: bool) -> SyncJob |
     return SyncJob(sub_id, row["url"], auth, row["etag"], row["last_modified"], calendar["timezone"])  # type: ignore[index]
 
 
-def _finish(tx: Tx, row: dict[str, Any], values: dict[str, Any], kind: str) -> dict[str, Any]:
+def _finish(tx: Tx, row: dict[str, Any], values: dict[str, Any], kind: str, delay: int | None = None) -> dict[str, Any]:
     values.update(
         last_attempt_at=iso_ms(tx.now),
         updated_at=iso_ms(tx.now),
-        next_sync_ts=to_ts(tx.now) + 60 * row["refresh_interval_minutes"],
+        next_sync_ts=to_ts(tx.now) + (60 * row["refresh_interval_minutes"] if delay is None else delay),
     )
     if row["status"] == "paused":
         values.pop("status", None)
@@ -211,11 +211,33 @@ def _finish(tx: Tx, row: dict[str, Any], values: dict[str, Any], kind: str) -> d
     return out
 
 
-def apply_failure(tx: Tx, sub_id: str, message: str) -> dict[str, Any] | None:
+FIRST_RETRY_SECONDS = 60
+
+
+def retry_delay(row: dict[str, Any], now_ts: int) -> int:
+    """Seconds until the next attempt after a failure: 1 min, then doubling, capped at the interval.
+
+    No failure counter is stored: while failing, the gap since the previous (failed) attempt is
+    the previous delay, so twice that gap is the next one. A "sync now" while failing starts the
+    ladder again from the bottom, which is what someone fixing the feed wants.
+    """
+    interval = 60 * row["refresh_interval_minutes"]
+    previous = parse_stored(row["last_attempt_at"]) if row["status"] == "error" else None
+    delay = FIRST_RETRY_SECONDS if previous is None else 2 * (now_ts - to_ts(previous))
+    return max(FIRST_RETRY_SECONDS, min(delay, interval))
+
+
+def apply_failure(tx: Tx, sub_id: str, message: str) -> bool | None:
+    """Record a failed sync (status error, last_error, backoff); True when it is a new failure
+    (the subscription was not already failing with this message), None when it is gone."""
     row = store.get(tx.conn, sub_id)
     if row is None:
         return None
-    return _finish(tx, row, {"status": "error", "last_error": message[:1000]}, "ical_subscription.failed")
+    message = message[:1000]
+    new = row["status"] != "error" or row["last_error"] != message
+    delay = retry_delay(row, to_ts(tx.now))
+    _finish(tx, row, {"status": "error", "last_error": message}, "ical_subscription.failed", delay)
+    return new
 
 
 def apply_not_modified(tx: Tx, sub_id: str) -> dict[str, Any] | None:

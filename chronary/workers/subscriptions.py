@@ -4,6 +4,11 @@ Order matters for safety: fetch (guarded by chronary.outbound: timeout, 10 MB ca
 redirects, never this server) and parse (in a thread; icalendar is slow) happen with no
 transaction open; only a fully parsed feed is written, so a broken or hostile feed records
 an error and leaves what was imported untouched. One sync per subscription at a time.
+
+Requests only mark a subscription due and wake this worker (SIGNAL); they never sync inside
+their own response cycle. Every failure, an unexpected exception included, is recorded (status
+error, a safe last_error) and retried with backoff: 1 min, doubling, up to the refresh interval
+(`services.subscriptions.retry_delay`). A success puts the subscription back to active.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("chronary.workers.subscriptions")
 SIGNAL = "ical_subscriptions"
+OPTIONS_KEY = "ical_subscription_worker_options"  # runtime.extras: SubscriptionWorker kwargs (tests)
 POLL_SECONDS = 1.0
 FETCH_TIMEOUT = 20.0
 MAX_FEED_BYTES = 10 * 1024 * 1024
@@ -48,55 +54,72 @@ def _describe_status(status: int) -> str:
 
 
 async def sync_subscription(runtime: Runtime, sub_id: str, *, only_if_due: bool = False) -> str:
-    """Sync one subscription now; returns "synced", "not_modified", "failed" or "skipped"."""
-    db = runtime.db
-    lock = _lock(runtime, sub_id)
-    async with lock:
-        job = await db.read(lambda tx: svc.job(tx, sub_id, runtime.secrets, only_if_due))
-        if job is None:
-            return "skipped"
-        headers = {"Accept": "text/calendar, */*;q=0.5"}
-        if job.etag:
-            headers["If-None-Match"] = job.etag
-        if job.last_modified:
-            headers["If-Modified-Since"] = job.last_modified
+    """Sync one subscription now; returns "synced", "not_modified", "failed" or "skipped".
+
+    Never raises for a bad subscription: any unexpected exception is recorded like a failed
+    fetch (status error, a safe last_error, backoff), so one hostile row cannot make the worker
+    retry it every second with a traceback each time.
+    """
+    async with _lock(runtime, sub_id):
         try:
-            resp = await fetch(
-                job.url,
-                runtime.settings,
-                headers=headers,
-                auth=job.auth,
-                timeout=FETCH_TIMEOUT,
-                max_bytes=MAX_FEED_BYTES,
-                max_redirects=MAX_REDIRECTS,
+            return await _sync(runtime, sub_id, only_if_due)
+        except Exception as exc:  # noqa: BLE001 - recorded and logged below, never retried hot
+            return await _fail(
+                runtime, sub_id, f"the sync failed with an internal error ({type(exc).__name__}); see the server log", exc
             )
-        except OutboundError as exc:
-            return await _fail(runtime, sub_id, f"cannot fetch the feed: {exc.reason}")
-        if resp.status == 304:
-            await db.write(lambda tx: svc.apply_not_modified(tx, sub_id))
-            return "not_modified"
-        if not 200 <= resp.status < 300:
-            return await _fail(runtime, sub_id, _describe_status(resp.status))
-        try:
-            items = await asyncio.to_thread(parse_feed, resp.body, ZoneInfo(job.timezone))
-        except FeedError as exc:
-            return await _fail(runtime, sub_id, f"the feed cannot be imported: {exc}")
-        except Exception as exc:  # noqa: BLE001 - a parser bug on hostile input must not kill the worker
-            log.exception("parsing subscription %s failed", sub_id)
-            return await _fail(runtime, sub_id, f"the feed cannot be imported: {type(exc).__name__}")
-        etag, modified = resp.headers.get("etag"), resp.headers.get("last-modified")
-        try:
-            await db.write(lambda tx: svc.apply_success(tx, sub_id, items, etag, modified))
-        except Exception as exc:  # noqa: BLE001 - rolled back; record it so it is not retried every second
-            log.exception("importing subscription %s failed", sub_id)
-            return await _fail(runtime, sub_id, f"importing the feed failed ({type(exc).__name__}); see the server log")
-        log.info("subscription %s synced: %d events", sub_id, len(items))
-        return "synced"
 
 
-async def _fail(runtime: Runtime, sub_id: str, message: str) -> str:
-    log.warning("subscription %s failed: %s", sub_id, message)
-    await runtime.db.write(lambda tx: svc.apply_failure(tx, sub_id, message))
+async def _sync(runtime: Runtime, sub_id: str, only_if_due: bool) -> str:
+    db = runtime.db
+    job = await db.read(lambda tx: svc.job(tx, sub_id, runtime.secrets, only_if_due))
+    if job is None:
+        return "skipped"
+    headers = {"Accept": "text/calendar, */*;q=0.5"}
+    if job.etag:
+        headers["If-None-Match"] = job.etag
+    if job.last_modified:
+        headers["If-Modified-Since"] = job.last_modified
+    try:
+        resp = await fetch(
+            job.url,
+            runtime.settings,
+            headers=headers,
+            auth=job.auth,
+            timeout=FETCH_TIMEOUT,
+            max_bytes=MAX_FEED_BYTES,
+            max_redirects=MAX_REDIRECTS,
+        )
+    except OutboundError as exc:
+        return await _fail(runtime, sub_id, f"cannot fetch the feed: {exc.reason}")
+    if resp.status == 304:
+        await db.write(lambda tx: svc.apply_not_modified(tx, sub_id))
+        return "not_modified"
+    if not 200 <= resp.status < 300:
+        return await _fail(runtime, sub_id, _describe_status(resp.status))
+    try:
+        items = await asyncio.to_thread(parse_feed, resp.body, ZoneInfo(job.timezone))
+    except FeedError as exc:
+        return await _fail(runtime, sub_id, f"the feed cannot be imported: {exc}")
+    except Exception as exc:  # noqa: BLE001 - a parser bug on hostile input must not kill the worker
+        return await _fail(runtime, sub_id, f"the feed cannot be imported: {type(exc).__name__}", exc)
+    etag, modified = resp.headers.get("etag"), resp.headers.get("last-modified")
+    try:
+        await db.write(lambda tx: svc.apply_success(tx, sub_id, items, etag, modified))
+    except Exception as exc:  # noqa: BLE001 - rolled back; record it so it is not retried every second
+        return await _fail(runtime, sub_id, f"importing the feed failed ({type(exc).__name__}); see the server log", exc)
+    log.info("subscription %s synced: %d events", sub_id, len(items))
+    return "synced"
+
+
+async def _fail(runtime: Runtime, sub_id: str, message: str, exc: BaseException | None = None) -> str:
+    """Record the failure; log it once when it starts (with the traceback for a crash), then quietly."""
+    new = await runtime.db.write(lambda tx: svc.apply_failure(tx, sub_id, message))
+    if new and exc is not None:
+        log.error("subscription %s failed: %s", sub_id, message, exc_info=exc)
+    elif new:
+        log.warning("subscription %s failed: %s", sub_id, message)
+    else:
+        log.info("subscription %s still failing: %s", sub_id, message)
     return "failed"
 
 
@@ -106,10 +129,13 @@ class SubscriptionWorker:
     def __init__(self, runtime: Runtime, poll_seconds: float = POLL_SECONDS) -> None:
         self.runtime = runtime
         self.poll_seconds = poll_seconds
+        self._quarantine: dict[str, int] = {}  # sub_id → not before (ts): failures we could not record
 
     async def sweep(self) -> int:
         now_ts = to_ts(self.runtime.clock.now())
         due = await self.runtime.db.read(lambda tx: store.due_ids(tx.conn, now_ts))
+        self._quarantine = {s: t for s, t in self._quarantine.items() if t > now_ts}
+        due = [s for s in due if s not in self._quarantine]
         if not due:
             return 0
         gate = asyncio.Semaphore(CONCURRENCY)
@@ -118,8 +144,10 @@ class SubscriptionWorker:
             async with gate:
                 try:
                     await sync_subscription(self.runtime, sub_id, only_if_due=True)
-                except Exception:  # noqa: BLE001 - one subscription must not stop the others
-                    log.exception("sync of subscription %s crashed", sub_id)
+                except Exception:  # noqa: BLE001 - even recording the failure failed (database trouble)
+                    if sub_id not in self._quarantine:
+                        log.exception("sync of subscription %s crashed and could not be recorded", sub_id)
+                    self._quarantine[sub_id] = now_ts + svc.FIRST_RETRY_SECONDS
 
         await asyncio.gather(*(one(s) for s in due))
         return len(due)
@@ -132,4 +160,4 @@ class SubscriptionWorker:
 
 
 def build(runtime: Runtime) -> list[Worker]:
-    return [SubscriptionWorker(runtime)]
+    return [SubscriptionWorker(runtime, **runtime.extras.get(OPTIONS_KEY, {}))]

@@ -14,6 +14,7 @@ import recurring_ical_events
 
 from chronary.clock import ManualClock
 from tests.ical.conftest import feed_path, parse
+from tests.ical.subsync import run_subscription_worker
 
 FIXTURES = Path(__file__).parent / "fixtures"
 WINDOW = ("2026-02-01T00:00:00Z", "2026-06-01T00:00:00Z")
@@ -54,6 +55,7 @@ def _subscribe(api, feed_server, name: str, timezone: str) -> tuple[dict, dict, 
         json={"calendar_id": cal["id"], "url": feed_server.url(f"/{name}.ics"), "label": name},
     )
     assert r.status_code == 201, r.text
+    run_subscription_worker(api)  # the request marked it due; the worker syncs it
     sub = api.get(f"/v1/ical-subscriptions/{r.json()['id']}").json()
     assert sub["status"] == "active" and sub["last_error"] is None, sub
     return sub, cal, body

@@ -11,6 +11,7 @@ from chronary.clock import ManualClock
 from chronary.store import subscriptions as sub_store
 from tests.conftest import wait_until
 from tests.ical.feedserver import vcalendar, vevent
+from tests.ical.subsync import run_subscription_worker
 
 A = vevent("a@test", "20260302T090000Z", "20260302T100000Z", "Alpha")
 B = vevent("b@test", "20260303T090000Z", "20260303T100000Z", "Bravo")
@@ -28,6 +29,7 @@ def _setup(api, feed_server, body: str, path: str = "/cal.ics", **extra):
         json={"calendar_id": cal["id"], "url": feed_server.url(path), **extra},
     )
     assert r.status_code == 201, r.text
+    run_subscription_worker(api)  # the request marked it due; the worker syncs it
     return agent, cal, r.json()
 
 
@@ -64,6 +66,7 @@ def test_create_validate_list_get_patch_delete(api, feed_server):
     r = api.post(url, json={**good, "label": "Team", "refresh_interval_minutes": 30})
     assert r.status_code == 201
     sub = r.json()
+    assert run_subscription_worker(api) == 1
     assert sub["id"].startswith("isub_") and sub["url"].startswith("http://127.0.0.1:")
     assert (sub["label"], sub["refresh_interval_minutes"], sub["agent_id"]) == ("Team", 30, agent["id"])
     assert set(sub) >= {"status", "last_synced_at", "last_error", "event_count", "created_at", "updated_at"}
@@ -100,6 +103,7 @@ def test_credentials_are_encrypted_used_and_never_returned(api, feed_server):
 
     r = api.patch(f"/v1/ical-subscriptions/{sub['id']}", json={"password": "wrong"})
     assert r.status_code == 200
+    run_subscription_worker(api)
     got = api.get(f"/v1/ical-subscriptions/{sub['id']}").json()
     assert got["status"] == "error" and "401" in got["last_error"]
     assert set(_titles(api, cal["id"])) == {"Alpha"}  # a failed sync changes nothing
@@ -117,6 +121,7 @@ def test_sync_upserts_removes_and_uses_conditional_get(make_api, feed_server):
     # unchanged feed: a conditional GET answered 304, nothing rewritten
     clock.advance(minutes=1)
     assert api.post(sync).status_code == 202
+    run_subscription_worker(api)
     assert feed_server.not_modified["/cal.ics"] == 1
     got = api.get(f"/v1/ical-subscriptions/{sub['id']}").json()
     assert got["last_synced_at"].startswith("2026-02-01T00:01") and got["event_count"] == 3
@@ -124,6 +129,7 @@ def test_sync_upserts_removes_and_uses_conditional_get(make_api, feed_server):
     feed_server.serve("/cal.ics", vcalendar(A2, C, D))
     clock.advance(minutes=1)
     assert api.post(sync).status_code == 202
+    run_subscription_worker(api)
     after = _titles(api, cal["id"])
     assert set(after) == {"Alpha v2", "Charlie series", "Delta"}
     assert after["Alpha v2"]["id"] == before["Alpha"]["id"]  # same UID → same event, updated
@@ -175,6 +181,7 @@ def test_hostile_feed_records_error_and_keeps_import(api, feed_server, setup, me
     before = _titles(api, cal["id"])
     setup(feed_server)
     assert api.post(f"/v1/ical-subscriptions/{sub['id']}/sync").status_code == 202
+    run_subscription_worker(api)
     got = api.get(f"/v1/ical-subscriptions/{sub['id']}").json()
     assert got["status"] == "error"
     assert message in got["last_error"], got["last_error"]
@@ -186,6 +193,7 @@ def test_hostile_feed_records_error_and_keeps_import(api, feed_server, setup, me
     feed_server.stream_bytes.clear()
     feed_server.serve("/cal.ics", vcalendar(A))  # the feed recovers: so does the subscription
     api.post(f"/v1/ical-subscriptions/{sub['id']}/sync")
+    run_subscription_worker(api)
     got = api.get(f"/v1/ical-subscriptions/{sub['id']}").json()
     assert (got["status"], got["last_error"], got["event_count"]) == ("active", None, 1)
 
@@ -196,9 +204,9 @@ def test_subscription_to_this_server_itself_is_refused(api, feed_server):
     r = api.patch(f"/v1/ical-subscriptions/{sub['id']}", json={"url": own["ical_url"]})
     assert r.status_code == 400 and r.json()["error"]["param"] == "url"  # refused when saved
     assert "this Chronary server itself" in r.json()["error"]["message"]
-    # a URL stored before this rule existed is refused again when the sync would fetch it
-    api.runtime.db.write_sync(lambda tx: sub_store.patch(tx.conn, sub["id"], {"url": own["ical_url"]}))
-    assert api.post(f"/v1/ical-subscriptions/{sub['id']}/sync").status_code == 202
+    # a URL stored before this rule existed is refused again when the worker would fetch it
+    api.runtime.db.write_sync(lambda tx: sub_store.patch(tx.conn, sub["id"], {"url": own["ical_url"], "next_sync_ts": 0}))
+    run_subscription_worker(api)
     got = api.get(f"/v1/ical-subscriptions/{sub['id']}").json()
     assert got["status"] == "error" and "this Chronary server itself" in got["last_error"]
     assert set(_titles(api, cal["id"])) == {"Alpha"}

@@ -16,6 +16,7 @@ from chronary.store import rules as rule_store
 from chronary.store.db import open_connection
 from tests.ical.conftest import feed_path, parse, vevents
 from tests.ical.feedserver import vcalendar, vevent
+from tests.ical.subsync import run_subscription_worker
 
 MON = "2026-03-23"
 
@@ -107,6 +108,7 @@ def test_imported_transparent_holidays_do_not_block_until_the_feed_makes_them_op
     )
     assert r.status_code == 201, r.text
     sub = r.json()
+    run_subscription_worker(api)  # the request marked it due; the worker syncs it
     events = {e["title"]: e for e in api.get(f"/v1/calendars/{cal['id']}/events").json()["data"]}
     assert {t: e["transparency"] for t, e in events.items()} == {"Easter Monday": "transparent", "May Day": "transparent"}
     assert all(e["all_day"] and e["remote"]["transparent"] for e in events.values())
@@ -130,6 +132,7 @@ def test_imported_transparent_holidays_do_not_block_until_the_feed_makes_them_op
     feed_server.serve("/holidays.ics", _holidays("OPAQUE"))
     clock.advance(minutes=1)
     assert api.post(f"/v1/ical-subscriptions/{sub['id']}/sync").status_code == 202
+    run_subscription_worker(api)
     after = {e["title"]: e for e in api.get(f"/v1/calendars/{cal['id']}/events").json()["data"]}
     assert after["Easter Monday"]["transparency"] == "opaque" and after["May Day"]["transparency"] == "transparent"
     assert after["Easter Monday"]["id"] == events["Easter Monday"]["id"]
@@ -177,7 +180,7 @@ def test_migration_0007_backfills_imported_transparency(tmp_path: Path) -> None:
                             remote, created_at, updated_at) VALUES (?, 'cal_1', ?, ?, ?, ?, 1, 'confirmed', ?, ?, ?)""",
                 (ident, ident, ident, start, start + 86_400, None if remote is None else json.dumps(remote), now, now),
             )
-    assert migrations.migrate(conn) == ["0007_event_transparency"]
+    assert migrations.migrate(conn)[0] == "0007_event_transparency"  # and the migrations after it
     got = {r["id"]: r["transparency"] for r in conn.execute("SELECT id, transparency FROM events")}
     assert got == {"evt_transparent": "transparent", "evt_opaque": "opaque", "evt_synced": "opaque", "evt_native": "opaque"}
     singles, *_ = rule_store.busy_sources(conn, ["agt_1"], 1_775_433_600, 1_775_433_600 + 4 * 86_400, 0)
