@@ -43,8 +43,13 @@ def _fast_forward(rule: rrule, lo: datetime) -> rrule:
     return rule.replace(dtstart=start + step * skipped) if skipped > 0 else rule
 
 
-def _rule_set(lines: list[str], dtstart_local: datetime, lo: datetime | None = None) -> rruleset:
-    """Parse lines with a naive local dtstart; UTC/offset EXDATE/RDATE values become local too."""
+def _rule_set(lines: list[str], dtstart_local: datetime, lo: datetime | None = None) -> tuple[rruleset, frozenset[datetime]]:
+    """Parse lines with a naive local dtstart; UTC/offset RDATE values become local too.
+
+    EXDATEs written with Z or TZID come back separately as UTC instants: matching them by instant
+    (not by naive local time) is exact for an occurrence in the spring-forward gap and for the
+    second pass of a repeated hour, where two instants share one local time.
+    """
     tz = dtstart_local.tzinfo
     naive = dtstart_local.replace(tzinfo=None)
     text = "\n".join(_local_until(line, tz) for line in lines)
@@ -62,9 +67,13 @@ def _rule_set(lines: list[str], dtstart_local: datetime, lo: datetime | None = N
         out.exrule(_fast_forward(rule, lo) if lo is not None else rule)
     for value in parsed._rdate:
         out.rdate(_local_naive(value, tz))
+    utc_exdates: set[datetime] = set()
     for value in parsed._exdate:
-        out.exdate(_local_naive(value, tz))
-    return out
+        if value.tzinfo is None:
+            out.exdate(value)
+        else:
+            utc_exdates.add(value.astimezone(UTC))
+    return out, frozenset(utc_exdates)
 
 
 def _local_until(line: str, tz: object) -> str:
@@ -110,7 +119,7 @@ def expand(
     # runs into the window is found; the local/UTC offset is never more than a day
     lo = (window_start - (end - start) - timedelta(days=1)).astimezone(tz).replace(tzinfo=None)
     hi = (window_end + timedelta(days=1)).astimezone(tz).replace(tzinfo=None)
-    rules = _rule_set(lines, local_start, lo)
+    rules, utc_exdates = _rule_set(lines, local_start, lo)
     out: list[tuple[datetime, datetime]] = []
     # iterate lazily (rruleset.between builds the whole list first) with a step budget
     for steps, occ in enumerate(rules):
@@ -118,13 +127,26 @@ def expand(
             break
         if occ < lo:
             continue
-        occ_start = occ.replace(tzinfo=tz).astimezone(UTC)
-        occ_end = (occ + duration_local).replace(tzinfo=tz).astimezone(UTC)
+        occ_start, occ_end = occurrence_span(occ, tz, duration_local, end - start)
+        if occ_start in utc_exdates:
+            continue
         if occ_start < window_end and occ_end > window_start:
             out.append((occ_start, occ_end))
             if len(out) >= MAX_OCCURRENCES:
                 break
     return out
+
+
+def occurrence_span(occ: datetime, tz: ZoneInfo, duration_local: timedelta, exact: timedelta) -> tuple[datetime, datetime]:
+    """UTC (start, end) of one naive local occurrence: wall-clock duration, as DTSTART/DTEND say.
+
+    A start in the spring-forward gap (02:30 that never happens) resolves to the offset before the
+    gap (RFC 5545 3.3.5) and can land after the wall-clock end: it keeps the series' exact duration
+    rather than end before it starts.
+    """
+    start = occ.replace(tzinfo=tz).astimezone(UTC)
+    end = (occ + duration_local).replace(tzinfo=tz).astimezone(UTC)
+    return (start, end) if end > start else (start, start + exact)
 
 
 def occurrence_key(original_start: datetime) -> str:

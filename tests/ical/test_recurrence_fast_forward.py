@@ -34,14 +34,13 @@ def from_dtstart(start, end, lines, tz, window_start, window_end):
     """The reference: dateutil's between() over the rule as written, nothing skipped."""
     local_start = start.astimezone(tz)
     duration = end.astimezone(tz).replace(tzinfo=None) - local_start.replace(tzinfo=None)
-    rules = recurrence._rule_set(lines, local_start)
+    rules, utc_exdates = recurrence._rule_set(lines, local_start)
     lo = (window_start - (end - start) - timedelta(days=1)).astimezone(tz).replace(tzinfo=None)
     hi = (window_end + timedelta(days=1)).astimezone(tz).replace(tzinfo=None)
     out = []
     for occ in rules.between(lo, hi, inc=True):
-        a = occ.replace(tzinfo=tz).astimezone(UTC)
-        b = (occ + duration).replace(tzinfo=tz).astimezone(UTC)
-        if a < window_end and b > window_start:
+        a, b = recurrence.occurrence_span(occ, tz, duration, end - start)
+        if a < window_end and b > window_start and a not in utc_exdates:
             out.append((a, b))
     return out
 
