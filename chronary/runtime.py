@@ -1,7 +1,8 @@
 """Everything a running server holds: settings, clock, database, secret box, wake-up signals.
 
 Built once by `open_runtime` (which also migrates and bootstraps the database) and shared by the
-API and the background workers.
+API and the background workers. It is also where the change pipeline is assembled
+(`default_pipeline`): what every recorded change reaches. Nothing registers itself on import.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ from typing import Any
 from chronary.clock import Clock, SystemClock
 from chronary.config import Settings
 from chronary.crypto import SecretBox
-from chronary.services import feeds as _feeds  # noqa: F401 - registers its event-change listener (hooks.py)
+from chronary.services import feeds
 from chronary.services import keys as key_service
+from chronary.services.changes import Pipeline
 from chronary.store.db import Database
 from chronary.store.migrate import migrate
-from chronary.sync import queue as _sync_queue  # noqa: F401 - registers its event-change listener (hooks.py)
+from chronary.sync import queue as sync_queue
+from chronary.webhooks import dispatch
 
 
 @dataclass
@@ -56,11 +59,30 @@ class Runtime:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
-def open_runtime(settings: Settings, clock: Clock | None = None) -> Runtime:
+def default_pipeline() -> Pipeline:
+    """The consumers of changes (services/changes.py), in the order they run.
+
+    In the change's own transaction: `feeds` (the calendar's feed is marked changed, so a feed
+    fetched right after a write is fresh) and `sync-push` (queue pushes to mirroring
+    connections, never back to the connection a change came from). Later, from the change log:
+    `webhooks` (fan-out to deliveries, workers/webhooks.py). More consumers (automation triggers,
+    MCP notifications) are added here.
+    """
+    pipeline = Pipeline()
+    pipeline.listen("feeds", feeds.on_change)
+    pipeline.listen("sync-push", sync_queue.on_change)
+    pipeline.consumer(dispatch.CONSUMER)
+    return pipeline
+
+
+def open_runtime(settings: Settings, clock: Clock | None = None, *, pipeline: Pipeline | None = None) -> Runtime:
+    """`pipeline` replaces the default one (tests: an empty Pipeline() reaches no listener)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     clock = clock or SystemClock()
     db = Database(settings.db_path, clock, synchronous=settings.sqlite_synchronous)
     db.write_sync_raw(migrate)
+    db.changes = pipeline = default_pipeline() if pipeline is None else pipeline
+    db.write_sync(pipeline.declare)
     org_id, first_key = db.write_sync(key_service.bootstrap)
     runtime = Runtime(settings, clock, db, SecretBox(settings.key_path), org_id, first_key)
     db.commit_listeners.append(lambda: runtime.signals.notify("commit"))

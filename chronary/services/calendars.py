@@ -17,7 +17,7 @@ from chronary import ids
 from chronary.errors import ValidationError, not_found
 from chronary.schemas.calendars import Calendar, CalendarCreate, CalendarUpdate
 from chronary.schemas.common import set_fields
-from chronary.services import hooks, outbox
+from chronary.services import changes, outbox
 from chronary.services.agents import load as load_agent
 from chronary.services.context import Ctx, Page, Principal
 from chronary.services.event_times import local_midnight
@@ -180,7 +180,17 @@ def _reanchor_all_day(tx: Tx, calendar: dict[str, Any], old_timezone: str) -> No
         values.update(sequence=row["sequence"] + 1, updated_at=iso_ms(tx.now))
         event_store.patch(tx.conn, event_id, values)
         after_row = {**row, **values}
-        hooks.fire(tx, "updated", row, after_row, calendar)
         before = present_event(row, {**calendar, "timezone": old_timezone})
         after = present_event(after_row, calendar)
-        outbox.emit(tx, "event.updated", after, agent_id=calendar["agent_id"], previous=outbox.changed_fields(before, after))
+        change = changes.Change(
+            "event.updated",
+            after,
+            previous=changes.changed_fields(before, after),
+            agent_id=calendar["agent_id"],
+            origin="system",  # moved by the server to keep its dates, not edited by anyone
+            kind="updated",
+            before=row,
+            after=after_row,
+            calendar=calendar,
+        )
+        changes.record(tx, change)

@@ -1,8 +1,9 @@
 """Events: create, read, change and delete, holds included.
 
-Webhook types emitted (in the transaction of the change): event.created / event.hold_created
-on create, event.updated on PATCH, event.cancelled on cancel, event.hold_confirmed,
-event.hold_released, event.deleted.
+Every change to a stored event goes through `services.changes.record` (origin "api", or
+"system" for hold expiry), in the transaction of the change, with its webhook type:
+event.created / event.hold_created on create, event.updated on PATCH, event.cancelled on cancel,
+event.hold_confirmed, event.hold_released, event.deleted, event.hold_expired.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from chronary import ids
 from chronary.errors import Conflict, Forbidden, ValidationError, not_found
 from chronary.schemas.common import set_fields
 from chronary.schemas.events import EventCreate, EventUpdate
-from chronary.services import event_times, hooks, occurrences, outbox
+from chronary.services import changes, event_times, occurrences
 from chronary.services.calendars import load as load_calendar
+from chronary.services.changes import Change, changed_fields
 from chronary.services.context import Ctx, Principal
 from chronary.services.validation import check_email, check_metadata, check_reminders
 from chronary.store import calendars as cal_store
@@ -135,31 +137,71 @@ def _load_for_write(tx: Tx, principal: Principal, calendar_id: str, event_id: st
 
 
 def _changed(
-    tx: Tx, kind: str, before: dict[str, Any] | None, after: dict[str, Any] | None, calendar: dict[str, Any]
-) -> None:
-    """Every stored-event change funnels here: the calendar's revision moves (feed caches and
-    sync cursors key on it) and in-transaction listeners run (e.g. provider push queues)."""
-    cal_store.bump_revision(tx.conn, calendar["id"])
-    hooks.fire(tx, kind, before, after, calendar)
+    tx: Tx,
+    kind: str,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+    calendar: dict[str, Any],
+    type_: str | None = None,
+    obj: dict[str, Any] | None = None,
+    previous: dict[str, Any] | None = None,
+    *,
+    origin: str | None = None,
+    webhook: bool = True,
+) -> str | None:
+    """Every stored-event change funnels here, into the one change path (services/changes.py):
+    the calendar's revision moves, the change is logged when it has a webhook type, and the
+    registered in-transaction listeners run (feed invalidation, provider push queues)."""
+    change = Change(
+        type_,
+        obj,
+        previous=previous or None,
+        agent_id=calendar["agent_id"],
+        origin=origin,
+        webhook=webhook,
+        kind=kind,
+        before=before,
+        after=after,
+        calendar=calendar,
+    )
+    return changes.record(tx, change)
 
 
-def record_change(
-    tx: Tx, kind: str, before: dict[str, Any] | None, after: dict[str, Any] | None, calendar: dict[str, Any]
-) -> None:
-    """For writers of imported events (iCal subscriptions): the same funnel as native changes."""
-    _changed(tx, kind, before, after, calendar)
+def record_event_change(
+    tx: Tx,
+    kind: str,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+    calendar: dict[str, Any],
+    *,
+    origin: str | None = None,
+    webhook: bool = True,
+    announce: bool = True,
+) -> str | None:
+    """For writers outside this service (imports, the sync merge): the change as event.created,
+    event.updated (with `previous`) or event.deleted of the event as the API shows it.
+    `announce=False` records a bookkeeping step (the row moved, nothing to tell anyone)."""
+    if not announce:
+        return _changed(tx, kind, before, after, calendar, origin=origin)
+    row = after if after is not None else before
+    assert row is not None
+    obj = present(row, calendar)
+    previous = changed_fields(present(before, calendar), obj) if kind == "updated" and before is not None else None
+    return _changed(tx, kind, before, after, calendar, f"event.{kind}", obj, previous, origin=origin, webhook=webhook)
 
 
 def record_changes(
-    tx: Tx, changes: list[tuple[str, dict[str, Any] | None, dict[str, Any] | None]], calendar: dict[str, Any]
+    tx: Tx,
+    items: list[tuple[str, dict[str, Any] | None, dict[str, Any] | None]],
+    calendar: dict[str, Any],
+    *,
+    origin: str | None = None,
 ) -> None:
-    """Many changes to one calendar in one transaction (a subscription sync): the revision
-    moves once, and every listener still sees every change."""
-    if not changes:
-        return
-    cal_store.bump_revision(tx.conn, calendar["id"])
-    for kind, before, after in changes:
-        hooks.fire(tx, kind, before, after, calendar)
+    """Many imported changes to one calendar in one transaction (a subscription sync): each is
+    logged (event.created/updated/deleted, not sent as webhooks: imports never were) and every
+    listener sees every change; the revision moves once per transaction."""
+    for kind, before, after in items:
+        record_event_change(tx, kind, before, after, calendar, origin=origin, webhook=False)
 
 
 def create(tx: Tx, ctx: Ctx, calendar_id: str, data: EventCreate) -> dict[str, Any]:
@@ -204,10 +246,9 @@ def create(tx: Tx, ctx: Ctx, calendar_id: str, data: EventCreate) -> dict[str, A
         "updated_at": now,
     }
     event_store.create(tx.conn, row)
-    _changed(tx, "created", None, row, calendar)
     out = present(row, calendar)
     kind = "event.hold_created" if data.status == "hold" else "event.created"
-    outbox.emit(tx, kind, out, agent_id=calendar["agent_id"])
+    _changed(tx, "created", None, row, calendar, kind, out)
     return out
 
 
@@ -281,10 +322,9 @@ def update(tx: Tx, ctx: Ctx, calendar_id: str, event_id: str, data: EventUpdate)
     values["sequence"] = row["sequence"] + 1
     values["updated_at"] = iso_ms(tx.now)
     event_store.patch(tx.conn, event_id, values)
-    _changed(tx, "updated", row, {**row, **values}, calendar)
     after = present({**row, **values}, calendar)
     kind = "event.cancelled" if status == "cancelled" and row["status"] != "cancelled" else "event.updated"
-    outbox.emit(tx, kind, after, agent_id=calendar["agent_id"], previous=outbox.changed_fields(before, after))
+    _changed(tx, "updated", row, {**row, **values}, calendar, kind, after, changed_fields(before, after))
     return after
 
 
@@ -302,8 +342,7 @@ def delete(tx: Tx, ctx: Ctx, calendar_id: str, event_id: str, *, kind: str = "ev
             event_store.delete(tx.conn, exc["id"])
             _changed(tx, "deleted", exc, None, calendar)
     event_store.delete(tx.conn, event_id)
-    _changed(tx, "deleted", row, None, calendar)
-    outbox.emit(tx, kind, before, agent_id=calendar["agent_id"])
+    _changed(tx, "deleted", row, None, calendar, kind, before)
 
 
 def _delete_occurrence(tx: Tx, row: dict[str, Any], calendar: dict[str, Any], kind: str) -> None:
@@ -325,7 +364,8 @@ def _delete_occurrence(tx: Tx, row: dict[str, Any], calendar: dict[str, Any], ki
         values = {"recurrence": lines, "sequence": master["sequence"] + 1, "updated_at": iso_ms(tx.now)}
         event_store.patch(tx.conn, master["id"], values)
         _changed(tx, "updated", master, {**master, **values}, calendar)
-    outbox.emit(tx, kind, before, agent_id=calendar["agent_id"])
+    # the occurrence's own announcement: no stored row of its own changes here (see above)
+    changes.record(tx, Change(kind, before, agent_id=calendar["agent_id"], calendar=calendar))
 
 
 def cancel(tx: Tx, ctx: Ctx, calendar_id: str, event_id: str) -> dict[str, Any]:
@@ -345,11 +385,8 @@ def confirm(tx: Tx, ctx: Ctx, calendar_id: str, event_id: str) -> dict[str, Any]
     before = present(row, calendar)
     values = {"status": "confirmed", "hold_expires_at": None, "sequence": row["sequence"] + 1, "updated_at": iso_ms(tx.now)}
     event_store.patch(tx.conn, event_id, values)
-    _changed(tx, "updated", row, {**row, **values}, calendar)
     after = present({**row, **values}, calendar)
-    outbox.emit(
-        tx, "event.hold_confirmed", after, agent_id=calendar["agent_id"], previous=outbox.changed_fields(before, after)
-    )
+    _changed(tx, "updated", row, {**row, **values}, calendar, "event.hold_confirmed", after, changed_fields(before, after))
     return after
 
 
@@ -362,12 +399,11 @@ def release(tx: Tx, ctx: Ctx, calendar_id: str, event_id: str) -> None:
 
 
 def expire_holds(tx: Tx, base_url: str) -> list[str]:
-    """Delete holds whose expiry has passed (worker); emits event.hold_expired for each."""
+    """Delete holds whose expiry has passed (worker, origin "system"); event.hold_expired for each."""
     expired = event_store.expired_holds(tx.conn, to_ts(tx.now))
     calendars: dict[str, dict[str, Any]] = {}
     for row in expired:
         cal = calendars.setdefault(row["calendar_id"], cal_store.get(tx.conn, row["calendar_id"]))  # type: ignore[arg-type]
         event_store.delete(tx.conn, row["id"])
-        _changed(tx, "deleted", row, None, cal)
-        outbox.emit(tx, "event.hold_expired", present(row, cal), agent_id=cal["agent_id"])
+        _changed(tx, "deleted", row, None, cal, "event.hold_expired", present(row, cal), origin="system")
     return [r["id"] for r in expired]

@@ -18,10 +18,11 @@ from typing import Any
 
 from chronary.errors import NotFound
 from chronary.ical import render
-from chronary.services import hooks, outbox
+from chronary.services import changes
 from chronary.services.calendars import load as load_calendar
 from chronary.services.calendars import new_feed_token
 from chronary.services.calendars import present as present_calendar
+from chronary.services.changes import Change, changed_fields
 from chronary.services.context import Ctx
 from chronary.store import calendars as cal_store
 from chronary.store import feeds as feed_store
@@ -142,8 +143,8 @@ def build(tx: Tx, calendar: dict[str, Any], window_ts: int, cache: FeedCache | N
         "utf-8"
     )
     etag = '"' + hashlib.sha256(body).hexdigest()[:40] + '"'
-    # feed_state moves on every change through the events service (deletions included); the
-    # newest updated_at also covers writers that bump the revision without the service hooks
+    # feed_state moves on every event change recorded through services/changes (deletions
+    # included); the newest updated_at also covers writers that only bump the revision
     newest = max((r["updated_at"] for r in rows), default=None)
     stamps = [
         parse_stored(calendar["updated_at"]),
@@ -182,17 +183,17 @@ def rotate(tx: Tx, ctx: Ctx, calendar_id: str) -> dict[str, Any]:
     cal_store.patch(tx.conn, calendar_id, {"updated_at": now})
     cal_store.bump_revision(tx.conn, calendar_id)
     after = present_calendar({**row, "feed_token": token, "updated_at": now}, ctx.base_url)
-    outbox.emit(tx, "calendar.updated", after, agent_id=row["agent_id"], previous=outbox.changed_fields(before, after))
+    changes.record(tx, Change("calendar.updated", after, previous=changed_fields(before, after), agent_id=row["agent_id"]))
     return after
 
 
-def _on_event_change(
-    tx: Tx, kind: str, before: dict[str, Any] | None, after: dict[str, Any] | None, calendar: dict[str, Any]
-) -> None:
-    touched: set[str] = tx.__dict__.setdefault("_feed_touched", set())
-    if calendar["id"] not in touched:  # once per calendar and transaction (a sync changes many)
-        touched.add(calendar["id"])
-        feed_store.touch(tx.conn, calendar["id"], iso_ms(tx.now))
-
-
-hooks.register(_on_event_change)
+def on_change(tx: Tx, change: Change) -> None:
+    """In-transaction listener (registered by chronary.runtime): an event change marks its
+    calendar's feed as changed now (its Last-Modified), once per calendar and transaction. The
+    feed body itself is keyed on the calendar revision, which `changes.record` moves."""
+    if change.kind is None or change.calendar is None:
+        return
+    touched: set[str] = tx.scratch.setdefault("feeds.touched", set())
+    if change.calendar["id"] not in touched:  # a sync or an import changes many in one transaction
+        touched.add(change.calendar["id"])
+        feed_store.touch(tx.conn, change.calendar["id"], iso_ms(tx.now))

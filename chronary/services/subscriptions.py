@@ -4,6 +4,7 @@ CRUD here, plus the three write steps of a sync (success, not modified, failure)
 parse happen outside any transaction (see workers/subscriptions.py); `apply_success` then writes
 the whole parsed feed in one transaction, so a feed that fails to fetch or parse changes nothing.
 Imported events are `source: external_ical`, `read_only: true`, linked by (UID, RECURRENCE-ID).
+A sync's changes go through the one change path with origin `subscription:<id>`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from chronary.services import events as event_service
 from chronary.services import outbox
 from chronary.services.agents import load as load_agent
 from chronary.services.calendars import load as load_calendar
+from chronary.services.changes import subscription_origin
 from chronary.services.context import Ctx, Page, Principal
 from chronary.services.occurrences import occurrence_id
 from chronary.store import calendars as cal_store
@@ -207,7 +209,7 @@ def _finish(tx: Tx, row: dict[str, Any], values: dict[str, Any], kind: str, dela
         values.pop("status", None)
     store.patch(tx.conn, row["id"], values)
     out = present({**row, **values})
-    outbox.emit(tx, kind, out, agent_id=row["agent_id"])
+    outbox.emit(tx, kind, out, agent_id=row["agent_id"], origin=subscription_origin(row["id"]))
     return out
 
 
@@ -347,7 +349,7 @@ def apply_success(
     vanished = sorted((k for k in links if k not in seen), key=lambda k: -k[1])  # exceptions first
     for key in vanished:
         _remove(tx, links[key]["event_id"], changes)
-    event_service.record_changes(tx, changes, calendar)
+    event_service.record_changes(tx, changes, calendar, origin=subscription_origin(sub_id))
     values = {
         "status": "active",
         "last_error": None,

@@ -16,7 +16,7 @@ import contextlib
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -55,11 +55,19 @@ class Tx:
     """What a service gets: one connection inside one transaction, and the time it started.
 
     `now` is read once per transaction so every row a request writes carries the same instant.
+    `changes` is the change pipeline the runtime assembled (services/changes.Pipeline: the
+    listeners `changes.record` calls inside this transaction; None calls none). `origin` is where
+    the changes recorded in this transaction come from unless a change names its own: "api" for
+    requests; a worker sets "system", "sync:<connection id>" or "subscription:<id>". `scratch`
+    is per-transaction memo space for listeners (what they already did in this transaction).
     """
 
     conn: apsw.Connection
     now: datetime
     writable: bool
+    changes: Any = None
+    origin: str = "api"
+    scratch: dict[str, Any] = field(default_factory=dict)
 
 
 class Database:
@@ -75,6 +83,8 @@ class Database:
         self._write_lock = threading.Lock()
         # called after every commit (from the committing thread): workers use it to wake up
         self.commit_listeners: list[Callable[[], None]] = []
+        # the change pipeline every Tx carries (services/changes.Pipeline), set by open_runtime
+        self.changes: Any = None
 
     def _conn(self) -> apsw.Connection:
         conn = getattr(self._local, "conn", None)
@@ -94,7 +104,7 @@ class Database:
         with self._write_lock:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                result = fn(Tx(conn, self.clock.now(), True))
+                result = fn(Tx(conn, self.clock.now(), True, self.changes))
                 conn.execute("COMMIT")
             except BaseException:
                 # COMMIT itself can fail (a deferred constraint, disk full): roll back so this
@@ -117,7 +127,7 @@ class Database:
         conn = self._conn()
         conn.execute("BEGIN")
         try:
-            return fn(Tx(conn, self.clock.now(), False))
+            return fn(Tx(conn, self.clock.now(), False, self.changes))
         finally:
             if not conn.getautocommit():
                 conn.execute("COMMIT")

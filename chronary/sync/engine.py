@@ -17,9 +17,11 @@ import random
 import secrets
 import threading
 from dataclasses import asdict
+from functools import partial
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from chronary.services.changes import sync_origin
 from chronary.store import calendars as cal_store
 from chronary.store import connections as con_store
 from chronary.store import events as event_store
@@ -103,7 +105,8 @@ async def _round(runtime: Runtime, cid: str) -> dict[str, Any] | None:
     provider = make_provider(runtime, con)
     try:
         remote = await asyncio.to_thread(provider.list_calendars)
-        if not remote and await db.read(lambda tx: con_store.mapped_calendar_ids(tx.conn, cid)):
+        mapped: list[str] = [] if remote else await db.read(lambda tx: con_store.mapped_calendar_ids(tx.conn, cid))
+        if mapped:
             # more likely a server glitch than an account emptied of calendars: forget nothing
             raise ProviderError("the server listed no calendars; keeping the mirrors until it lists them again")
         await db.write(lambda tx: store_calendars(tx, cid, remote))
@@ -181,7 +184,7 @@ async def _pull(
     tz_name = await db.read(lambda tx: (cal_store.get(tx.conn, mapping["calendar_id"]) or {}).get("timezone"))
     parsed = await asyncio.to_thread(parse_all, changes.items, ZoneInfo(tz_name or "UTC"), stats)
 
-    def merge(tx: Tx, items: list[Any] | None) -> None:
+    def merge(tx: Tx, items: list[Any] | None = None) -> None:
         current = con_store.get_calendar(tx.conn, *key)
         if current is None or current["calendar_id"] != mapping["calendar_id"]:
             return  # remapped meanwhile: this round's data belongs to the old mapping
@@ -195,7 +198,7 @@ async def _pull(
     # cursor moves only in the last one, and re-applying a chunk after a crash is a no-op
     for i in range(0, len(changes.items), MERGE_CHUNK):
         chunk = changes.items[i : i + MERGE_CHUNK]
-        await db.write(lambda tx, c=chunk: merge(tx, c))
+        await db.write(partial(merge, items=chunk))
     await db.write(lambda tx: merge(tx, None))
 
 
@@ -228,14 +231,14 @@ async def _push(runtime: Runtime, provider: Provider, con: dict[str, Any], rc: R
                     await asyncio.to_thread(provider.delete_event, href, etag)
                 except PreconditionFailed:
                     stats.conflicts += 1
-                    await db.write(lambda tx, p=pend, lk=link: _delete_lost(tx, con, rid, p, lk))
+                    await db.write(partial(_delete_lost, con=con, rid=rid, pend=pend, link=link))
                     continue
-            await db.write(lambda tx, p=pend: _pushed_delete(tx, cid, rid, p))
+            await db.write(partial(_pushed_delete, cid=cid, rid=rid, pend=pend))
             stats.pushed += 1
             continue
         master = job["master"]
         if master is None:
-            await db.write(lambda tx, p=pend: sync_store.drop_pending(tx.conn, cid, rid, p["event_id"], p["version"]))
+            await db.write(partial(_drop_pending, cid=cid, rid=rid, pend=pend))
             continue
         try:
             body = convert.build(
@@ -257,7 +260,7 @@ async def _push(runtime: Runtime, provider: Provider, con: dict[str, Any], rc: R
             retry = True
             continue
         ids = [master["id"], *(e["id"] for e in job["exceptions"])]
-        await db.write(lambda tx, p=pend, it=item, m=master, i=ids: _pushed_upsert(tx, con, rid, p, it, m, i))
+        await db.write(partial(_pushed_upsert, con=con, rid=rid, pend=pend, item=item, master=master, event_ids=ids))
         stats.pushed += 1
     return retry
 
@@ -288,6 +291,10 @@ def _pushed_upsert(
         "href": item.href,
     }
     sync_store.set_remote(tx.conn, event_ids, remote)
+    sync_store.drop_pending(tx.conn, cid, rid, pend["event_id"], pend["version"])
+
+
+def _drop_pending(tx: Tx, cid: str, rid: str, pend: dict[str, Any]) -> None:
     sync_store.drop_pending(tx.conn, cid, rid, pend["event_id"], pend["version"])
 
 
@@ -351,6 +358,7 @@ def finish_ok(tx: Tx, cid: str, summary: dict[str, Any], was_full: bool, secret:
     con = con_store.get(tx.conn, cid)
     if con is None:
         return
+    tx.origin = sync_origin(cid)  # connection.synced comes from this connection's round
     interval = con["sync_interval_minutes"] * 60
     jitter = random.uniform(0, min(60.0, interval * 0.1))
     values: dict[str, Any] = {
@@ -378,6 +386,7 @@ def finish_failed(tx: Tx, cid: str, summary: dict[str, Any], auth: bool) -> None
     con = con_store.get(tx.conn, cid)
     if con is None:
         return
+    tx.origin = sync_origin(cid)  # connection.error too
     failures = con["failures"] + 1
     token_failures = con["token_failures"] + (1 if auth else 0)
     values: dict[str, Any] = {

@@ -9,6 +9,11 @@ Conflict rule (both sides changed the same resource since the last sync):
   deletion shows less intent than an edit and is the only change that cannot be recovered.
 A resource is linked to its mirror by (connection, remote calendar, UID); overrides inside it by
 RECURRENCE-ID ↔ the exception row's recurrence_id_ts.
+
+Every row the merge writes goes through the one change path (services/changes.record, via
+services/events.record_event_change) with origin `sync:<connection id>`: the calendar revision
+and feed move, the change is logged, and the push queue skips this same connection (no echo).
+A calendar's first import is logged but not sent as webhooks (connection.synced counts it).
 """
 
 from __future__ import annotations
@@ -20,8 +25,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from chronary import ids
-from chronary.services import outbox
+from chronary.services.changes import Change, record, sync_origin
 from chronary.services.events import present as present_event
+from chronary.services.events import record_event_change
 from chronary.services.occurrences import exdates, generated, occurrence_id, series_zone
 from chronary.store import calendars as cal_store
 from chronary.store import connections as con_store
@@ -75,12 +81,6 @@ def _fields(f: convert.Fields) -> dict[str, Any]:
     }
 
 
-def _emit(tx: Tx, kind: str, row: dict[str, Any], calendar: dict[str, Any], before: dict[str, Any] | None = None) -> None:
-    after = present_event(row, calendar)
-    previous = outbox.changed_fields(present_event(before, calendar), after) if before else None
-    outbox.emit(tx, kind, after, agent_id=calendar["agent_id"], previous=previous)
-
-
 class Merger:
     """One calendar's merge: the connection, its mapping row and the Chronary calendar."""
 
@@ -91,7 +91,7 @@ class Merger:
         self.calendar = cal_store.get(tx.conn, mapping["calendar_id"])
         self.tz = ZoneInfo(self.calendar["timezone"]) if self.calendar else ZoneInfo("UTC")
         self.now = iso_ms(tx.now)
-        self.changed = False
+        self.origin = sync_origin(con["id"])
 
     def key(self) -> tuple[str, str]:
         return self.con["id"], self.mapping["remote_id"]
@@ -112,7 +112,6 @@ class Merger:
             return
         for item in items:
             self.item(item, parsed.get(item.href))
-        self._bump()
 
     def finish(self, changes: Changes) -> None:
         """Remote deletions (incremental list, or absent from a full listing), then the new cursor."""
@@ -129,12 +128,12 @@ class Merger:
         for href in sorted(gone):
             self.remote_deleted(href)
         con_store.patch_calendar(self.conn, cid, rid, {"cursor": changes.cursor})
-        self._bump()
 
-    def _bump(self) -> None:
-        if self.changed:
-            cal_store.bump_revision(self.conn, self.calendar["id"])  # type: ignore[index]
-            self.changed = False
+    def _record(self, kind: str, before: dict[str, Any] | None, after: dict[str, Any] | None, announce: bool = True) -> None:
+        assert self.calendar is not None
+        record_event_change(
+            self.tx, kind, before, after, self.calendar, origin=self.origin, webhook=not self.quiet, announce=announce
+        )
 
     def item(self, item: RemoteItem, res: convert.Resource | None) -> None:
         cid, rid = self.key()
@@ -266,9 +265,7 @@ class Merger:
             **values,
         }
         event_store.create(self.conn, row)
-        self.changed = True
-        if not self.quiet:
-            _emit(self.tx, "event.created", row, self.calendar)  # type: ignore[arg-type]
+        self._record("created", None, row)
         return row
 
     def _patch(self, row: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
@@ -286,9 +283,8 @@ class Merger:
             diff["updated_at"] = self.now
         event_store.patch(self.conn, row["id"], diff)
         after = {**row, **diff}
-        self.changed = True
-        if not self.quiet and set(diff) - {"remote", "updated_at", "sequence"}:
-            _emit(self.tx, "event.updated", after, self.calendar, row)  # type: ignore[arg-type]
+        # only the link or the counters moved: bookkeeping, not an edit to announce
+        self._record("updated", row, after, announce=bool(set(diff) - {"remote", "updated_at", "sequence"}))
         return after
 
     def _excluded(self, before: dict[str, Any], after: dict[str, Any], stored: set[int | None]) -> None:
@@ -301,14 +297,18 @@ class Merger:
         zone = series_zone(before, self.calendar)
         for ts in sorted(exdates(after.get("recurrence"), zone) - exdates(before["recurrence"], zone) - stored):
             occ = generated(before, zone, ts)
-            if occ is not None:
-                _emit(self.tx, "event.deleted", occ, self.calendar)
+            if occ is not None:  # no stored row of its own: announced, the series' row change is recorded
+                obj = present_event(occ, self.calendar)
+                record(
+                    self.tx,
+                    Change(
+                        "event.deleted", obj, agent_id=self.calendar["agent_id"], origin=self.origin, calendar=self.calendar
+                    ),
+                )
 
     def _delete(self, row: dict[str, Any]) -> None:
         event_store.delete(self.conn, row["id"])
-        self.changed = True
-        if not self.quiet:
-            _emit(self.tx, "event.deleted", row, self.calendar)  # type: ignore[arg-type]
+        self._record("deleted", row, None)
 
     def remote_deleted(self, href: str) -> None:
         cid, rid = self.key()

@@ -1,9 +1,10 @@
-"""The push queue's producer: an event-change hook that records pending pushes.
+"""The push queue's producer: an in-transaction change listener that records pending pushes.
 
-Registered with `chronary.services.hooks` (imported by chronary.runtime), it runs inside the
-transaction of every local event change, so a queued push commits or rolls back with the
-change itself. The sync engine writes mirrored events through the store layer, which fires no
-hooks, so the engine's own writes never queue pushes back to where they came from.
+Registered by `chronary.runtime.open_runtime` on the change pipeline (services/changes.py), it
+runs inside the transaction of every recorded event change, so a queued push commits or rolls
+back with the change itself. A change whose origin is a connection (`sync:<id>`: the sync merge
+applying what it pulled) queues nothing back to that same connection — no echo — but does go out
+to any other connection mirroring the calendar.
 
 A change to an occurrence exception queues its series: a provider resource is one UID with all
 its overrides. Calendars mirrored from a read-only remote calendar queue nothing (their events
@@ -12,39 +13,39 @@ are read-only; a new local event there stays local).
 
 from __future__ import annotations
 
-from typing import Any
-
-from chronary.services import hooks
+from chronary.services.changes import Change, sync_origin
 from chronary.store import connections as con_store
+from chronary.store import events as event_store
 from chronary.store import sync as sync_store
 from chronary.store.db import Tx
 from chronary.timeutil import iso_ms, to_ts
 
 
-def on_event_change(
-    tx: Tx, kind: str, before: dict[str, Any] | None, after: dict[str, Any] | None, calendar: dict[str, Any]
-) -> None:
-    row = after or before
-    if row is None:
+def on_change(tx: Tx, change: Change) -> None:
+    row, calendar = change.row, change.calendar
+    if change.kind is None or row is None or calendar is None:
         return
     targets = con_store.synced_targets(tx.conn, calendar["id"])
     if not targets:
         return
+    before, after = change.before, change.after
     series_id = row.get("recurring_event_id")
     event_id = series_id or row["id"]
-    op = "delete" if kind == "deleted" and not series_id else "upsert"
+    op = "delete" if change.kind == "deleted" and not series_id else "upsert"
     uid = row["ical_uid"]
     if series_id:
-        from chronary.store import events as event_store
-
         master = event_store.get(tx.conn, series_id)
         if master is None:
             return
         uid = master["ical_uid"]
-    remote = (before or after or {}).get("remote") or {}
+    mirrored = (before or after or {}).get("remote") or {}
     for target in targets:
-        if target["read_only"]:
+        if target["read_only"] or change.origin == sync_origin(target["connection_id"]):
             continue
+        # the row's remote copy is the one at this target only if it was linked there (a
+        # calendar mirrored to two accounts must not send one account's href to the other)
+        here = (mirrored.get("connection_id"), mirrored.get("calendar_remote_id", target["remote_id"]))
+        remote = mirrored if here == (target["connection_id"], target["remote_id"]) else {}
         link = sync_store.link_by_event(tx.conn, target["connection_id"], target["remote_id"], event_id)
         if op == "delete" and link is None and not remote.get("href"):
             # never pushed: forget the queued create instead of deleting something that is not there
@@ -64,6 +65,3 @@ def on_event_change(
             },
         )
         con_store.nudge(tx.conn, target["connection_id"], to_ts(tx.now))
-
-
-hooks.register(on_event_change)

@@ -1,6 +1,8 @@
 """The delivery state machine, one short write transaction per step (run by the worker).
 
-fan_out   outbox rows → one `dlv_` per matching endpoint, outbox row marked dispatched, atomically.
+fan_out   the change-log consumer "webhooks" (services/changes.consume): changes after its cursor
+          → one `dlv_` per matching endpoint, created in the transaction that moves the cursor,
+          so each change is fanned out exactly once, across restarts too.
 claim     pick the next due delivery of an endpoint (per-resource order), record an in-flight
           attempt and take it off the due list — committed *before* the HTTP request, so a crash
           mid-request leaves evidence that `recover` turns into an immediate retry with the same
@@ -13,21 +15,21 @@ resumed. Disabled endpoints get none.
 
 from __future__ import annotations
 
-import json
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from chronary import ids
-from chronary.store import outbox
+from chronary.services import changes
 from chronary.store import webhooks as store
 from chronary.store.db import Tx
 from chronary.timeutil import iso_ms, parse_stored
 from chronary.webhooks import policy
 from chronary.webhooks.types import matches
 
+CONSUMER = "webhooks"  # its cursor in change_cursors (created by migration 0008)
 INTERRUPTED = "interrupted: the server stopped before the receiver answered; retried with the same id"
 
 
@@ -56,7 +58,7 @@ class Outcome:
         return self.status_code is not None and policy.succeeded(self.status_code)
 
 
-def new_delivery(endpoint_id: str, event: dict[str, Any], payload: str, seq: int, now: str) -> dict[str, Any]:
+def new_delivery(endpoint_id: str, event: Mapping[str, Any], payload: str, seq: int, now: str) -> dict[str, Any]:
     return {
         "id": ids.new_id("dlv"),
         "endpoint_id": endpoint_id,
@@ -73,21 +75,17 @@ def new_delivery(endpoint_id: str, event: dict[str, Any], payload: str, seq: int
     }
 
 
-def has_undispatched(tx: Tx) -> bool:
-    """A read-only check, so an idle worker never writes (every commit wakes the worker)."""
-    return bool(outbox.pending(tx.conn, 1))
+def concerns(row: Mapping[str, Any], agent_id: str) -> bool:
+    """Does this change concern the agent (its owner, or one listed in its audience)?"""
+    return row["agent_id"] == agent_id or agent_id in (row.get("audience") or ())
 
 
-def concerns(row: dict[str, Any], agent_id: str) -> bool:
-    """Does this outbox row concern the agent (its owner, or one listed in its audience)?"""
-    return row["agent_id"] == agent_id or agent_id in json.loads(row.get("audience") or "[]")
-
-
-def fan_out(tx: Tx, limit: int = 500) -> int:
-    """Turn undispatched outbox rows into deliveries; returns how many rows were dispatched."""
-    rows = outbox.pending(tx.conn, limit)
+def fan_out(tx: Tx, rows: list[dict[str, Any]]) -> None:
+    """The consumer's handler: changes (store/changes.after rows, in seq order) become deliveries
+    to every active or paused endpoint that wants them. Changes not sent as webhooks are passed."""
+    rows = [r for r in rows if r["webhook"]]
     if not rows:
-        return 0
+        return
     endpoints = store.active_endpoints(tx.conn)
     now = iso_ms(tx.now)
     for row in rows:
@@ -97,8 +95,6 @@ def fan_out(tx: Tx, limit: int = 500) -> int:
             if ep["agent_id"] is not None and not concerns(row, ep["agent_id"]):
                 continue
             store.create_delivery(tx.conn, new_delivery(ep["id"], row, row["payload"], row["seq"], now))
-    outbox.mark_dispatched(tx.conn, [r["seq"] for r in rows], now)
-    return len(rows)
 
 
 def claim(tx: Tx, endpoint_id: str) -> Claim | None:
@@ -204,7 +200,7 @@ def recover(tx: Tx) -> int:
 
 
 def prune(tx: Tx, retention: timedelta) -> int:
-    """Finished deliveries and already fanned-out outbox rows older than the retention go."""
-    cutoff = iso_ms(tx.now - retention)
-    outbox.prune(tx.conn, cutoff)
-    return store.prune_deliveries(tx.conn, cutoff)
+    """Finished deliveries older than the retention go, and so do changes older than it that every
+    consumer of the change log has passed."""
+    changes.prune(tx, tx.now - retention)
+    return store.prune_deliveries(tx.conn, iso_ms(tx.now - retention))

@@ -1,12 +1,14 @@
-"""Webhook delivery inside `serve`: fan the outbox out, then POST each due delivery.
+"""Webhook delivery inside `serve`: fan the change log out, then POST each due delivery.
 
-One coordinator loop fans out (one write transaction per batch) and starts one task per endpoint
+One coordinator loop fans out — it is the change log's "webhooks" consumer (services/changes
+.consume: one write transaction per batch creates the deliveries and moves its cursor) — and
+starts one task per endpoint
 that has due deliveries. An endpoint's task sends its deliveries one at a time in change order,
 so a slow or dead receiver only ever delays itself. Each attempt is claimed (committed) before
 the request and recorded after it; no transaction spans network I/O. On start, attempts a
 previous process left in flight are retried at once with the same payload id.
 
-The loop wakes after every database commit (new outbox rows), when a retry falls due by the
+The loop wakes after every database commit (new changes), when a retry falls due by the
 injected clock, and at least every `poll_seconds` (so a ManualClock advanced in tests is seen).
 """
 
@@ -18,10 +20,12 @@ import logging
 import random
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from chronary.services import changes
 from chronary.store import webhooks as store
 from chronary.timeutil import iso_ms, parse_stored
 from chronary.webhooks import deliver, dispatch, policy
@@ -33,6 +37,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("chronary.workers.webhooks")
 SIGNAL = "webhooks"
 PRUNE_EVERY = timedelta(hours=1)
+FAN_OUT_BATCH = 500
 OPTIONS_KEY = "webhooks.options"  # runtime.extras[OPTIONS_KEY]: constructor overrides (tests)
 
 
@@ -78,16 +83,12 @@ class WebhookWorker:
         return count
 
     async def fan_out(self) -> int:
-        total = 0
-        while await self.runtime.db.read(dispatch.has_undispatched):
-            n = await self.runtime.db.write(dispatch.fan_out)
-            total += n
-            if n < 500:
-                break
-        return total
+        """Deliveries for every change after the consumer's cursor; returns how many changes."""
+        return await changes.consume(self.runtime.db, dispatch.CONSUMER, dispatch.fan_out, FAN_OUT_BATCH)
 
     async def prune(self) -> int:
-        """At most hourly (by the injected clock): drop finished deliveries past retention."""
+        """At most hourly (by the injected clock): drop finished deliveries and consumed changes
+        past retention."""
         now = self.runtime.clock.now()
         if self._pruned_at is not None and now - self._pruned_at < PRUNE_EVERY:
             return 0
@@ -141,8 +142,14 @@ class WebhookWorker:
                 return
             outcome = await self._attempt(claimed)
             status = await db.write(
-                lambda tx, c=claimed, o=outcome: dispatch.record(
-                    tx, c, o, schedule=self.schedule, jitter=self.jitter, disable_after=self.disable_after, rng=self.rng
+                partial(
+                    dispatch.record,
+                    claimed=claimed,
+                    outcome=outcome,
+                    schedule=self.schedule,
+                    jitter=self.jitter,
+                    disable_after=self.disable_after,
+                    rng=self.rng,
                 )
             )
             if not outcome.ok:

@@ -120,7 +120,7 @@ def _counts(api) -> dict[str, int]:
 
 
 def test_a_failed_request_writes_nothing(api, monkeypatch):
-    from chronary.services import outbox
+    from chronary.store import changes
 
     agent = api.agent()
     cal = api.calendar(agent["id"])
@@ -131,8 +131,8 @@ def test_a_failed_request_writes_nothing(api, monkeypatch):
     def explode(*args, **kwargs):
         raise RuntimeError("forced failure after the writes")
 
-    # the outbox append runs after the request's row changes, inside the same db.write
-    monkeypatch.setattr(outbox, "emit", explode)
+    # the change-log append runs after the request's row changes, inside the same db.write
+    monkeypatch.setattr(changes, "append", explode)
     assert_error(api.post("/v1/agents", json={"name": "ghost"}), 500, "internal_error")
     assert_error(
         api.post(f"/v1/calendars/{cal['id']}/events", json={"title": "t", "start_time": T0, "end_time": T1}),

@@ -1,0 +1,243 @@
+"""One path for every change: `record(tx, change)`, and the consumers that act on changes.
+
+Every writer — the events service, iCal subscription imports, the sync merge, calendar
+re-anchoring, hold expiry, and every service that announces agent.*, calendar.*, proposal.*,
+connection.* or ical_subscription.* changes (through `outbox.emit`, a thin wrapper) — hands each
+change to `record`, inside the transaction that makes it. A `Change` says what changed (its
+webhook type and the public object, with the old values of the changed fields), whom it concerns
+(the owning agent and an audience of other agents), and where it came from (`origin`). Changes to
+stored event rows also carry `kind` (created | updated | deleted), the before/after rows and the
+calendar row: what in-transaction listeners need.
+
+`record` does, in this order, in the caller's transaction:
+1. for an event-row change, moves the calendar's `revision` (once per calendar and transaction:
+   feed caches and sync cursors key on it);
+2. for a change with a type, appends it to the durable change log (store/changes.py: table
+   `changes`, payload in the exact webhook shape) — so it commits or rolls back with the change;
+3. calls the in-transaction listeners the runtime registered (`Tx.changes`, a `Pipeline` built by
+   `chronary.runtime.open_runtime`; nothing registers itself on import). A listener runs inside
+   the same transaction, so it sees each change exactly once by construction: if the
+   transaction rolls back, so does whatever the listener wrote.
+
+Async consumers (webhook fan-out today; automation triggers and MCP notifications later) read the
+log after their own cursor (`change_cursors`) with `consume(db, name, handler, batch)`: the
+handler runs in the write transaction that also moves the cursor, so what it writes happens
+exactly once per change, in seq order, across crashes and restarts. Writes are serialized on one
+writer connection, so seq order is commit order and a consumer never skips a change that commits
+later with a smaller seq. A handler with effects outside the database (a network call) is
+at-least-once: record the intent in the handler, act on it after the commit. `prune` forgets old
+changes only once every cursor has passed them.
+
+Changes without a type are bookkeeping steps of a larger change (the exception rows deleted with
+their series, the EXDATE added to a series when one occurrence is deleted): they move the
+revision and reach in-transaction listeners but are not logged; the change they belong to is.
+Changes with `webhook=False` are logged for consumers but never sent as webhooks (events
+imported from subscriptions and a connection's first import, which never produced webhooks).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from chronary import ids
+from chronary.store import calendars as cal_store
+from chronary.store import changes as store
+from chronary.store.db import Tx
+from chronary.store.rows import dumps
+from chronary.timeutil import iso_ms
+
+if TYPE_CHECKING:
+    from chronary.store.db import Database
+
+# A resource as a service returns it: its msgspec struct (schemas/*), or a dict of the same shape
+# from services that still answer with dicts.
+Resource = msgspec.Struct | Mapping[str, Any]
+
+KINDS = ("created", "updated", "deleted")
+ORIGIN_PREFIXES = ("sync:", "subscription:")
+
+
+def plain(obj: Resource) -> dict[str, Any]:
+    """JSON-ready form of a resource: a struct becomes a dict in field order (as the API encodes
+    it), nested structs included; a dict is taken as it is."""
+    if isinstance(obj, msgspec.Struct):
+        out: dict[str, Any] = msgspec.to_builtins(obj)
+        return out
+    return obj if isinstance(obj, dict) else dict(obj)
+
+
+def changed_fields(before: Resource, after: Resource, ignore: tuple[str, ...] = ("updated_at",)) -> dict[str, Any]:
+    """Old values of the fields that changed: the `previous` part of an *.updated payload."""
+    old, new = plain(before), plain(after)
+    return {k: old.get(k) for k in new if k not in ignore and old.get(k) != new.get(k)}
+
+
+def check_origin(origin: str) -> str:
+    """`api`, `system`, `sync:<connection id>` or `subscription:<subscription id>`."""
+    if origin in ("api", "system") or any(origin.startswith(p) and len(origin) > len(p) for p in ORIGIN_PREFIXES):
+        return origin
+    raise ValueError(f"unknown change origin {origin!r}")
+
+
+def sync_origin(connection_id: str) -> str:
+    return f"sync:{connection_id}"
+
+
+def subscription_origin(subscription_id: str) -> str:
+    return f"subscription:{subscription_id}"
+
+
+@dataclass(frozen=True, eq=False)
+class Change:
+    """One change, as its writer describes it (see the module docstring)."""
+
+    type: str | None  # the webhook type (event.updated, agent.created, …); None: bookkeeping only
+    object: Resource | None = None  # the resource as the API returns it (the payload's data.object)
+    previous: dict[str, Any] | None = None  # old values of the changed fields (*.updated)
+    agent_id: str | None = None  # the agent that owns the change
+    audience: Iterable[str] = ()  # other agents it concerns (proposal participants)
+    origin: str | None = None  # None: the transaction's origin (Tx.origin)
+    webhook: bool = True  # False: logged for consumers, never sent as a webhook
+    # event-row changes only
+    kind: str | None = None  # created | updated | deleted
+    before: dict[str, Any] | None = None  # the stored row before (None when created)
+    after: dict[str, Any] | None = None  # the stored row after (None when deleted)
+    calendar: dict[str, Any] | None = None  # the calendar row of the event
+
+    @property
+    def row(self) -> dict[str, Any] | None:
+        return self.after if self.after is not None else self.before
+
+
+Listener = Callable[[Tx, Change], None]
+Handler = Callable[[Tx, list[dict[str, Any]]], None]
+
+
+class Pipeline:
+    """What a change reaches, assembled by `chronary.runtime.open_runtime` and carried by every
+    Tx (`Database.changes` → `Tx.changes`): in-transaction listeners by name, and the names of
+    async consumers (each has a cursor from the first start that declares it)."""
+
+    def __init__(self) -> None:
+        self.listeners: list[tuple[str, Listener]] = []
+        self.consumers: list[str] = []
+
+    def listen(self, name: str, listener: Listener) -> None:
+        if any(n == name for n, _ in self.listeners):
+            raise ValueError(f"listener {name!r} is already registered")
+        self.listeners.append((name, listener))
+
+    def consumer(self, name: str) -> None:
+        if name not in self.consumers:
+            self.consumers.append(name)
+
+    def declare(self, tx: Tx) -> None:
+        """Give every declared consumer its cursor (a new one starts after the newest change)."""
+        for name in self.consumers:
+            store.ensure_cursor(tx.conn, name)
+
+
+def record(tx: Tx, change: Change) -> str | None:
+    """Record `change` in the caller's transaction; returns its payload id (`whe_…`) when logged."""
+    origin = check_origin(change.origin or tx.origin)
+    if change.origin != origin:
+        change = dataclasses.replace(change, origin=origin)
+    if change.kind is not None:
+        _check_event_change(change)
+        assert change.calendar is not None
+        bumped: set[str] = tx.scratch.setdefault("changes.revision_bumped", set())
+        if change.calendar["id"] not in bumped:
+            bumped.add(change.calendar["id"])
+            cal_store.bump_revision(tx.conn, change.calendar["id"])
+    event_id = _append(tx, change, origin) if change.type is not None else None
+    pipeline: Pipeline | None = tx.changes
+    if pipeline is not None:
+        for _name, listener in pipeline.listeners:
+            listener(tx, change)
+    return event_id
+
+
+def _check_event_change(change: Change) -> None:
+    if change.kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, not {change.kind!r}")
+    if change.calendar is None or change.row is None:
+        raise ValueError("an event change needs its calendar row and its before or after row")
+
+
+def _append(tx: Tx, change: Change, origin: str) -> str:
+    assert change.type is not None
+    body = plain(change.object) if change.object is not None else {}
+    event_id = ids.new_id("whe")
+    created = iso_ms(tx.now)
+    data: dict[str, Any] = {"object": body}
+    if change.previous:
+        data["previous"] = change.previous
+    payload = {"id": event_id, "type": change.type, "created_at": created, "data": data}
+    audience = list(change.audience)
+    if change.calendar is not None:
+        calendar_id = change.calendar["id"]
+    elif change.type.startswith("calendar."):
+        calendar_id = body.get("id")
+    else:
+        calendar_id = body.get("calendar_id")
+    store.append(
+        tx.conn,
+        {
+            "id": event_id,
+            "type": change.type,
+            "resource_id": body.get("id", ""),
+            "agent_id": change.agent_id,
+            "audience": dumps(sorted({a for a in audience if a and a != change.agent_id})) if audience else None,
+            "calendar_id": calendar_id,
+            "origin": origin,
+            "webhook": 1 if change.webhook else 0,
+            "payload": dumps(payload),
+            "created_at": created,
+        },
+    )
+    return event_id
+
+
+# -- async consumers ------------------------------------------------------------------------------
+
+
+def pending(tx: Tx, name: str) -> bool:
+    """Anything after the consumer's cursor? Read-only, so an idle consumer never writes (every
+    commit wakes the workers; a write of their own would wake them again)."""
+    seq = store.cursor(tx.conn, name)
+    return True if seq is None else store.any_after(tx.conn, seq)
+
+
+def consume_batch(tx: Tx, name: str, handler: Handler, batch: int = 500) -> int:
+    """In one write transaction: the next `batch` changes after the cursor go to `handler` (oldest
+    first, rows of store/changes.after), then the cursor moves past them. Returns how many."""
+    seq = store.ensure_cursor(tx.conn, name)
+    rows = store.after(tx.conn, seq, batch)
+    if not rows:
+        return 0
+    handler(tx, rows)
+    store.advance(tx.conn, name, rows[-1]["seq"])
+    return len(rows)
+
+
+async def consume(db: Database, name: str, handler: Handler, batch: int = 500) -> int:
+    """Hand every change after the consumer's cursor to `handler`, a batch per transaction, until
+    caught up; returns how many changes were handled."""
+    total = 0
+    while await db.read(lambda tx: pending(tx, name)):
+        n = await db.write(lambda tx: consume_batch(tx, name, handler, batch))
+        total += n
+        if n < batch:
+            break
+    return total
+
+
+def prune(tx: Tx, older_than: datetime) -> int:
+    """Forget changes created before `older_than` that every consumer's cursor has passed."""
+    return store.prune(tx.conn, iso_ms(older_than))
