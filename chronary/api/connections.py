@@ -14,12 +14,15 @@ from chronary.schemas.connections import (
     Connection,
     ConnectionCreate,
     ConnectionList,
+    ConnectionStart,
+    ConnectionStartResult,
     ConnectionStatus,
     ConnectionUpdate,
     ProviderName,
     SyncConflictList,
 )
 from chronary.services import connections as svc
+from chronary.services import oauth
 from chronary.services.context import Ctx
 from chronary.services.validation import check_url
 from chronary.store.db import Database
@@ -58,6 +61,21 @@ class ConnectionController(Controller):
             check_url(data.server_url, "server_url")  # syntax; services then check the target itself
         runtime = request.app.state.runtime
         return await svc.connect(runtime, ctx.principal, data)  # type: ignore[return-value]
+
+    @post(
+        "/start",
+        status_code=200,
+        summary="Start connecting a Google or Microsoft account (OAuth)",
+        responses=_ERRORS,
+        description=(
+            "Answers {redirect_url, state, expires_at}: send the person's browser to redirect_url; the provider "
+            "comes back to GET /v1/connections/callback, which redirects to return_url with "
+            "?connection_id=…&state=…. `connection_id` re-authorizes an existing connection. A server with no "
+            "OAuth client for the provider answers 400 naming `provider`."
+        ),
+    )
+    async def start(self, data: ConnectionStart, db: Database, ctx: Ctx) -> ConnectionStartResult:
+        return await db.read(lambda tx: oauth.start(tx, ctx.principal, data))
 
     @get(
         "/",
@@ -141,4 +159,20 @@ class ConnectionController(Controller):
         return page_dict(page)  # type: ignore[return-value]
 
 
+@get(
+    "/v1/connections/callback",
+    tags=["connections"],
+    summary="Where the provider sends the browser back after consent (no API key: `state` is the credential)",
+    description="Exchanges `code`, stores the tokens and redirects to the return_url given to /start. "
+    "A missing, unknown, used or expired `state` answers 400.",
+    responses={400: ERRORS[400]},
+)
+async def oauth_callback(
+    code: str | None = Parameter(default=None, max_length=4096),
+    oauth_state: str | None = Parameter(query="state", default=None, max_length=256),  # `state` is reserved
+) -> None:
+    oauth.finish(code, oauth_state)
+
+
 ROUTES = [ConnectionController]
+PUBLIC_ROUTES = [oauth_callback]

@@ -16,7 +16,7 @@ from litestar import Controller, Request, Response, delete, get, patch, post
 from msgspec import UNSET, Meta, UnsetType
 
 from chronary.api._common import ERRORS, Limit, Offset, page_dict
-from chronary.schemas.common import Input, set_fields
+from chronary.schemas.common import Input, Timestamp, set_fields
 from chronary.services import subscriptions as svc
 from chronary.services.context import Ctx
 from chronary.services.validation import check_callable_url
@@ -56,12 +56,12 @@ class IcalSubscription(msgspec.Struct):
     label: str | None
     refresh_interval_minutes: int
     status: str
-    last_synced_at: str | None
+    last_synced_at: Timestamp | None
     last_error: str | None
     event_count: int
     has_credentials: bool
-    created_at: str
-    updated_at: str
+    created_at: Timestamp
+    updated_at: Timestamp
 
 
 class IcalSubscriptionList(msgspec.Struct):

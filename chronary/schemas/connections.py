@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
-from chronary.schemas.common import Input
+from chronary.schemas.common import Input, Timestamp
 
 ProviderName = Literal["google", "microsoft", "icloud", "caldav"]
 ConnectionStatus = Literal["active", "disconnected", "error"]
@@ -34,6 +34,25 @@ class ConnectionCreate(Input):
     ) = None
 
 
+OAuthProviderName = Literal["google", "microsoft"]
+
+
+class ConnectionStart(Input):
+    provider: OAuthProviderName
+    agent_id: str
+    return_url: Annotated[
+        str, Meta(min_length=1, max_length=2000, description="Where the browser goes after the provider's consent page")
+    ]
+    scopes: Annotated[list[Annotated[str, Meta(min_length=1, max_length=200)]], Meta(max_length=20)] | None = None
+    connection_id: Annotated[str, Meta(description="Re-authorize this existing connection")] | None = None
+
+
+class ConnectionStartResult(msgspec.Struct):
+    redirect_url: str
+    state: str
+    expires_at: Timestamp
+
+
 class CalendarChoice(Input):
     remote_id: Annotated[str, Meta(min_length=1, max_length=2000)]
     sync: bool
@@ -46,8 +65,8 @@ class ConnectionUpdate(Input):
 
 
 class LastSync(msgspec.Struct):
-    started_at: str | None
-    finished_at: str | None
+    started_at: Timestamp | None
+    finished_at: Timestamp | None
     pulled: int
     pushed: int
     conflicts: int
@@ -64,13 +83,13 @@ class ConnectionCalendar(msgspec.Struct):
 
 
 class TokenRefresh(msgspec.Struct):
-    last_at: str | None
+    last_at: Timestamp | None
     failures_count: int
 
 
 class WebhookSubscription(msgspec.Struct):
     id: str
-    expires_at: str | None
+    expires_at: Timestamp | None
 
 
 class Connection(msgspec.Struct):
@@ -84,13 +103,13 @@ class Connection(msgspec.Struct):
     agent_id: str
     sync_mode: str
     sync_interval_minutes: int
-    last_synced_at: str | None
+    last_synced_at: Timestamp | None
     last_sync: LastSync | None
     calendars: list[ConnectionCalendar]
     webhook_subscription: WebhookSubscription | None
     token_refresh: TokenRefresh
     pending_pushes: int
-    created_at: str
+    created_at: Timestamp
 
 
 class ConnectionList(msgspec.Struct):
@@ -108,7 +127,7 @@ class SyncConflict(msgspec.Struct):
     winner: Literal["local", "remote"]
     reason: str
     losing_version: str
-    created_at: str
+    created_at: Timestamp
 
 
 class SyncConflictList(msgspec.Struct):

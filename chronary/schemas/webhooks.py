@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
-from chronary.schemas.common import Input
+from chronary.schemas.common import Input, Timestamp
 
 Url = Annotated[str, Meta(min_length=1, max_length=2048, description="http(s) URL that receives POSTs")]
 EventList = Annotated[
@@ -45,8 +45,8 @@ class Webhook(msgspec.Struct):
     disabled_reason: str | None
     description: str | None
     agent_id: str | None
-    created_at: str
-    updated_at: str
+    created_at: Timestamp
+    updated_at: Timestamp
 
 
 class WebhookWithSecret(Webhook):
@@ -63,8 +63,8 @@ class WebhookList(msgspec.Struct):
 class DeliveryAttempt(msgspec.Struct):
     number: int
     outcome: Literal["in_flight", "succeeded", "retry", "failed", "interrupted"]
-    started_at: str
-    finished_at: str | None
+    started_at: Timestamp
+    finished_at: Timestamp | None
     status_code: int | None
     response_body: str | None
     error: str | None
@@ -79,15 +79,15 @@ class Delivery(msgspec.Struct):
     resource_id: str
     status: DeliveryStatus
     attempts: int
-    next_attempt_at: str | None
-    last_attempt_at: str | None
+    next_attempt_at: Timestamp | None
+    last_attempt_at: Timestamp | None
     last_status_code: int | None
     last_response_body: str | None
     last_error: str | None
     last_duration_ms: int | None
-    completed_at: str | None
-    created_at: str
-    updated_at: str
+    completed_at: Timestamp | None
+    created_at: Timestamp
+    updated_at: Timestamp
 
 
 class DeliveryDetail(Delivery):

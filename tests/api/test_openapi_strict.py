@@ -69,3 +69,18 @@ def test_unknown_field_still_named(api: Any) -> None:
 def test_input_structs_really_forbid_unknown_fields() -> None:
     for cls in _all_subclasses(Input):
         assert cls.__struct_config__.forbid_unknown_fields, cls
+
+
+def test_every_timestamp_field_in_every_component_is_date_time(components: dict[str, Any]) -> None:
+    checked = 0
+    for name, component in components.items():
+        for prop_name, prop in component.get("properties", {}).items():
+            if prop_name.endswith("_at") or prop_name in ("start_time", "end_time"):
+                assert _formats(prop) == {"date-time"} or (
+                    name.endswith(("Create", "Update")) and "date" in _formats(prop)
+                ), (
+                    name,
+                    prop_name,
+                )
+                checked += 1
+    assert checked > 40  # agents, calendars, events, keys, proposals, webhooks, deliveries, connections, subscriptions
