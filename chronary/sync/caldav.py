@@ -25,8 +25,8 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
-import caldav
 import niquests
+from caldav.davclient import DAVClient  # caldav's top-level name is a lazy attribute type checkers cannot see
 from caldav.lib import error as dav_error
 from lxml import etree
 from niquests.packages.urllib3.contrib.resolver import BaseResolver, ProtocolResolver
@@ -130,7 +130,7 @@ class Provider(BaseProvider):
     def __init__(self, account: Account, settings: Any) -> None:
         super().__init__(account, settings)
         self.url = (account.server_url or ICLOUD_URL).rstrip("/") + "/"
-        self._client: caldav.DAVClient | None = None
+        self._client: DAVClient | None = None
         self._home: str | None = None
         self._base: str | None = None  # scheme://host[:port]/ of the calendar home
 
@@ -170,10 +170,10 @@ class Provider(BaseProvider):
             raise ProviderError(f"{what} failed ({name})") from None
 
     @property
-    def client(self) -> caldav.DAVClient:
+    def client(self) -> DAVClient:
         if self._client is None:
             self._guard(self.url)
-            client = caldav.DAVClient(
+            client = DAVClient(
                 url=self.url,
                 username=self.account.username,
                 password=self.account.secrets.get("password"),

@@ -43,10 +43,10 @@ async def sleep_or_stop(stop: asyncio.Event, seconds: float, *wake: asyncio.Even
     try:
         await asyncio.wait(waiters, timeout=max(0.0, seconds), return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for w in waiters:
-            w.cancel()
-    for w in wake:
-        w.clear()
+        for waiter in waiters:
+            waiter.cancel()
+    for event in wake:
+        event.clear()
 
 
 class WorkerSet:

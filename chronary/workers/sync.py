@@ -11,6 +11,7 @@ Rounds run concurrently across connections (bounded) but never twice for one con
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from typing import TYPE_CHECKING
 
@@ -55,7 +56,10 @@ class SyncWorker:
                 continue
             task = asyncio.create_task(self._one(cid), name=f"sync:{cid}")
             self.running[cid] = task
-            task.add_done_callback(lambda _t, c=cid: self.running.pop(c, None))
+            task.add_done_callback(functools.partial(self._forget, cid))
+
+    def _forget(self, connection_id: str, _task: asyncio.Task[None]) -> None:
+        self.running.pop(connection_id, None)
 
     async def run(self, stop: asyncio.Event) -> None:
         wake = self.runtime.signals.event("sync")
