@@ -7,7 +7,7 @@ from typing import Literal
 from litestar import Controller, delete, get, patch, post
 from litestar.params import Parameter
 
-from chronary.api._common import ERRORS, Limit, Offset, page_dict
+from chronary.api._common import ERRORS, Limit, Offset, page_body
 from chronary.schemas.events import Event, EventCreate, EventList, EventStatus, EventUpdate
 from chronary.services import event_lists as lists
 from chronary.services import events as svc
@@ -41,7 +41,7 @@ class CalendarEventController(Controller):
 
     @post("/", summary="Create an event (or a hold with status hold)", responses=ERRORS)
     async def create(self, calendar_id: str, data: EventCreate, db: Database, ctx: Ctx) -> Event:
-        return await db.write(lambda tx: svc.create(tx, ctx, calendar_id, data))  # type: ignore[return-value]
+        return await db.write(lambda tx: svc.create(tx, ctx, calendar_id, data))
 
     @get("/", summary="List a calendar's events", description=_EXPANDS, responses=ERRORS)
     async def list_events(
@@ -61,11 +61,11 @@ class CalendarEventController(Controller):
                 tx, ctx, calendar_id, start_after, start_before, status, source, limit, offset
             )
         )
-        return page_dict(page)  # type: ignore[return-value]
+        return page_body(EventList, page)
 
     @get("/{event_id:str}", summary="Get an event or one occurrence of a series", description=_OCCURRENCE, responses=ERRORS)
     async def get_event(self, calendar_id: str, event_id: str, db: Database, ctx: Ctx) -> Event:
-        return await db.read(lambda tx: svc.get(tx, ctx, calendar_id, event_id))  # type: ignore[return-value]
+        return await db.read(lambda tx: svc.get(tx, ctx, calendar_id, event_id))
 
     @patch(
         "/{event_id:str}",
@@ -74,7 +74,7 @@ class CalendarEventController(Controller):
         responses=ERRORS,
     )
     async def update(self, calendar_id: str, event_id: str, data: EventUpdate, db: Database, ctx: Ctx) -> Event:
-        return await db.write(lambda tx: svc.update(tx, ctx, calendar_id, event_id, data))  # type: ignore[return-value]
+        return await db.write(lambda tx: svc.update(tx, ctx, calendar_id, event_id, data))
 
     @delete(
         "/{event_id:str}",
@@ -87,11 +87,11 @@ class CalendarEventController(Controller):
 
     @post("/{event_id:str}/cancel", status_code=200, summary="Cancel an event", responses=ERRORS)
     async def cancel(self, calendar_id: str, event_id: str, db: Database, ctx: Ctx) -> Event:
-        return await db.write(lambda tx: svc.cancel(tx, ctx, calendar_id, event_id))  # type: ignore[return-value]
+        return await db.write(lambda tx: svc.cancel(tx, ctx, calendar_id, event_id))
 
     @post("/{event_id:str}/confirm", status_code=200, summary="Confirm a hold", responses=ERRORS)
     async def confirm(self, calendar_id: str, event_id: str, db: Database, ctx: Ctx) -> Event:
-        return await db.write(lambda tx: svc.confirm(tx, ctx, calendar_id, event_id))  # type: ignore[return-value]
+        return await db.write(lambda tx: svc.confirm(tx, ctx, calendar_id, event_id))
 
     @post("/{event_id:str}/release", status_code=204, summary="Release (delete) a hold", responses=ERRORS)
     async def release(self, calendar_id: str, event_id: str, db: Database, ctx: Ctx) -> None:
@@ -118,7 +118,7 @@ class AgentEventController(Controller):
         page = await db.read(
             lambda tx: lists.list_for_agent(tx, ctx, agent_id, start_after, start_before, status, source, limit, offset)
         )
-        return page_dict(page)  # type: ignore[return-value]
+        return page_body(EventList, page)
 
 
 ROUTES = [CalendarEventController, AgentEventController]

@@ -1,17 +1,17 @@
 """Reading events: per calendar or per agent, with filters, paging, and — when a window is
-given on both sides — recurring series expanded into their occurrences."""
+given on both sides — recurring series expanded into their occurrences. Pages of `Event` structs."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from chronary.errors import ValidationError
+from chronary.schemas.events import Event
 from chronary.services import occurrences
 from chronary.services.agents import load as load_agent
 from chronary.services.calendars import load as load_calendar
 from chronary.services.context import Ctx, Page
-from chronary.services.events import present
-from chronary.store import calendars as cal_store
+from chronary.services.events import calendar_of, to_struct
 from chronary.store import events as event_store
 from chronary.store.db import Tx
 from chronary.store.events import EventFilter
@@ -36,7 +36,7 @@ def list_for_calendar(
     source: str | None,
     limit: int,
     offset: int,
-) -> Page:
+) -> Page[Event]:
     calendar = load_calendar(tx, ctx.principal, calendar_id)
     after, before = _filter_times(start_after, start_before)
     f = EventFilter(calendar_id=calendar_id, start_after=after, start_before=before, status=status, source=source)
@@ -44,7 +44,7 @@ def list_for_calendar(
         rows, total = _expanded(tx, f, {calendar_id: calendar}, limit, offset)
     else:
         rows, total = event_store.list_(tx.conn, f, limit, offset)
-    return Page([present(r, calendar) for r in rows], total, limit, offset)
+    return Page([to_struct(r, calendar) for r in rows], total, limit, offset)
 
 
 def _expanded(
@@ -71,7 +71,7 @@ def list_for_agent(
     source: str | None,
     limit: int,
     offset: int,
-) -> Page:
+) -> Page[Event]:
     load_agent(tx, ctx.principal, agent_id)
     after, before = _filter_times(start_after, start_before)
     f = EventFilter(agent_id=agent_id, start_after=after, start_before=before, status=status, source=source)
@@ -82,7 +82,8 @@ def list_for_agent(
         rows, total = event_store.list_(tx.conn, f, limit, offset)
     items = []
     for r in rows:
-        cal = calendars.get(r["calendar_id"]) or cal_store.get(tx.conn, r["calendar_id"])
-        calendars[r["calendar_id"]] = cal  # type: ignore[assignment]
-        items.append(present(r, cal))  # type: ignore[arg-type]
+        cal = calendars.get(r["calendar_id"])
+        if cal is None:
+            cal = calendars[r["calendar_id"]] = calendar_of(tx, r)
+        items.append(to_struct(r, cal))
     return Page(items, total, limit, offset)

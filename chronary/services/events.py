@@ -4,6 +4,10 @@ Every change to a stored event goes through `services.changes.record` (origin "a
 "system" for hold expiry), in the transaction of the change, with its webhook type:
 event.created / event.hold_created on create, event.updated on PATCH, event.cancelled on cancel,
 event.hold_confirmed, event.hold_released, event.deleted, event.hold_expired.
+
+Operations answer with `schemas.events.Event` structs (`to_struct`). `load` stays the raw store
+row and `present` the dict form: webhook payloads and the change log carry it (in the key order
+they always had), and the sync merge, calendars and agent context use it.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from zoneinfo import ZoneInfo
 from chronary import ids
 from chronary.errors import Conflict, Forbidden, ValidationError, not_found
 from chronary.schemas.common import set_fields
-from chronary.schemas.events import EventCreate, EventUpdate
+from chronary.schemas.events import Event, EventAttendee, EventCreate, EventUpdate
 from chronary.services import changes, event_times, occurrences
 from chronary.services.calendars import load as load_calendar
 from chronary.services.changes import Change, changed_fields
@@ -33,6 +37,7 @@ BLOCKING_FOR_HOLDS = ("confirmed",)
 
 
 def present(row: dict[str, Any], calendar: dict[str, Any]) -> dict[str, Any]:
+    """The dict form (webhook payloads, the change log, callers outside the API)."""
     start, end = from_ts(row["start_ts"]), from_ts(row["end_ts"])
     start_date = end_date = None
     if row["all_day"]:
@@ -66,6 +71,60 @@ def present(row: dict[str, Any], calendar: dict[str, Any]) -> dict[str, Any]:
         "updated_at": row["updated_at"],
         "transparency": row.get("transparency") or "opaque",
     }
+
+
+def _iso(dt: datetime) -> str:
+    """`iso` of an instant that is there (its `str | None` is for None in, None out)."""
+    out = iso(dt)
+    assert out is not None
+    return out
+
+
+def to_struct(row: dict[str, Any], calendar: dict[str, Any]) -> Event:
+    """The API shape of a store row, the same values as `present` (built directly: lists are hot
+    paths, msgspec.convert is slower)."""
+    start, end = from_ts(row["start_ts"]), from_ts(row["end_ts"])
+    start_date = end_date = None
+    if row["all_day"]:
+        start_date, end_date = event_times.all_day_dates(start, end, ZoneInfo(calendar["timezone"]))
+    return Event(
+        id=row["id"],
+        calendar_id=row["calendar_id"],
+        agent_id=calendar["agent_id"],
+        ical_uid=row["ical_uid"],
+        title=row["title"],
+        description=row["description"],
+        location=row["location"],
+        start_time=_iso(start),
+        end_time=_iso(end),
+        all_day=bool(row["all_day"]),
+        start_date=start_date,
+        end_date=end_date,
+        status=row["status"],
+        hold_expires_at=ts_iso(row["hold_expires_at"]),
+        priority=row["priority"],
+        reminders=row["reminders"],
+        recurrence=row["recurrence"],
+        attendees=[
+            EventAttendee(email=a["email"], name=a.get("name"), agent_id=a.get("agent_id")) for a in row["attendees"] or []
+        ],
+        metadata=row["metadata"] or {},
+        source=row["source"],
+        read_only=bool(row["read_only"]),
+        recurring_event_id=row["recurring_event_id"],
+        sequence=row["sequence"],
+        remote=row["remote"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        transparency=row.get("transparency") or "opaque",
+    )
+
+
+def calendar_of(tx: Tx, row: dict[str, Any]) -> dict[str, Any]:
+    """The stored calendar of a stored event row (it is there: events go with their calendar)."""
+    calendar = cal_store.get(tx.conn, row["calendar_id"])
+    assert calendar is not None, row["calendar_id"]
+    return calendar
 
 
 def _attendees(value: list[Any] | None) -> list[dict[str, Any]]:
@@ -204,7 +263,7 @@ def record_changes(
         record_event_change(tx, kind, before, after, calendar, origin=origin, webhook=False)
 
 
-def create(tx: Tx, ctx: Ctx, calendar_id: str, data: EventCreate) -> dict[str, Any]:
+def create(tx: Tx, ctx: Ctx, calendar_id: str, data: EventCreate) -> Event:
     calendar = load_calendar(tx, ctx.principal, calendar_id)
     tz = ZoneInfo(calendar["timezone"])
     start, end = event_times.resolve(data.start_time, data.end_time, data.all_day, tz)
@@ -218,7 +277,7 @@ def create(tx: Tx, ctx: Ctx, calendar_id: str, data: EventCreate) -> dict[str, A
         _check_hold_overlap(tx, calendar, to_ts(start), to_ts(end), None)
     now = iso_ms(tx.now)
     event_id = ids.new_id("evt")
-    row = {
+    row: dict[str, Any] = {
         "id": event_id,
         "calendar_id": calendar_id,
         "ical_uid": f"{event_id}@chronary",
@@ -249,12 +308,12 @@ def create(tx: Tx, ctx: Ctx, calendar_id: str, data: EventCreate) -> dict[str, A
     out = present(row, calendar)
     kind = "event.hold_created" if data.status == "hold" else "event.created"
     _changed(tx, "created", None, row, calendar, kind, out)
-    return out
+    return to_struct(row, calendar)
 
 
-def get(tx: Tx, ctx: Ctx, calendar_id: str, event_id: str) -> dict[str, Any]:
+def get(tx: Tx, ctx: Ctx, calendar_id: str, event_id: str) -> Event:
     row, calendar = load(tx, ctx.principal, calendar_id, event_id)
-    return present(row, calendar)
+    return to_struct(row, calendar)
 
 
 def _require_writable(row: dict[str, Any]) -> None:
@@ -269,7 +328,7 @@ def _refuse_expired_hold(tx: Tx, row: dict[str, Any]) -> None:
         raise Conflict(f"Hold {row['id']} expired at {ts_iso(row['hold_expires_at'])}", "hold_expires_at")
 
 
-def update(tx: Tx, ctx: Ctx, calendar_id: str, event_id: str, data: EventUpdate) -> dict[str, Any]:
+def update(tx: Tx, ctx: Ctx, calendar_id: str, event_id: str, data: EventUpdate) -> Event:
     changes = set_fields(data)
     allow_overlap = bool(changes.pop("allow_overlap", False))
     if not changes:
@@ -325,7 +384,7 @@ def update(tx: Tx, ctx: Ctx, calendar_id: str, event_id: str, data: EventUpdate)
     after = present({**row, **values}, calendar)
     kind = "event.cancelled" if status == "cancelled" and row["status"] != "cancelled" else "event.updated"
     _changed(tx, "updated", row, {**row, **values}, calendar, kind, after, changed_fields(before, after))
-    return after
+    return to_struct({**row, **values}, calendar)
 
 
 def delete(tx: Tx, ctx: Ctx, calendar_id: str, event_id: str, *, kind: str = "event.deleted") -> None:
@@ -368,14 +427,14 @@ def _delete_occurrence(tx: Tx, row: dict[str, Any], calendar: dict[str, Any], ki
     changes.record(tx, Change(kind, before, agent_id=calendar["agent_id"], calendar=calendar))
 
 
-def cancel(tx: Tx, ctx: Ctx, calendar_id: str, event_id: str) -> dict[str, Any]:
+def cancel(tx: Tx, ctx: Ctx, calendar_id: str, event_id: str) -> Event:
     row, _ = load(tx, ctx.principal, calendar_id, event_id)
     if row["status"] == "cancelled":
         raise Conflict(f"Event {event_id} is already cancelled", "status")
     return update(tx, ctx, calendar_id, event_id, EventUpdate(status="cancelled"))
 
 
-def confirm(tx: Tx, ctx: Ctx, calendar_id: str, event_id: str) -> dict[str, Any]:
+def confirm(tx: Tx, ctx: Ctx, calendar_id: str, event_id: str) -> Event:
     """hold → confirmed."""
     row, calendar = _load_for_write(tx, ctx.principal, calendar_id, event_id)
     _require_writable(row)
@@ -387,7 +446,7 @@ def confirm(tx: Tx, ctx: Ctx, calendar_id: str, event_id: str) -> dict[str, Any]
     event_store.patch(tx.conn, event_id, values)
     after = present({**row, **values}, calendar)
     _changed(tx, "updated", row, {**row, **values}, calendar, "event.hold_confirmed", after, changed_fields(before, after))
-    return after
+    return to_struct({**row, **values}, calendar)
 
 
 def release(tx: Tx, ctx: Ctx, calendar_id: str, event_id: str) -> None:
@@ -403,7 +462,9 @@ def expire_holds(tx: Tx, base_url: str) -> list[str]:
     expired = event_store.expired_holds(tx.conn, to_ts(tx.now))
     calendars: dict[str, dict[str, Any]] = {}
     for row in expired:
-        cal = calendars.setdefault(row["calendar_id"], cal_store.get(tx.conn, row["calendar_id"]))  # type: ignore[arg-type]
+        cal = calendars.get(row["calendar_id"])
+        if cal is None:
+            cal = calendars[row["calendar_id"]] = calendar_of(tx, row)
         event_store.delete(tx.conn, row["id"])
         _changed(tx, "deleted", row, None, cal, "event.hold_expired", present(row, cal), origin="system")
     return [r["id"] for r in expired]
