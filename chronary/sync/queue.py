@@ -3,8 +3,8 @@
 Registered by `chronary.runtime.open_runtime` on the change pipeline (services/changes.py), it
 runs inside the transaction of every recorded event change, so a queued push commits or rolls
 back with the change itself. A change whose origin is a connection (`sync:<id>`: the sync merge
-applying what it pulled) queues nothing back to that same connection — no echo — but does go out
-to any other connection mirroring the calendar.
+applying what it pulled) queues nothing back to that same connection: no echo. (A calendar
+mirrors at most one remote calendar, so a pulled change is pushed nowhere.)
 
 A change to an occurrence exception queues its series: a provider resource is one UID with all
 its overrides. Calendars mirrored from a read-only remote calendar queue nothing (their events
@@ -38,14 +38,10 @@ def on_change(tx: Tx, change: Change) -> None:
         if master is None:
             return
         uid = master["ical_uid"]
-    mirrored = (before or after or {}).get("remote") or {}
+    remote = (before or after or {}).get("remote") or {}
     for target in targets:
         if target["read_only"] or change.origin == sync_origin(target["connection_id"]):
             continue
-        # the row's remote copy is the one at this target only if it was linked there (a
-        # calendar mirrored to two accounts must not send one account's href to the other)
-        here = (mirrored.get("connection_id"), mirrored.get("calendar_remote_id", target["remote_id"]))
-        remote = mirrored if here == (target["connection_id"], target["remote_id"]) else {}
         link = sync_store.link_by_event(tx.conn, target["connection_id"], target["remote_id"], event_id)
         if op == "delete" and link is None and not remote.get("href"):
             # never pushed: forget the queued create instead of deleting something that is not there

@@ -145,3 +145,23 @@ def test_sync_pulls_go_through_the_change_path_and_do_not_echo(api: Api, radical
     assert api.get(f"/v1/connections/{con['id']}").json()["pending_pushes"] == 0
     (local,) = events(api, mapped["calendar_id"])
     assert local["title"] == "Dentist (moved)"
+
+
+def test_system_writers_go_through_the_change_path(make_api: Any, clock: Any) -> None:
+    """Hold expiry (the worker) and re-anchoring all-day events on a timezone change."""
+    from chronary.workers.holds import HoldExpiryWorker
+
+    api = make_api(clock=clock)
+    agent = api.agent()
+    cal = api.calendar(agent["id"], timezone="Europe/Berlin")
+    day = api.event(cal["id"], "2026-07-01", "2026-07-02", all_day=True)
+    hold = api.event(cal["id"], "2026-01-06T09:00:00Z", "2026-01-06T10:00:00Z", status="hold")
+    watch = Watch(api, cal["id"])
+    clock.advance(minutes=16)
+    assert api.client.blocking_portal.call(HoldExpiryWorker(api.runtime).sweep) == [hold["id"]]
+    new, delivered = watch.moved()
+    assert _summary(new) == [("event.hold_expired", "system", True)] and delivered == new
+    assert api.patch(f"/v1/calendars/{cal['id']}", json={"timezone": "America/New_York"}).status_code == 200
+    new, delivered = watch.moved()
+    assert _summary(new) == [("event.updated", "system", True), ("calendar.updated", "api", True)]
+    assert new[0]["resource_id"] == day["id"] and delivered == new
