@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
-from litestar import Controller, Request, delete, get, patch, post
+from litestar import Controller, delete, get, patch, post
 
-from chronary.api._common import ERRORS, Limit, Offset, page_dict
+from chronary.api._common import ERRORS, Limit, Offset, page_body
 from chronary.config import Settings
 from chronary.crypto import SecretBox
 from chronary.schemas.webhooks import (
@@ -30,14 +29,9 @@ from chronary.store.db import Database
 _ABOUT_URL = "URLs must be http(s), with no credentials or control characters; this server's own addresses are refused."
 
 
-def _box(request: Request[Any, Any, Any]) -> SecretBox:
-    return request.app.state.runtime.secrets
-
-
-async def _check_url(url: str, request: Request[Any, Any, Any], ctx: Ctx) -> None:
+async def _check_url(url: str, settings: Settings, ctx: Ctx) -> None:
     """Reachability rules need DNS, so they run before (never inside) the write transaction."""
     ctx.principal.require_org("webhooks")
-    settings: Settings = request.app.state.settings
     await asyncio.to_thread(check_callable_url, url, "url", settings)
 
 
@@ -53,22 +47,21 @@ class WebhookController(Controller):
         responses=ERRORS,
     )
     async def create(
-        self, data: WebhookCreate, db: Database, ctx: Ctx, request: Request[Any, Any, Any]
+        self, data: WebhookCreate, db: Database, ctx: Ctx, settings: Settings, secrets: SecretBox
     ) -> WebhookWithSecret:
-        await _check_url(data.url, request, ctx)
-        box = _box(request)
-        return await db.write(lambda tx: svc.create(tx, ctx.principal, data, box))  # type: ignore[return-value]
+        await _check_url(data.url, settings, ctx)
+        return await db.write(lambda tx: svc.create(tx, ctx.principal, data, secrets))
 
     @get("/", summary="List webhook endpoints (no secrets)", responses=ERRORS)
     async def list_webhooks(
         self, db: Database, ctx: Ctx, status: EndpointStatus | None = None, limit: Limit = 50, offset: Offset = 0
     ) -> WebhookList:
         page = await db.read(lambda tx: svc.list_(tx, ctx.principal, status, limit, offset))
-        return page_dict(page)  # type: ignore[return-value]
+        return page_body(WebhookList, page)
 
     @get("/{webhook_id:str}", summary="Get a webhook endpoint", responses=ERRORS)
     async def get_webhook(self, webhook_id: str, db: Database, ctx: Ctx) -> Webhook:
-        return await db.read(lambda tx: svc.get(tx, ctx.principal, webhook_id))  # type: ignore[return-value]
+        return await db.read(lambda tx: svc.get(tx, ctx.principal, webhook_id))
 
     @patch(
         "/{webhook_id:str}",
@@ -77,12 +70,10 @@ class WebhookController(Controller):
         "active on a disabled endpoint re-enables it and clears its failure record.",
         responses=ERRORS,
     )
-    async def update(
-        self, webhook_id: str, data: WebhookUpdate, db: Database, ctx: Ctx, request: Request[Any, Any, Any]
-    ) -> Webhook:
+    async def update(self, webhook_id: str, data: WebhookUpdate, db: Database, ctx: Ctx, settings: Settings) -> Webhook:
         if isinstance(data.url, str):
-            await _check_url(data.url, request, ctx)
-        return await db.write(lambda tx: svc.update(tx, ctx.principal, webhook_id, data))  # type: ignore[return-value]
+            await _check_url(data.url, settings, ctx)
+        return await db.write(lambda tx: svc.update(tx, ctx.principal, webhook_id, data))
 
     @delete("/{webhook_id:str}", summary="Delete a webhook endpoint and its delivery log", responses=ERRORS)
     async def remove(self, webhook_id: str, db: Database, ctx: Ctx) -> None:
@@ -95,9 +86,8 @@ class WebhookController(Controller):
         summary="Replace the signing secret; the new one is in this response only",
         description="Takes effect at once for every later attempt, retries included.",
     )
-    async def rotate(self, webhook_id: str, db: Database, ctx: Ctx, request: Request[Any, Any, Any]) -> WebhookWithSecret:
-        box = _box(request)
-        return await db.write(lambda tx: svc.rotate_secret(tx, ctx.principal, webhook_id, box))  # type: ignore[return-value]
+    async def rotate(self, webhook_id: str, db: Database, ctx: Ctx, secrets: SecretBox) -> WebhookWithSecret:
+        return await db.write(lambda tx: svc.rotate_secret(tx, ctx.principal, webhook_id, secrets))
 
     @post(
         "/{webhook_id:str}/test",
@@ -108,7 +98,7 @@ class WebhookController(Controller):
         "delivery it waits while the endpoint is paused or disabled.",
     )
     async def send_test(self, webhook_id: str, db: Database, ctx: Ctx) -> Delivery:
-        return await db.write(lambda tx: svc.send_test(tx, ctx.principal, webhook_id))  # type: ignore[return-value]
+        return await db.write(lambda tx: svc.send_test(tx, ctx.principal, webhook_id))
 
     @get("/{webhook_id:str}/deliveries", summary="The endpoint's delivery log, newest first", responses=ERRORS)
     async def deliveries(
@@ -121,7 +111,7 @@ class WebhookController(Controller):
         offset: Offset = 0,
     ) -> DeliveryList:
         page = await db.read(lambda tx: svc.list_deliveries(tx, ctx.principal, webhook_id, status, limit, offset))
-        return page_dict(page)  # type: ignore[return-value]
+        return page_body(DeliveryList, page)
 
 
 class DeliveryController(Controller):
@@ -130,7 +120,7 @@ class DeliveryController(Controller):
 
     @get("/{delivery_id:str}", summary="One delivery with its payload and every attempt", responses=ERRORS)
     async def get_delivery(self, delivery_id: str, db: Database, ctx: Ctx) -> DeliveryDetail:
-        return await db.read(lambda tx: svc.get_delivery(tx, ctx.principal, delivery_id))  # type: ignore[return-value]
+        return await db.read(lambda tx: svc.get_delivery(tx, ctx.principal, delivery_id))
 
     @post(
         "/{delivery_id:str}/redeliver",
@@ -140,7 +130,7 @@ class DeliveryController(Controller):
         description="409 while an attempt is in flight. Later retries follow the schedule.",
     )
     async def redeliver(self, delivery_id: str, db: Database, ctx: Ctx) -> DeliveryDetail:
-        return await db.write(lambda tx: svc.redeliver(tx, ctx.principal, delivery_id))  # type: ignore[return-value]
+        return await db.write(lambda tx: svc.redeliver(tx, ctx.principal, delivery_id))
 
 
 ROUTES = [WebhookController, DeliveryController]

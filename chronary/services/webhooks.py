@@ -4,6 +4,9 @@ Org keys only. The signing secret (whsec_…) is stored encrypted with the serve
 the worker must be able to sign with it, so it cannot be a hash — and appears in a response
 only on create and rotate. URL reachability is checked by the API layer before the write
 transaction (it may resolve DNS); this module checks everything that needs no network.
+
+Operations answer with the structs of `schemas.webhooks` (Webhook / WebhookWithSecret, Delivery /
+DeliveryDetail; `Page[…]` for lists), built directly from store rows; `load` stays the row.
 """
 
 from __future__ import annotations
@@ -11,11 +14,21 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+import msgspec
+
 from chronary import ids
 from chronary.crypto import SecretBox
 from chronary.errors import Conflict, ValidationError, not_found
 from chronary.schemas.common import set_fields
-from chronary.schemas.webhooks import WebhookCreate, WebhookUpdate
+from chronary.schemas.webhooks import (
+    Delivery,
+    DeliveryAttempt,
+    DeliveryDetail,
+    Webhook,
+    WebhookCreate,
+    WebhookUpdate,
+    WebhookWithSecret,
+)
 from chronary.services.context import Page, Principal
 from chronary.store import agents as agent_store
 from chronary.store import webhooks as store
@@ -26,33 +39,71 @@ from chronary.webhooks import dispatch
 from chronary.webhooks.types import ALL, EVENT_TYPES, TEST_TYPE
 
 SECRET_PREFIX = "whsec_"
-FIELDS = ("id", "url", "events", "status", "disabled_reason", "description", "agent_id", "created_at", "updated_at")
-DELIVERY_FIELDS = (
-    "id",
-    "event_id",
-    "event_type",
-    "resource_id",
-    "status",
-    "attempts",
-    "next_attempt_at",
-    "last_attempt_at",
-    "last_status_code",
-    "last_response_body",
-    "last_error",
-    "last_duration_ms",
-    "completed_at",
-    "created_at",
-    "updated_at",
-)
-ATTEMPT_FIELDS = ("number", "outcome", "started_at", "finished_at", "status_code", "response_body", "error", "duration_ms")
 
 
-def present(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: row[k] for k in FIELDS}
+def present(row: dict[str, Any]) -> Webhook:
+    """The API shape of an endpoint row (built directly: lists are hot paths)."""
+    return Webhook(
+        id=row["id"],
+        url=row["url"],
+        events=row["events"],
+        status=row["status"],
+        disabled_reason=row["disabled_reason"],
+        description=row["description"],
+        agent_id=row["agent_id"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
 
 
-def present_delivery(row: dict[str, Any]) -> dict[str, Any]:
-    return {**{k: row[k] for k in DELIVERY_FIELDS}, "webhook_id": row["endpoint_id"]}
+def _with_secret(row: dict[str, Any], secret: str) -> WebhookWithSecret:
+    return WebhookWithSecret(
+        id=row["id"],
+        url=row["url"],
+        events=row["events"],
+        status=row["status"],
+        disabled_reason=row["disabled_reason"],
+        description=row["description"],
+        agent_id=row["agent_id"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        secret=secret,
+    )
+
+
+def present_delivery(row: dict[str, Any]) -> Delivery:
+    """The API shape of a delivery row."""
+    return Delivery(
+        id=row["id"],
+        webhook_id=row["endpoint_id"],
+        event_id=row["event_id"],
+        event_type=row["event_type"],
+        resource_id=row["resource_id"],
+        status=row["status"],
+        attempts=row["attempts"],
+        next_attempt_at=row["next_attempt_at"],
+        last_attempt_at=row["last_attempt_at"],
+        last_status_code=row["last_status_code"],
+        last_response_body=row["last_response_body"],
+        last_error=row["last_error"],
+        last_duration_ms=row["last_duration_ms"],
+        completed_at=row["completed_at"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def _attempt(row: dict[str, Any]) -> DeliveryAttempt:
+    return DeliveryAttempt(
+        number=row["number"],
+        outcome=row["outcome"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        status_code=row["status_code"],
+        response_body=row["response_body"],
+        error=row["error"],
+        duration_ms=row["duration_ms"],
+    )
 
 
 def new_secret() -> str:
@@ -81,14 +132,14 @@ def load(tx: Tx, principal: Principal, webhook_id: str) -> dict[str, Any]:
     return row
 
 
-def create(tx: Tx, principal: Principal, data: WebhookCreate, box: SecretBox) -> dict[str, Any]:
+def create(tx: Tx, principal: Principal, data: WebhookCreate, box: SecretBox) -> WebhookWithSecret:
     principal.require_org("webhooks")
     events = check_events(data.events)
     if data.agent_id is not None and agent_store.get(tx.conn, data.agent_id) is None:
         raise ValidationError(f"agent_id {data.agent_id!r} does not exist", "agent_id")
     secret = new_secret()
     now = iso_ms(tx.now)
-    row = {
+    row: dict[str, Any] = {
         "id": ids.new_id("whk"),
         "org_id": principal.org_id,
         "url": data.url,
@@ -104,20 +155,20 @@ def create(tx: Tx, principal: Principal, data: WebhookCreate, box: SecretBox) ->
         "updated_at": now,
     }
     store.create_endpoint(tx.conn, row)
-    return {**present(row), "secret": secret}
+    return _with_secret(row, secret)
 
 
-def list_(tx: Tx, principal: Principal, status: str | None, limit: int, offset: int) -> Page:
+def list_(tx: Tx, principal: Principal, status: str | None, limit: int, offset: int) -> Page[Webhook]:
     principal.require_org("webhooks")
     rows, total = store.list_endpoints(tx.conn, principal.org_id, status, limit, offset)
     return Page([present(r) for r in rows], total, limit, offset)
 
 
-def get(tx: Tx, principal: Principal, webhook_id: str) -> dict[str, Any]:
+def get(tx: Tx, principal: Principal, webhook_id: str) -> Webhook:
     return present(load(tx, principal, webhook_id))
 
 
-def update(tx: Tx, principal: Principal, webhook_id: str, data: WebhookUpdate) -> dict[str, Any]:
+def update(tx: Tx, principal: Principal, webhook_id: str, data: WebhookUpdate) -> Webhook:
     row = load(tx, principal, webhook_id)
     changes = set_fields(data)
     if not changes:
@@ -140,28 +191,33 @@ def delete(tx: Tx, principal: Principal, webhook_id: str) -> None:
     store.delete_endpoint(tx.conn, webhook_id)  # deliveries and attempts cascade
 
 
-def rotate_secret(tx: Tx, principal: Principal, webhook_id: str, box: SecretBox) -> dict[str, Any]:
+def rotate_secret(tx: Tx, principal: Principal, webhook_id: str, box: SecretBox) -> WebhookWithSecret:
     """A new secret, effective for every attempt from now on (the old one stops at once)."""
     row = load(tx, principal, webhook_id)
     secret = new_secret()
     values = {"secret_enc": box.encrypt(secret), "updated_at": iso_ms(tx.now)}
     store.patch_endpoint(tx.conn, webhook_id, values)
-    return {**present({**row, **values}), "secret": secret}
+    return _with_secret({**row, **values}, secret)
 
 
-def send_test(tx: Tx, principal: Principal, webhook_id: str) -> dict[str, Any]:
+def send_test(tx: Tx, principal: Principal, webhook_id: str) -> Delivery:
     """Queue a `webhook.test` delivery to this endpoint only; returns the delivery."""
     row = load(tx, principal, webhook_id)
     now = iso_ms(tx.now)
     event_id = ids.new_id("whe")
-    payload = dumps({"id": event_id, "type": TEST_TYPE, "created_at": now, "data": {"object": present(row)}})
+    obj = msgspec.to_builtins(present(row))  # the endpoint as a dict, keys in the API's order
+    payload = dumps({"id": event_id, "type": TEST_TYPE, "created_at": now, "data": {"object": obj}})
     event = {"id": event_id, "type": TEST_TYPE, "resource_id": event_id}
     delivery = dispatch.new_delivery(webhook_id, event, payload or "", 0, now)
     store.create_delivery(tx.conn, delivery)
-    return present_delivery(store.get_delivery(tx.conn, delivery["id"]))  # type: ignore[arg-type]
+    stored = store.get_delivery(tx.conn, delivery["id"])
+    assert stored is not None  # written just above, in this transaction
+    return present_delivery(stored)
 
 
-def list_deliveries(tx: Tx, principal: Principal, webhook_id: str, status: str | None, limit: int, offset: int) -> Page:
+def list_deliveries(
+    tx: Tx, principal: Principal, webhook_id: str, status: str | None, limit: int, offset: int
+) -> Page[Delivery]:
     load(tx, principal, webhook_id)
     rows, total = store.list_deliveries(tx.conn, webhook_id, status, limit, offset)
     return Page([present_delivery(r) for r in rows], total, limit, offset)
@@ -178,13 +234,31 @@ def _load_delivery(tx: Tx, principal: Principal, delivery_id: str) -> dict[str, 
     return row
 
 
-def get_delivery(tx: Tx, principal: Principal, delivery_id: str) -> dict[str, Any]:
+def get_delivery(tx: Tx, principal: Principal, delivery_id: str) -> DeliveryDetail:
     row = _load_delivery(tx, principal, delivery_id)
-    attempts = [{k: a[k] for k in ATTEMPT_FIELDS} for a in store.attempts_for(tx.conn, delivery_id)]
-    return {**present_delivery(row), "payload": loads(row["payload"]), "attempt_log": attempts}
+    return DeliveryDetail(
+        id=row["id"],
+        webhook_id=row["endpoint_id"],
+        event_id=row["event_id"],
+        event_type=row["event_type"],
+        resource_id=row["resource_id"],
+        status=row["status"],
+        attempts=row["attempts"],
+        next_attempt_at=row["next_attempt_at"],
+        last_attempt_at=row["last_attempt_at"],
+        last_status_code=row["last_status_code"],
+        last_response_body=row["last_response_body"],
+        last_error=row["last_error"],
+        last_duration_ms=row["last_duration_ms"],
+        completed_at=row["completed_at"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        payload=loads(row["payload"]),
+        attempt_log=[_attempt(a) for a in store.attempts_for(tx.conn, delivery_id)],
+    )
 
 
-def redeliver(tx: Tx, principal: Principal, delivery_id: str) -> dict[str, Any]:
+def redeliver(tx: Tx, principal: Principal, delivery_id: str) -> DeliveryDetail:
     """Attempt again now with the same payload id, whatever the delivery's state."""
     row = _load_delivery(tx, principal, delivery_id)
     if row["status"] in ("pending", "retrying") and row["next_attempt_at"] is None:
