@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from litestar import Controller, Request, delete, get, patch, post
+from litestar import Controller, delete, get, patch, post
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 
-from chronary.api._common import ERRORS, Limit, Offset, page_dict
+from chronary.api._common import ERRORS, Limit, Offset, RuntimeDep, page_body
 from chronary.schemas.common import ErrorEnvelope
 from chronary.schemas.connections import (
     Connection,
@@ -55,12 +53,11 @@ class ConnectionController(Controller):
             "calendar of the account; choose which to sync with PATCH."
         ),
     )
-    async def create(self, request: Request[Any, Any, Any], data: ConnectionCreate, ctx: Ctx) -> Connection:
+    async def create(self, runtime: RuntimeDep, data: ConnectionCreate, ctx: Ctx) -> Connection:
         if data.server_url is not None:
             ctx.principal.require_org("connections")  # 403 before any 400 about the body
             check_url(data.server_url, "server_url")  # syntax; services then check the target itself
-        runtime = request.app.state.runtime
-        return await svc.connect(runtime, ctx.principal, data)  # type: ignore[return-value]
+        return await svc.connect(runtime, ctx.principal, data)
 
     @post(
         "/start",
@@ -95,7 +92,7 @@ class ConnectionController(Controller):
         offset: Offset = 0,
     ) -> ConnectionList:
         page = await db.read(lambda tx: svc.list_(tx, ctx.principal, provider, agent_id, status, expand, limit, offset))
-        return page_dict(page)  # type: ignore[return-value]
+        return page_body(ConnectionList, page)
 
     @get(
         "/{connection_id:str}",
@@ -106,7 +103,7 @@ class ConnectionController(Controller):
     async def get_connection(
         self, connection_id: str, db: Database, ctx: Ctx, expand: list[str] | None = _EXPAND
     ) -> Connection:
-        return await db.read(lambda tx: svc.get(tx, ctx.principal, connection_id, expand))  # type: ignore[return-value]
+        return await db.read(lambda tx: svc.get(tx, ctx.principal, connection_id, expand))
 
     @patch(
         "/{connection_id:str}",
@@ -120,7 +117,7 @@ class ConnectionController(Controller):
         ),
     )
     async def update(self, connection_id: str, data: ConnectionUpdate, db: Database, ctx: Ctx) -> Connection:
-        return await db.write(lambda tx: svc.update(tx, ctx, connection_id, data))  # type: ignore[return-value]
+        return await db.write(lambda tx: svc.update(tx, ctx, connection_id, data))
 
     @delete(
         "/{connection_id:str}",
@@ -128,8 +125,8 @@ class ConnectionController(Controller):
         responses=_ERRORS,
         description="Mirrored events stay as plain local events (source internal, remote null, writable).",
     )
-    async def remove(self, request: Request[Any, Any, Any], connection_id: str, ctx: Ctx) -> None:
-        await svc.disconnect(request.app.state.runtime, ctx.principal, connection_id)
+    async def remove(self, runtime: RuntimeDep, connection_id: str, ctx: Ctx) -> None:
+        await svc.disconnect(runtime, ctx.principal, connection_id)
 
     @post(
         "/{connection_id:str}/refresh",
@@ -140,7 +137,7 @@ class ConnectionController(Controller):
         "429 with Retry-After otherwise.",
     )
     async def refresh(self, connection_id: str, db: Database, ctx: Ctx) -> Connection:
-        return await db.write(lambda tx: svc.refresh(tx, ctx.principal, connection_id))  # type: ignore[return-value]
+        return await db.write(lambda tx: svc.refresh(tx, ctx.principal, connection_id))
 
     @get(
         "/{connection_id:str}/conflicts",
@@ -156,7 +153,7 @@ class ConnectionController(Controller):
         self, connection_id: str, db: Database, ctx: Ctx, limit: Limit = 50, offset: Offset = 0
     ) -> SyncConflictList:
         page = await db.read(lambda tx: svc.conflicts(tx, ctx.principal, connection_id, limit, offset))
-        return page_dict(page)  # type: ignore[return-value]
+        return page_body(SyncConflictList, page)
 
 
 @get(

@@ -8,6 +8,10 @@ so wrong credentials answer 400 and leave nothing behind. The password is kept o
 Calendars in responses: by default only the synced ones (`sync: true`); `expand[]=calendars`
 lists every calendar the account has. Webhooks: connection.created, connection.synced,
 connection.error, connection.deleted.
+
+Operations answer with `schemas.connections` structs (`to_struct`: Connection; SyncConflict;
+`Page[…]` for lists). `load` stays the row and `present` the dict form that webhook payloads
+carry (`emit`, which chronary/sync/engine.py calls).
 """
 
 from __future__ import annotations
@@ -25,7 +29,15 @@ from chronary.errors import Conflict, RateLimited, UpstreamError, ValidationErro
 from chronary.outbound import OutboundError, check_target
 from chronary.schemas.calendars import CalendarCreate
 from chronary.schemas.common import set_fields
-from chronary.schemas.connections import ConnectionCreate, ConnectionUpdate
+from chronary.schemas.connections import (
+    Connection,
+    ConnectionCalendar,
+    ConnectionCreate,
+    ConnectionUpdate,
+    LastSync,
+    SyncConflict,
+    TokenRefresh,
+)
 from chronary.services import calendars as cal_service
 from chronary.services import outbox
 from chronary.services.agents import load as load_agent
@@ -50,6 +62,7 @@ REFRESH_EVERY = 60  # seconds between manual full resyncs of one connection
 def present(
     tx: Tx, row: dict[str, Any], expand_calendars: bool = False, calendars: list[dict[str, Any]] | None = None
 ) -> dict[str, Any]:
+    """The dict form (webhook payloads: connection.created/synced/error/deleted)."""
     cals = con_store.calendars(tx.conn, row["id"]) if calendars is None else calendars
     if not expand_calendars:
         cals = [c for c in cals if c["sync"]]
@@ -89,6 +102,61 @@ def present(
     }
 
 
+def to_struct(
+    tx: Tx, row: dict[str, Any], expand_calendars: bool = False, calendars: list[dict[str, Any]] | None = None
+) -> Connection:
+    """The API shape of a row, the same values as `present` (built directly, no msgspec.convert)."""
+    cals = con_store.calendars(tx.conn, row["id"]) if calendars is None else calendars
+    if not expand_calendars:
+        cals = [c for c in cals if c["sync"]]
+    last = row["last_sync"]
+    return Connection(
+        id=row["id"],
+        object="connection",
+        provider=row["provider"],
+        status=row["status"],
+        status_reason=row["status_reason"],
+        email=row["email"],
+        username=row["username"],
+        agent_id=row["agent_id"],
+        sync_mode=row["sync_mode"],
+        sync_interval_minutes=row["sync_interval_minutes"],
+        last_synced_at=row["last_synced_at"],
+        last_sync=LastSync(
+            started_at=last.get("started_at"),
+            finished_at=last.get("finished_at"),
+            pulled=last.get("pulled"),
+            pushed=last.get("pushed"),
+            conflicts=last.get("conflicts"),
+            error=last.get("error"),
+        )
+        if last
+        else None,
+        calendars=[
+            ConnectionCalendar(
+                remote_id=c["remote_id"],
+                name=c["name"],
+                color=c["color"],
+                read_only=bool(c["read_only"]),
+                calendar_id=c["calendar_id"] if c["sync"] else None,
+                sync=bool(c["sync"]),
+            )
+            for c in cals
+        ],
+        webhook_subscription=None,
+        token_refresh=TokenRefresh(last_at=row["token_last_at"], failures_count=row["token_failures"]),
+        pending_pushes=sync_store.count_pending(tx.conn, row["id"]),
+        created_at=row["created_at"],
+    )
+
+
+def _stored(tx: Tx, connection_id: str) -> dict[str, Any]:
+    """The row of a connection this transaction has just loaded or written."""
+    row = con_store.get(tx.conn, connection_id)
+    assert row is not None, connection_id
+    return row
+
+
 def emit(tx: Tx, type_: str, connection_id: str) -> None:
     row = con_store.get(tx.conn, connection_id)
     if row is not None:
@@ -120,7 +188,7 @@ def _server_url(data: ConnectionCreate, runtime: Runtime) -> str:
     return url
 
 
-async def connect(runtime: Runtime, principal: Principal, data: ConnectionCreate) -> dict[str, Any]:
+async def connect(runtime: Runtime, principal: Principal, data: ConnectionCreate) -> Connection:
     principal.require_org("connections")
     if data.provider in sync_base.OAUTH_PROVIDERS:
         raise ValidationError(
@@ -151,12 +219,12 @@ async def connect(runtime: Runtime, principal: Principal, data: ConnectionCreate
         await asyncio.to_thread(provider.close)
     secret = runtime.secrets.encrypt(json.dumps({"password": data.password}))
 
-    def store(tx: Tx) -> dict[str, Any]:
+    def store(tx: Tx) -> Connection:
         for other in con_store.list_(tx.conn, principal.org_id, data.provider, agent["id"], None, 200, 0)[0]:
             if other["username"] == data.username and other["server_url"] == url:
                 raise Conflict(f"Agent {agent['id']} already has this account connected ({other['id']})", "username")
         now = iso_ms(tx.now)
-        row = {
+        row: dict[str, Any] = {
             "id": ids.new_id("con"),
             "org_id": principal.org_id,
             "agent_id": agent["id"],
@@ -181,7 +249,7 @@ async def connect(runtime: Runtime, principal: Principal, data: ConnectionCreate
         }
         con_store.create(tx.conn, row)
         store_calendars(tx, row["id"], remote)
-        out = present(tx, row, expand_calendars=True)
+        out = to_struct(tx, row, expand_calendars=True)
         outbox.emit(tx, "connection.created", present(tx, row), agent_id=agent["id"])
         return out
 
@@ -191,8 +259,8 @@ async def connect(runtime: Runtime, principal: Principal, data: ConnectionCreate
 # -- read -----------------------------------------------------------------------------------------
 
 
-def get(tx: Tx, principal: Principal, connection_id: str, expand: list[str] | None) -> dict[str, Any]:
-    return present(tx, load(tx, principal, connection_id), _expand(expand))
+def get(tx: Tx, principal: Principal, connection_id: str, expand: list[str] | None) -> Connection:
+    return to_struct(tx, load(tx, principal, connection_id), _expand(expand))
 
 
 def _expand(expand: list[str] | None) -> bool:
@@ -211,18 +279,18 @@ def list_(
     expand: list[str] | None,
     limit: int,
     offset: int,
-) -> Page:
+) -> Page[Connection]:
     principal.require_org("connections")
     full = _expand(expand)
     rows, total = con_store.list_(tx.conn, principal.org_id, provider, agent_id, status, limit, offset)
     cals = con_store.calendars_for(tx.conn, [r["id"] for r in rows])
-    return Page([present(tx, r, full, cals[r["id"]]) for r in rows], total, limit, offset)
+    return Page([to_struct(tx, r, full, cals[r["id"]]) for r in rows], total, limit, offset)
 
 
 # -- change ---------------------------------------------------------------------------------------
 
 
-def update(tx: Tx, ctx: Ctx, connection_id: str, data: ConnectionUpdate) -> dict[str, Any]:
+def update(tx: Tx, ctx: Ctx, connection_id: str, data: ConnectionUpdate) -> Connection:
     row = load(tx, ctx.principal, connection_id)
     changes = set_fields(data)
     if not changes:
@@ -238,7 +306,7 @@ def update(tx: Tx, ctx: Ctx, connection_id: str, data: ConnectionUpdate) -> dict
         seen.add(choice.remote_id)
         _choose(tx, ctx, row, choice, param)
     con_store.patch(tx.conn, connection_id, values)
-    return present(tx, con_store.get(tx.conn, connection_id), expand_calendars=True)  # type: ignore[arg-type]
+    return to_struct(tx, _stored(tx, connection_id), expand_calendars=True)
 
 
 def _choose(tx: Tx, ctx: Ctx, con: dict[str, Any], choice: Any, param: str) -> None:
@@ -280,7 +348,8 @@ def _new_calendar(tx: Tx, ctx: Ctx, con: dict[str, Any], mapping: dict[str, Any]
     from chronary.store import agents as agent_store
 
     agent = agent_store.get(tx.conn, con["agent_id"])
-    tz = mapping["timezone"] if mapping["timezone"] and valid_timezone(mapping["timezone"]) else agent["timezone"]  # type: ignore[index]
+    assert agent is not None  # a connection goes with its agent
+    tz = mapping["timezone"] if mapping["timezone"] and valid_timezone(mapping["timezone"]) else agent["timezone"]
     created = cal_service.create(
         tx,
         ctx,
@@ -291,7 +360,7 @@ def _new_calendar(tx: Tx, ctx: Ctx, con: dict[str, Any], mapping: dict[str, Any]
             metadata={"connection_id": con["id"], "remote_id": mapping["remote_id"]},
         ),
     )
-    return created["id"]
+    return created.id
 
 
 def _queue_existing(tx: Tx, con: dict[str, Any], remote_id: str, calendar_id: str) -> None:
@@ -353,7 +422,7 @@ def delete(tx: Tx, principal: Principal, connection_id: str) -> None:
     outbox.emit(tx, "connection.deleted", before, agent_id=row["agent_id"])
 
 
-def refresh(tx: Tx, principal: Principal, connection_id: str) -> dict[str, Any]:
+def refresh(tx: Tx, principal: Principal, connection_id: str) -> Connection:
     """Ask for a full resync now (the scheduler picks it up at once); once a minute at most."""
     row = load(tx, principal, connection_id)
     now = to_ts(tx.now)
@@ -366,24 +435,24 @@ def refresh(tx: Tx, principal: Principal, connection_id: str) -> dict[str, Any]:
         connection_id,
         {"full_resync": 1, "next_sync_at": now, "refresh_requested_at": now, "updated_at": iso_ms(tx.now)},
     )
-    return present(tx, con_store.get(tx.conn, connection_id))  # type: ignore[arg-type]
+    return to_struct(tx, _stored(tx, connection_id))
 
 
-def conflicts(tx: Tx, principal: Principal, connection_id: str, limit: int, offset: int) -> Page:
+def conflicts(tx: Tx, principal: Principal, connection_id: str, limit: int, offset: int) -> Page[SyncConflict]:
     """The losing side of every conflict the sync resolved (see chronary/sync/merge.py for the rule)."""
     load(tx, principal, connection_id)
     rows, total = sync_store.conflicts(tx.conn, connection_id, limit, offset)
     items = [
-        {
-            "id": r["id"],
-            "remote_id": r["remote_id"],
-            "uid": r["uid"],
-            "event_id": r["event_id"],
-            "winner": r["winner"],
-            "reason": r["reason"],
-            "losing_version": r["losing_version"],
-            "created_at": r["created_at"],
-        }
+        SyncConflict(
+            id=r["id"],
+            remote_id=r["remote_id"],
+            uid=r["uid"],
+            event_id=r["event_id"],
+            winner=r["winner"],
+            reason=r["reason"],
+            losing_version=r["losing_version"],
+            created_at=r["created_at"],
+        )
         for r in rows
     ]
     return Page(items, total, limit, offset)
