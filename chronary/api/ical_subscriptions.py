@@ -9,79 +9,38 @@ client's connection or a request pipelined behind this one.
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Controller, Request, Response, delete, get, patch, post
-from msgspec import UNSET, Meta, UnsetType
+from litestar import Controller, Response, delete, get, patch, post
 
-from chronary.api._common import ERRORS, Limit, Offset, page_dict
-from chronary.schemas.common import Input, Timestamp, set_fields
+from chronary.api._common import ERRORS, Limit, Offset, RuntimeDep, page_body
+from chronary.config import Settings
+from chronary.crypto import SecretBox
+from chronary.runtime import Runtime
+from chronary.schemas.common import set_fields
+from chronary.schemas.subscriptions import (
+    IcalSubscription,
+    IcalSubscriptionCreate,
+    IcalSubscriptionList,
+    IcalSubscriptionUpdate,
+)
 from chronary.services import subscriptions as svc
 from chronary.services.context import Ctx
 from chronary.services.validation import check_callable_url
 from chronary.store.db import Database
 from chronary.workers import subscriptions as worker
 
-Url = Annotated[str, Meta(min_length=1, max_length=2048, description="http, https or webcal URL of an .ics feed")]
-Label = Annotated[str, Meta(max_length=255)]
-Interval = Annotated[int, Meta(ge=15, le=1440, description="Minutes between refreshes, 15–1440")]
-Username = Annotated[str, Meta(max_length=255, description="HTTP basic-auth user; stored encrypted, never returned")]
-Password = Annotated[str, Meta(max_length=1024, description="HTTP basic-auth password; stored encrypted, never returned")]
-
-
-class IcalSubscriptionCreate(Input):
-    calendar_id: str
-    url: Url
-    label: Label | None = None
-    refresh_interval_minutes: Interval = 60
-    username: Username | None = None
-    password: Password | None = None
-
-
-class IcalSubscriptionUpdate(Input):
-    url: Url | UnsetType = UNSET
-    label: Label | None | UnsetType = UNSET
-    refresh_interval_minutes: Interval | UnsetType = UNSET
-    status: Literal["active", "paused"] | UnsetType = UNSET
-    username: Username | None | UnsetType = UNSET
-    password: Password | None | UnsetType = UNSET
-
-
-class IcalSubscription(msgspec.Struct):
-    id: str
-    agent_id: str
-    calendar_id: str
-    url: str
-    label: str | None
-    refresh_interval_minutes: int
-    status: str
-    last_synced_at: Timestamp | None
-    last_error: str | None
-    event_count: int
-    has_credentials: bool
-    created_at: Timestamp
-    updated_at: Timestamp
-
-
-class IcalSubscriptionList(msgspec.Struct):
-    data: list[IcalSubscription]
-    total: int
-    limit: int
-    offset: int
-
-
 URL_SCHEMES = ("http", "https", "webcal", "webcals")
 
 
-async def _check_url(url: str, request: Request[Any, Any, Any]) -> None:
+async def _check_url(url: str, settings: Settings) -> None:
     """Syntax, then this server's own addresses (DNS: off the loop, before the transaction)."""
-    await asyncio.to_thread(check_callable_url, url, "url", request.app.state.settings, URL_SCHEMES)
+    await asyncio.to_thread(check_callable_url, url, "url", settings, URL_SCHEMES)
 
 
-def _wake_worker(request: Request[Any, Any, Any]) -> None:
+def _wake_worker(runtime: Runtime) -> None:
     """The subscription is already marked due (committed); the worker syncs it right away."""
-    request.app.state.runtime.signals.notify(worker.SIGNAL)
+    runtime.signals.notify(worker.SIGNAL)
 
 
 class AgentIcalSubscriptionController(Controller):
@@ -97,21 +56,27 @@ class AgentIcalSubscriptionController(Controller):
         "imported events are source external_ical and read-only.",
     )
     async def create(
-        self, agent_id: str, data: IcalSubscriptionCreate, db: Database, ctx: Ctx, request: Request[Any, Any, Any]
+        self,
+        agent_id: str,
+        data: IcalSubscriptionCreate,
+        db: Database,
+        ctx: Ctx,
+        settings: Settings,
+        secrets: SecretBox,
+        runtime: RuntimeDep,
     ) -> Response[IcalSubscription]:
-        await _check_url(data.url, request)
-        secrets = request.app.state.runtime.secrets
+        await _check_url(data.url, settings)
         fields = msgspec.structs.asdict(data)
         out = await db.write(lambda tx: svc.create(tx, ctx, secrets, agent_id, fields))
-        _wake_worker(request)
-        return Response(out, status_code=201)  # type: ignore[arg-type]
+        _wake_worker(runtime)
+        return Response(out, status_code=201)
 
     @get("/", summary="List the agent's iCal subscriptions", responses=ERRORS)
     async def list_subscriptions(
         self, agent_id: str, db: Database, ctx: Ctx, limit: Limit = 50, offset: Offset = 0
     ) -> IcalSubscriptionList:
         page = await db.read(lambda tx: svc.list_(tx, ctx, agent_id, limit, offset))
-        return page_dict(page)  # type: ignore[return-value]
+        return page_body(IcalSubscriptionList, page)
 
 
 class IcalSubscriptionController(Controller):
@@ -124,7 +89,7 @@ class IcalSubscriptionController(Controller):
         responses=ERRORS,
     )
     async def get_subscription(self, sub_id: str, db: Database, ctx: Ctx) -> IcalSubscription:
-        return await db.read(lambda tx: svc.get(tx, ctx, sub_id))  # type: ignore[return-value]
+        return await db.read(lambda tx: svc.get(tx, ctx, sub_id))
 
     @patch(
         "/{sub_id:str}",
@@ -134,16 +99,22 @@ class IcalSubscriptionController(Controller):
         "the credentials. A new URL or new credentials sync at once.",
     )
     async def update(
-        self, sub_id: str, data: IcalSubscriptionUpdate, db: Database, ctx: Ctx, request: Request[Any, Any, Any]
+        self,
+        sub_id: str,
+        data: IcalSubscriptionUpdate,
+        db: Database,
+        ctx: Ctx,
+        settings: Settings,
+        secrets: SecretBox,
+        runtime: RuntimeDep,
     ) -> Response[IcalSubscription]:
         if isinstance(data.url, str):
-            await _check_url(data.url, request)
-        secrets = request.app.state.runtime.secrets
+            await _check_url(data.url, settings)
         changes = set_fields(data)
         out = await db.write(lambda tx: svc.update(tx, ctx, secrets, sub_id, changes))
         if {"url", "username", "password"} & changes.keys() or changes.get("status") == "active":
-            _wake_worker(request)
-        return Response(out, status_code=200)  # type: ignore[arg-type]
+            _wake_worker(runtime)
+        return Response(out, status_code=200)
 
     @delete("/{sub_id:str}", summary="Delete an iCal subscription and the events it imported", responses=ERRORS)
     async def remove(self, sub_id: str, db: Database, ctx: Ctx) -> None:
@@ -157,10 +128,10 @@ class IcalSubscriptionController(Controller):
         description="Accepted: the subscription is marked due and the background worker syncs it within "
         "moments; poll the subscription for last_synced_at / last_error.",
     )
-    async def sync(self, sub_id: str, db: Database, ctx: Ctx, request: Request[Any, Any, Any]) -> Response[IcalSubscription]:
+    async def sync(self, sub_id: str, db: Database, ctx: Ctx, runtime: RuntimeDep) -> Response[IcalSubscription]:
         out = await db.write(lambda tx: svc.request_sync(tx, ctx, sub_id))
-        _wake_worker(request)
-        return Response(out, status_code=202)  # type: ignore[arg-type]
+        _wake_worker(runtime)
+        return Response(out, status_code=202)
 
 
 ROUTES = [AgentIcalSubscriptionController, IcalSubscriptionController]

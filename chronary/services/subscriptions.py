@@ -5,6 +5,10 @@ parse happen outside any transaction (see workers/subscriptions.py); `apply_succ
 the whole parsed feed in one transaction, so a feed that fails to fetch or parse changes nothing.
 Imported events are `source: external_ical`, `read_only: true`, linked by (UID, RECURRENCE-ID).
 A sync's changes go through the one change path with origin `subscription:<id>`.
+
+The CRUD operations answer with `schemas.subscriptions.IcalSubscription` structs (`to_struct`;
+`Page[…]` for lists). `load` stays the row and `present` the dict form that the
+ical_subscription.* payloads carry (has_credentials last) and the sync steps answer with.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from chronary import ids
 from chronary.crypto import SecretBox
 from chronary.errors import ValidationError, not_found
 from chronary.ical.parse import ImportedEvent
+from chronary.schemas.subscriptions import IcalSubscription
 from chronary.services import events as event_service
 from chronary.services import outbox
 from chronary.services.agents import load as load_agent
@@ -48,9 +53,29 @@ FIELDS = (
 
 
 def present(row: dict[str, Any]) -> dict[str, Any]:
+    """The dict form (ical_subscription.* payloads, the sync steps' answers)."""
     out = {k: row[k] for k in FIELDS}
     out["has_credentials"] = row["credentials"] is not None  # the credentials themselves never leave
     return out
+
+
+def to_struct(row: dict[str, Any]) -> IcalSubscription:
+    """The API shape of a row, the same values as `present` (built directly, no msgspec.convert)."""
+    return IcalSubscription(
+        id=row["id"],
+        agent_id=row["agent_id"],
+        calendar_id=row["calendar_id"],
+        url=row["url"],
+        label=row["label"],
+        refresh_interval_minutes=row["refresh_interval_minutes"],
+        status=row["status"],
+        last_synced_at=row["last_synced_at"],
+        last_error=row["last_error"],
+        event_count=row["event_count"],
+        has_credentials=row["credentials"] is not None,  # the credentials themselves never leave
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
 
 
 def normalize_url(url: str) -> str:
@@ -85,13 +110,13 @@ def _credentials(secrets: SecretBox, username: str | None, password: str | None)
     return secrets.encrypt(json.dumps({"username": username, "password": password or ""}))
 
 
-def create(tx: Tx, ctx: Ctx, secrets: SecretBox, agent_id: str, data: dict[str, Any]) -> dict[str, Any]:
+def create(tx: Tx, ctx: Ctx, secrets: SecretBox, agent_id: str, data: dict[str, Any]) -> IcalSubscription:
     load_agent(tx, ctx.principal, agent_id)
     calendar = load_calendar(tx, ctx.principal, data["calendar_id"])
     if calendar["agent_id"] != agent_id:
         raise ValidationError(f"calendar_id must be a calendar of agent {agent_id}", "calendar_id")
     now = iso_ms(tx.now)
-    row = {
+    row: dict[str, Any] = {
         "id": ids.new_id("isub"),
         "org_id": ctx.principal.org_id,
         "agent_id": agent_id,
@@ -112,20 +137,20 @@ def create(tx: Tx, ctx: Ctx, secrets: SecretBox, agent_id: str, data: dict[str, 
         "updated_at": now,
     }
     store.create(tx.conn, row)
-    return present(row)
+    return to_struct(row)
 
 
-def get(tx: Tx, ctx: Ctx, sub_id: str) -> dict[str, Any]:
-    return present(load(tx, ctx.principal, sub_id))
+def get(tx: Tx, ctx: Ctx, sub_id: str) -> IcalSubscription:
+    return to_struct(load(tx, ctx.principal, sub_id))
 
 
-def list_(tx: Tx, ctx: Ctx, agent_id: str, limit: int, offset: int) -> Page:
+def list_(tx: Tx, ctx: Ctx, agent_id: str, limit: int, offset: int) -> Page[IcalSubscription]:
     load_agent(tx, ctx.principal, agent_id)
     rows, total = store.list_for_agent(tx.conn, agent_id, limit, offset)
-    return Page([present(r) for r in rows], total, limit, offset)
+    return Page([to_struct(r) for r in rows], total, limit, offset)
 
 
-def update(tx: Tx, ctx: Ctx, secrets: SecretBox, sub_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+def update(tx: Tx, ctx: Ctx, secrets: SecretBox, sub_id: str, changes: dict[str, Any]) -> IcalSubscription:
     row = load(tx, ctx.principal, sub_id)
     if not changes:
         raise ValidationError("PATCH needs at least one field to change", None)
@@ -153,24 +178,24 @@ def update(tx: Tx, ctx: Ctx, secrets: SecretBox, sub_id: str, changes: dict[str,
         values.update(etag=None, last_modified=None, next_sync_ts=0)
     values["updated_at"] = iso_ms(tx.now)
     store.patch(tx.conn, sub_id, values)
-    return present({**row, **values})
+    return to_struct({**row, **values})
 
 
 def delete(tx: Tx, ctx: Ctx, sub_id: str) -> None:
     """Deletes the subscription and every event it imported."""
     row = load(tx, ctx.principal, sub_id)
-    calendar = cal_store.get(tx.conn, row["calendar_id"])
+    calendar = event_service.calendar_of(tx, row)
     changes: list[tuple[str, Any, Any]] = []
     for event_id in store.imported_event_ids(tx.conn, sub_id):
         _remove(tx, event_id, changes)
-    event_service.record_changes(tx, changes, calendar)  # type: ignore[arg-type]
+    event_service.record_changes(tx, changes, calendar)
     store.delete(tx.conn, sub_id)
 
 
-def request_sync(tx: Tx, ctx: Ctx, sub_id: str) -> dict[str, Any]:
+def request_sync(tx: Tx, ctx: Ctx, sub_id: str) -> IcalSubscription:
     row = load(tx, ctx.principal, sub_id)
     store.patch(tx.conn, sub_id, {"next_sync_ts": 0})
-    return present(row)
+    return to_struct(row)
 
 
 # -- sync steps (the worker calls these around its fetch) ---------------------------------------
@@ -191,12 +216,12 @@ def job(tx: Tx, sub_id: str, secrets: SecretBox, only_if_due: bool) -> SyncJob |
     row = store.get(tx.conn, sub_id)
     if row is None or (only_if_due and row["next_sync_ts"] > to_ts(tx.now)):
         return None
-    calendar = cal_store.get(tx.conn, row["calendar_id"])
+    calendar = event_service.calendar_of(tx, row)
     auth = None
     if row["credentials"]:
         creds = json.loads(secrets.decrypt(row["credentials"]))
         auth = (creds["username"], creds.get("password") or "")
-    return SyncJob(sub_id, row["url"], auth, row["etag"], row["last_modified"], calendar["timezone"])  # type: ignore[index]
+    return SyncJob(sub_id, row["url"], auth, row["etag"], row["last_modified"], calendar["timezone"])
 
 
 def _finish(tx: Tx, row: dict[str, Any], values: dict[str, Any], kind: str, delay: int | None = None) -> dict[str, Any]:
