@@ -18,6 +18,7 @@ from litestar import HttpMethod, Request, Response, post, route
 from litestar.params import Parameter
 
 from chronary.api._common import ERRORS
+from chronary.config import Settings
 from chronary.errors import NotFound, RateLimited
 from chronary.schemas.calendars import Calendar
 from chronary.services import feeds as svc
@@ -92,8 +93,7 @@ def _not_modified(request: Request[Any, Any, Any], feed: svc.Feed) -> bool:
     responses={404: ERRORS[404], 429: ERRORS[429]},
     media_type="text/calendar",
 )
-async def ical_feed(segment: str, request: Request[Any, Any, Any], db: Database) -> Response[bytes]:
-    settings = request.app.state.settings
+async def ical_feed(segment: str, request: Request[Any, Any, Any], db: Database, settings: Settings) -> Response[bytes]:
     client = request.client.host if request.client else "unknown"
     _limiter(request).check(client, settings.feed_rate_limit_per_minute)
     if not segment.endswith(".ics"):
@@ -120,7 +120,7 @@ async def ical_feed(segment: str, request: Request[Any, Any, Any], db: Database)
     responses=ERRORS,
 )
 async def rotate_feed(db: Database, ctx: Ctx, calendar_id: str = Parameter(description="cal_ id")) -> Calendar:
-    return await db.write(lambda tx: svc.rotate(tx, ctx, calendar_id))  # type: ignore[return-value]
+    return await db.write(lambda tx: svc.rotate(tx, ctx, calendar_id))
 
 
 PUBLIC_ROUTES = [ical_feed]

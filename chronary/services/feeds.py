@@ -18,10 +18,12 @@ from typing import Any
 
 from chronary.errors import NotFound
 from chronary.ical import render
+from chronary.schemas.calendars import Calendar
 from chronary.services import changes
 from chronary.services.calendars import load as load_calendar
 from chronary.services.calendars import new_feed_token
 from chronary.services.calendars import present as present_calendar
+from chronary.services.calendars import to_struct as calendar_struct
 from chronary.services.changes import Change, changed_fields
 from chronary.services.context import Ctx
 from chronary.store import calendars as cal_store
@@ -173,8 +175,9 @@ def load(tx: Tx, token: str, past_days: int, cache: FeedCache | None = None) -> 
     return feed
 
 
-def rotate(tx: Tx, ctx: Ctx, calendar_id: str) -> dict[str, Any]:
-    """A new feed token; the old URL answers 404 from the moment this commits."""
+def rotate(tx: Tx, ctx: Ctx, calendar_id: str) -> Calendar:
+    """A new feed token; the old URL answers 404 from the moment this commits. The calendar.updated
+    payload carries the calendar's dict form (as always); the answer is its Calendar struct."""
     row = load_calendar(tx, ctx.principal, calendar_id)
     before = present_calendar(row, ctx.base_url)
     token = new_feed_token()
@@ -182,9 +185,10 @@ def rotate(tx: Tx, ctx: Ctx, calendar_id: str) -> dict[str, Any]:
     now = iso_ms(tx.now)
     cal_store.patch(tx.conn, calendar_id, {"updated_at": now})
     cal_store.bump_revision(tx.conn, calendar_id)
-    after = present_calendar({**row, "feed_token": token, "updated_at": now}, ctx.base_url)
+    after_row = {**row, "feed_token": token, "updated_at": now}
+    after = present_calendar(after_row, ctx.base_url)
     changes.record(tx, Change("calendar.updated", after, previous=changed_fields(before, after), agent_id=row["agent_id"]))
-    return after
+    return calendar_struct(after_row, ctx.base_url)
 
 
 def on_change(tx: Tx, change: Change) -> None:
