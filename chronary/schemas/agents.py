@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
-from chronary.schemas.common import Input, ItemAccess, Metadata, Name, Timestamp, Timezone
+from chronary.schemas.common import Input, Metadata, Name, Timestamp, Timezone
 
 AgentType = Annotated[Literal["ai", "human", "resource"], Meta(description="What kind of actor this is")]
 AgentStatus = Annotated[Literal["active", "paused", "decommissioned"], Meta(description="Lifecycle state")]
@@ -35,7 +35,7 @@ class AgentUpdate(Input):
     metadata: Metadata | None | UnsetType = UNSET
 
 
-class Agent(ItemAccess):
+class Agent(msgspec.Struct):
     id: str
     name: str
     type: str

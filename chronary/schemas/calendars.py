@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
-from chronary.schemas.common import Input, ItemAccess, Metadata, Name, Reminders, Timestamp, Timezone
+from chronary.schemas.common import Input, Metadata, Name, Reminders, Timestamp, Timezone
 
 AgentStatus = Annotated[
     Literal["idle", "working", "waiting", "error"], Meta(description="What the owning agent is doing now")
@@ -36,7 +36,7 @@ class CalendarUpdate(Input):
     metadata: Metadata | None | UnsetType = UNSET
 
 
-class Calendar(ItemAccess):
+class Calendar(msgspec.Struct):
     id: str
     org_id: str
     agent_id: str | None

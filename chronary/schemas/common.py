@@ -38,21 +38,6 @@ class Input(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Base of every request body: unknown fields are an error that names the field."""
 
 
-class ItemAccess(msgspec.Struct):
-    """Lets `shape["field"]` read a field, as callers written when services answered with dicts do.
-
-    Transitional, and only on the shapes such callers still index: services/connections.py
-    (`calendars.create(...)["id"]`) and tests/scheduling/test_properties.py (agents, calendars,
-    free/busy, meeting slots). New code reads attributes; drop this base once those callers do.
-    It adds no field, so the OpenAPI schemas and the JSON are unchanged.
-    """
-
-    def __getitem__(self, name: str) -> Any:
-        if name in self.__struct_fields__:
-            return getattr(self, name)
-        raise KeyError(name)
-
-
 class ErrorBody(msgspec.Struct):
     type: str
     message: str

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
-from chronary.schemas.common import Input, ItemAccess, Timestamp
+from chronary.schemas.common import Input, Timestamp
 from chronary.schemas.events import Event
 
 Minutes = Annotated[int, Meta(ge=0, le=7 * 24 * 60, description="Minutes, 0–10080")]
@@ -67,18 +67,18 @@ class Rules(msgspec.Struct):
     updated_at: Timestamp
 
 
-class BusyInterval(ItemAccess):
+class BusyInterval(msgspec.Struct):
     start: Timestamp
     end: Timestamp
     event_id: str | None = None
 
 
-class Interval(ItemAccess):
+class Interval(msgspec.Struct):
     start: Timestamp
     end: Timestamp
 
 
-class Availability(ItemAccess):
+class Availability(msgspec.Struct):
     agent_id: str
     timezone: str
     start: Timestamp
@@ -96,7 +96,7 @@ class FindMeetingTime(Input):
     slot_step_minutes: Annotated[int, Meta(ge=1, le=24 * 60)] = 15
 
 
-class MeetingSlots(ItemAccess):
+class MeetingSlots(msgspec.Struct):
     slots: list[Interval]
 
 

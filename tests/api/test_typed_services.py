@@ -155,9 +155,6 @@ def test_calendars_answer_calendar_structs(tapi: Any) -> None:
     (updated_payload,) = payloads(tapi, "calendar.updated")
     assert updated_payload["data"]["previous"] == {"timezone": "UTC"}
 
-    # callers still written for dicts (services/connections.py) can read it by key
-    assert cal["id"] == cal.id
-
 
 def test_keys_answer_key_structs(tapi: Any) -> None:
     ctx = org_ctx(tapi)

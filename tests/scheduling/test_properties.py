@@ -82,9 +82,9 @@ def build_agent(api: Any, tz: str, rule: RulesInput | None, events: list[dict[st
 
     def write(tx: Any) -> str:
         agent = create_agent(tx, ctx.principal, AgentCreate(name="P", timezone=tz))
-        cals = [create_calendar(tx, ctx, agent["id"], CalendarCreate(name=f"C{i}", timezone=tz))["id"] for i in range(2)]
+        cals = [create_calendar(tx, ctx, agent.id, CalendarCreate(name=f"C{i}", timezone=tz)).id for i in range(2)]
         if rule is not None:
-            rules.put(tx, ctx.principal, agent["id"], rule)
+            rules.put(tx, ctx.principal, agent.id, rule)
         for n, ev in enumerate(events):
             start = WINDOW_START + timedelta(minutes=ev["offset_min"])
             end = start + timedelta(minutes=ev["length_min"])
@@ -106,7 +106,7 @@ def build_agent(api: Any, tz: str, rule: RulesInput | None, events: list[dict[st
             if ev["status"] == "hold":
                 body["hold_expires_at"] = iso(tx.now + timedelta(minutes=ev["hold_minutes"]))
             event_service.create(tx, ctx, cals[n % 2], EventCreate(**body))
-        return agent["id"]
+        return agent.id
 
     return api.runtime.db.write_sync(write)
 
@@ -133,8 +133,8 @@ def test_free_and_busy_never_overlap(papi: Any, agent: Any, slot: int) -> None:
     body = api.runtime.db.read_sync(
         lambda tx: availability.availability(tx, principal, agent_id, iso(start), iso(end), slot)
     )
-    busy = [(parse(b["start"]), parse(b["end"])) for b in body["busy"]]
-    free = [(parse(f["start"]), parse(f["end"])) for f in body["free"]]
+    busy = [(parse(b.start), parse(b.end)) for b in body.busy]
+    free = [(parse(f.start), parse(f.end)) for f in body.free]
     for f in free:
         assert f[1] - f[0] >= slot * 60
         assert parse(iso(start)) <= f[0] < f[1] <= parse(iso(end))
@@ -157,15 +157,15 @@ def test_every_found_slot_is_free_for_every_participant(papi: Any, agents: Any, 
     query = FindMeetingTime(
         agent_ids=ids, start=iso(start), end=iso(end), duration_minutes=duration, limit=100, slot_step_minutes=step
     )
-    slots = api.runtime.db.read_sync(lambda tx: availability.find_meeting_time(tx, principal, query))["slots"]
-    spans = [(parse(s["start"]), parse(s["end"])) for s in slots]
+    slots = api.runtime.db.read_sync(lambda tx: availability.find_meeting_time(tx, principal, query)).slots
+    spans = [(parse(s.start), parse(s.end)) for s in slots]
     assert spans == sorted(spans)
     for agent_id in ids:
         body = api.runtime.db.read_sync(
             lambda tx, a=agent_id: availability.availability(tx, principal, a, iso(start), iso(end), duration)
         )
-        free = [(parse(f["start"]), parse(f["end"])) for f in body["free"]]
-        busy = [(parse(b["start"]), parse(b["end"])) for b in body["busy"]]
+        free = [(parse(f.start), parse(f.end)) for f in body.free]
+        busy = [(parse(b.start), parse(b.end)) for b in body.busy]
         for s in spans:
             assert s[1] - s[0] == duration * 60 and s[0] % (step * 60) == 0
             assert any(f[0] <= s[0] and s[1] <= f[1] for f in free), (agent_id, s, free)
