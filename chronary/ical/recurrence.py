@@ -7,7 +7,7 @@ expand on dates. Never counts an unbounded rule: expansion is always clipped to 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -76,7 +76,7 @@ def _rule_set(lines: list[str], dtstart_local: datetime, lo: datetime | None = N
     return out, frozenset(utc_exdates)
 
 
-def _local_until(line: str, tz: object) -> str:
+def _local_until(line: str, tz: tzinfo | None) -> str:
     """UNTIL=…Z (UTC, as RFC 5545 requires with a zoned DTSTART) → naive local wall-clock time,
     because dateutil refuses an aware UNTIL with the naive local dtstart used here."""
     if line[:5].upper() not in ("RRULE", "EXRUL") or "UNTIL=" not in line.upper():
@@ -88,17 +88,17 @@ def _local_until(line: str, tz: object) -> str:
         if key.upper() == "UNTIL" and value.upper().endswith("Z") and len(value) == 16:
             try:
                 utc = datetime.strptime(value[:15], "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
-                part = "UNTIL=" + utc.astimezone(tz).strftime("%Y%m%dT%H%M%S")  # type: ignore[arg-type]
+                part = "UNTIL=" + utc.astimezone(tz).strftime("%Y%m%dT%H%M%S")
             except ValueError:
                 pass
         parts.append(part)
     return f"{head}:{';'.join(parts)}"
 
 
-def _local_naive(value: datetime, tz: object) -> datetime:
+def _local_naive(value: datetime, tz: tzinfo | None) -> datetime:
     if value.tzinfo is None:
         return value
-    return value.astimezone(tz).replace(tzinfo=None)  # type: ignore[arg-type]
+    return value.astimezone(tz).replace(tzinfo=None)
 
 
 def expand(

@@ -6,7 +6,7 @@ from typing import Any
 
 import apsw
 
-from chronary.store.rows import insert, one, page
+from chronary.store.rows import count, insert, one, page
 
 COLUMNS = "id, org_id, agent_id, name, prefix, last4, created_at, last_used_at, revoked_at"
 
@@ -32,7 +32,7 @@ def list_active(conn: apsw.Connection, agent_id: str | None, limit: int, offset:
 
 
 def count_active(conn: apsw.Connection) -> int:
-    return one(conn, "SELECT count(*) AS n FROM api_keys WHERE revoked_at IS NULL")["n"]  # type: ignore[index]
+    return count(conn, "SELECT count(*) AS n FROM api_keys WHERE revoked_at IS NULL")
 
 
 def revoke(conn: apsw.Connection, key_id: str, when: str) -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 import apsw
 
-from chronary.store.rows import decode, encode, insert, one, update
+from chronary.store.rows import count, decode, encode, insert, one, update
 
 JSON = ("candidate_slots",)
 PARTICIPANT_JSON = ("accepted", "declined")
@@ -98,7 +98,7 @@ def list_(
         where.append("(organizer_agent_id = ? OR id IN (SELECT proposal_id FROM proposal_participants WHERE agent_id = ?))")
         params += [agent_id, agent_id]
     clause = " AND ".join(where)
-    total = one(conn, f"SELECT count(*) AS n FROM proposals WHERE {clause}", params)["n"]  # type: ignore[index]
+    total = count(conn, f"SELECT count(*) AS n FROM proposals WHERE {clause}", params)
     rows = conn.execute(
         f"SELECT * FROM proposals WHERE {clause} ORDER BY id DESC LIMIT ? OFFSET ?", (*params, limit, offset)
     )

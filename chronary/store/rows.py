@@ -67,6 +67,12 @@ def one(conn: apsw.Connection, sql: str, params: Sequence[Any] = ()) -> dict[str
     return None
 
 
+def count(conn: apsw.Connection, sql: str, params: Sequence[Any] = ()) -> int:
+    """The single integer a `SELECT count(*) AS n …` answers (always one row)."""
+    row = one(conn, sql, params)
+    return int(row["n"]) if row is not None else 0
+
+
 def page(
     conn: apsw.Connection,
     table: str,
@@ -78,7 +84,7 @@ def page(
     select: str = "*",
 ) -> tuple[list[dict[str, Any]], int]:
     clause = (" WHERE " + " AND ".join(where)) if where else ""
-    total = one(conn, f"SELECT count(*) AS n FROM {table}{clause}", params)["n"]  # type: ignore[index]
+    total = count(conn, f"SELECT count(*) AS n FROM {table}{clause}", params)
     rows = list(
         conn.execute(f"SELECT {select} FROM {table}{clause} ORDER BY {order} LIMIT ? OFFSET ?", (*params, limit, offset))
     )

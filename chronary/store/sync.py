@@ -7,7 +7,7 @@ from typing import Any
 import apsw
 
 from chronary.store.events import JSON as EVENT_JSON
-from chronary.store.rows import decode, dumps, one, page
+from chronary.store.rows import count, decode, dumps, one, page
 
 # -- links: (connection, remote calendar, UID) ↔ local master/single event ----------------------
 
@@ -102,7 +102,7 @@ def pending_for(conn: apsw.Connection, connection_id: str, remote_id: str, event
 
 
 def count_pending(conn: apsw.Connection, connection_id: str) -> int:
-    return one(conn, "SELECT count(*) AS n FROM sync_pending WHERE connection_id = ?", (connection_id,))["n"]  # type: ignore[index]
+    return count(conn, "SELECT count(*) AS n FROM sync_pending WHERE connection_id = ?", (connection_id,))
 
 
 def drop_pending(
