@@ -71,26 +71,31 @@ def _with_secret(row: dict[str, Any], secret: str) -> WebhookWithSecret:
     )
 
 
+def _delivery_fields(row: dict[str, Any]) -> dict[str, Any]:
+    """The fields a delivery row shows in both the list shape and the detail shape."""
+    return {
+        "id": row["id"],
+        "webhook_id": row["endpoint_id"],
+        "event_id": row["event_id"],
+        "event_type": row["event_type"],
+        "resource_id": row["resource_id"],
+        "status": row["status"],
+        "attempts": row["attempts"],
+        "next_attempt_at": row["next_attempt_at"],
+        "last_attempt_at": row["last_attempt_at"],
+        "last_status_code": row["last_status_code"],
+        "last_response_body": row["last_response_body"],
+        "last_error": row["last_error"],
+        "last_duration_ms": row["last_duration_ms"],
+        "completed_at": row["completed_at"],
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+    }
+
+
 def present_delivery(row: dict[str, Any]) -> Delivery:
     """The API shape of a delivery row."""
-    return Delivery(
-        id=row["id"],
-        webhook_id=row["endpoint_id"],
-        event_id=row["event_id"],
-        event_type=row["event_type"],
-        resource_id=row["resource_id"],
-        status=row["status"],
-        attempts=row["attempts"],
-        next_attempt_at=row["next_attempt_at"],
-        last_attempt_at=row["last_attempt_at"],
-        last_status_code=row["last_status_code"],
-        last_response_body=row["last_response_body"],
-        last_error=row["last_error"],
-        last_duration_ms=row["last_duration_ms"],
-        completed_at=row["completed_at"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
+    return Delivery(**_delivery_fields(row))
 
 
 def _attempt(row: dict[str, Any]) -> DeliveryAttempt:
@@ -237,22 +242,7 @@ def _load_delivery(tx: Tx, principal: Principal, delivery_id: str) -> dict[str, 
 def get_delivery(tx: Tx, principal: Principal, delivery_id: str) -> DeliveryDetail:
     row = _load_delivery(tx, principal, delivery_id)
     return DeliveryDetail(
-        id=row["id"],
-        webhook_id=row["endpoint_id"],
-        event_id=row["event_id"],
-        event_type=row["event_type"],
-        resource_id=row["resource_id"],
-        status=row["status"],
-        attempts=row["attempts"],
-        next_attempt_at=row["next_attempt_at"],
-        last_attempt_at=row["last_attempt_at"],
-        last_status_code=row["last_status_code"],
-        last_response_body=row["last_response_body"],
-        last_error=row["last_error"],
-        last_duration_ms=row["last_duration_ms"],
-        completed_at=row["completed_at"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
+        **_delivery_fields(row),
         payload=loads(row["payload"]),
         attempt_log=[_attempt(a) for a in store.attempts_for(tx.conn, delivery_id)],
     )
