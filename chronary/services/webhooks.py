@@ -57,18 +57,8 @@ def present(row: dict[str, Any]) -> Webhook:
 
 
 def _with_secret(row: dict[str, Any], secret: str) -> WebhookWithSecret:
-    return WebhookWithSecret(
-        id=row["id"],
-        url=row["url"],
-        events=row["events"],
-        status=row["status"],
-        disabled_reason=row["disabled_reason"],
-        description=row["description"],
-        agent_id=row["agent_id"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        secret=secret,
-    )
+    """The endpoint with its signing secret: only on create and rotate, the one time it is shown."""
+    return WebhookWithSecret(**msgspec.structs.asdict(present(row)), secret=secret)
 
 
 def _delivery_fields(row: dict[str, Any]) -> dict[str, Any]:
