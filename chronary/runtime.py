@@ -18,9 +18,9 @@ from chronary.crypto import SecretBox
 from chronary.services import feeds
 from chronary.services import keys as key_service
 from chronary.services.changes import Pipeline
+from chronary.services.sync import queue as sync_queue
 from chronary.store.db import Database
 from chronary.store.migrate import migrate
-from chronary.sync import queue as sync_queue
 from chronary.webhooks import dispatch
 
 

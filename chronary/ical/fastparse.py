@@ -3,7 +3,7 @@
 icalendar parses ≈ 1k events/s here (STACK-NOTES), which makes a 10k-event subscription
 take seconds of CPU. Most feeds only use content lines, TEXT, DATE/DATE-TIME with IANA or
 Windows TZIDs, RRULE/EXDATE/RDATE and VALARM TRIGGERs; this module reads exactly that and
-hands `chronary.ical.parse` objects that answer like icalendar components. Anything else (a
+hands `chronary.ical.decode` objects that answer like icalendar components. Anything else (a
 TZID defined only by its VTIMEZONE, PERIOD values, odd syntax) raises `Unsupported`, and the
 caller parses the feed with icalendar instead.
 """
@@ -88,7 +88,7 @@ class _Rule:
 
 
 class Component:
-    """The subset of icalendar.Component that chronary.ical.parse uses."""
+    """The subset of icalendar.Component that chronary.ical.decode uses."""
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -116,6 +116,10 @@ class Component:
             return self._wrap(name, *items[0])  # icalendar also keeps the first of a duplicate
         wrapped = [self._wrap(name, p, v) for p, v in items]
         return wrapped[0] if len(wrapped) == 1 else wrapped
+
+    def values(self, name: str) -> list[tuple[Any, dict[str, str]]]:
+        """Every value of a property (wrapped as `get` wraps it) with its parameters."""
+        return [(self._wrap(name, p, v), p) for p, v in self.props.get(name, [])]
 
     def __getitem__(self, name: str) -> Any:
         if name not in self.props:

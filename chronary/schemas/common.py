@@ -8,6 +8,8 @@ import msgspec
 from litestar.openapi.spec import OpenAPIFormat, Schema
 from msgspec import Meta
 
+from chronary import limits
+
 Name = Annotated[str, Meta(min_length=1, max_length=255, description="1–255 characters")]
 Timezone = Annotated[str, Meta(description="IANA timezone name, e.g. Europe/Berlin", examples=["Europe/Berlin"])]
 Metadata = Annotated[dict[str, Any], Meta(description="Free-form JSON object, at most 16 KB")]
@@ -31,7 +33,9 @@ DateOrTimestamp = Annotated[
         },
     ),
 ]
-Reminders = Annotated[list[int], Meta(max_length=5, description="Minutes before start (1–40320), at most 5 entries")]
+Reminders = Annotated[
+    list[int], Meta(max_length=limits.REMINDERS_MAX, description="Minutes before start (1–40320), at most 5 entries")
+]
 
 
 class Input(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

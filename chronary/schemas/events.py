@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
+from chronary import limits
 from chronary.schemas.common import Date, DateOrTimestamp, Input, Metadata, Reminders, Timestamp
 
 EventStatus = Literal["confirmed", "tentative", "hold", "cancelled"]
@@ -20,12 +21,14 @@ Transparency = Annotated[
         )
     ),
 ]
-Title = Annotated[str, Meta(min_length=1, max_length=500)]
-Text = Annotated[str, Meta(max_length=8192)]
+Title = Annotated[str, Meta(min_length=1, max_length=limits.TITLE_MAX)]
+Text = Annotated[str, Meta(max_length=limits.DESCRIPTION_MAX)]
 Priority = Annotated[int, Meta(ge=0, le=10)]
 Recurrence = Annotated[
-    list[Annotated[str, Meta(max_length=1000)]],
-    Meta(max_length=50, description="RRULE / EXDATE / RDATE lines, e.g. RRULE:FREQ=WEEKLY;BYDAY=MO"),
+    list[Annotated[str, Meta(max_length=limits.RECURRENCE_LINE_MAX)]],
+    Meta(
+        max_length=limits.RECURRENCE_LINES_MAX, description="RRULE / EXDATE / RDATE lines, e.g. RRULE:FREQ=WEEKLY;BYDAY=MO"
+    ),
 ]
 
 
@@ -40,7 +43,7 @@ class EventCreate(Input):
     start_time: DateOrTimestamp
     end_time: DateOrTimestamp
     description: Text | None = None
-    location: Annotated[str, Meta(max_length=1000)] | None = None
+    location: Annotated[str, Meta(max_length=limits.LOCATION_MAX)] | None = None
     all_day: bool = False
     status: EventStatus = "confirmed"
     hold_expires_at: Timestamp | None = None
@@ -58,7 +61,7 @@ class EventUpdate(Input):
     start_time: DateOrTimestamp | UnsetType = UNSET
     end_time: DateOrTimestamp | UnsetType = UNSET
     description: Text | None | UnsetType = UNSET
-    location: Annotated[str, Meta(max_length=1000)] | None | UnsetType = UNSET
+    location: Annotated[str, Meta(max_length=limits.LOCATION_MAX)] | None | UnsetType = UNSET
     all_day: bool | UnsetType = UNSET
     status: EventStatus | UnsetType = UNSET
     hold_expires_at: Timestamp | None | UnsetType = UNSET

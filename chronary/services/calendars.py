@@ -20,6 +20,7 @@ from chronary.schemas.common import set_fields
 from chronary.services import changes, outbox
 from chronary.services.agents import load as load_agent
 from chronary.services.context import Ctx, Page, Principal
+from chronary.services.event_present import present as present_event
 from chronary.services.event_times import local_midnight
 from chronary.services.validation import check_metadata, check_reminders
 from chronary.store import calendars as cal_store
@@ -161,8 +162,6 @@ def _reanchor_all_day(tx: Tx, calendar: dict[str, Any], old_timezone: str) -> No
     They are stored as the instants of local midnight, so a new timezone moves those instants
     (2030-07-01 in Berlin is 2030-06-30T22:00Z; in New York it is 2030-07-01T04:00Z).
     """
-    from chronary.services.events import present as present_event  # events imports this module
-
     old, new = ZoneInfo(old_timezone), ZoneInfo(calendar["timezone"])
 
     def moved(ts: int) -> int:

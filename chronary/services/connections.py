@@ -11,7 +11,7 @@ connection.error, connection.deleted.
 
 Operations answer with `schemas.connections` structs (`to_struct`: Connection; SyncConflict;
 `Page[…]` for lists). `load` stays the row and `present` the dict form that webhook payloads
-carry (`emit`, which chronary/sync/engine.py calls).
+carry (`emit`, in services/connection_shapes.py, which the sync policy calls too).
 """
 
 from __future__ import annotations
@@ -24,31 +24,29 @@ from urllib.parse import urlsplit
 
 from msgspec import UNSET
 
-from chronary import ids
+from chronary import ids, providers
 from chronary.errors import Conflict, RateLimited, UpstreamError, ValidationError, not_found
 from chronary.outbound import OutboundError, check_target
+from chronary.providers import base as provider_base
 from chronary.schemas.calendars import CalendarCreate
 from chronary.schemas.common import set_fields
 from chronary.schemas.connections import (
     Connection,
-    ConnectionCalendar,
     ConnectionCreate,
     ConnectionUpdate,
-    LastSync,
     SyncConflict,
-    TokenRefresh,
 )
 from chronary.services import calendars as cal_service
 from chronary.services import outbox
 from chronary.services.agents import load as load_agent
+from chronary.services.connection_shapes import present, to_struct
 from chronary.services.context import Ctx, Page, Principal
+from chronary.services.sync.accounts import make_provider, store_calendars
 from chronary.store import calendars as cal_store
 from chronary.store import connections as con_store
 from chronary.store import events as event_store
 from chronary.store import sync as sync_store
 from chronary.store.db import Tx
-from chronary.sync import base as sync_base
-from chronary.sync.engine import make_provider, store_calendars
 from chronary.timeutil import iso_ms, to_ts, valid_timezone
 
 if TYPE_CHECKING:
@@ -59,108 +57,11 @@ ICLOUD_URL = "https://caldav.icloud.com"
 REFRESH_EVERY = 60  # seconds between manual full resyncs of one connection
 
 
-def present(
-    tx: Tx, row: dict[str, Any], expand_calendars: bool = False, calendars: list[dict[str, Any]] | None = None
-) -> dict[str, Any]:
-    """The dict form (webhook payloads: connection.created/synced/error/deleted)."""
-    cals = con_store.calendars(tx.conn, row["id"]) if calendars is None else calendars
-    if not expand_calendars:
-        cals = [c for c in cals if c["sync"]]
-    last = row["last_sync"]
-    return {
-        "id": row["id"],
-        "object": "connection",
-        "provider": row["provider"],
-        "status": row["status"],
-        "status_reason": row["status_reason"],
-        "email": row["email"],
-        "username": row["username"],
-        "agent_id": row["agent_id"],
-        "sync_mode": row["sync_mode"],
-        "sync_interval_minutes": row["sync_interval_minutes"],
-        "last_synced_at": row["last_synced_at"],
-        "last_sync": {
-            k: (last or {}).get(k) for k in ("started_at", "finished_at", "pulled", "pushed", "conflicts", "error")
-        }
-        if last
-        else None,
-        "calendars": [
-            {
-                "remote_id": c["remote_id"],
-                "name": c["name"],
-                "color": c["color"],
-                "read_only": bool(c["read_only"]),
-                "calendar_id": c["calendar_id"] if c["sync"] else None,
-                "sync": bool(c["sync"]),
-            }
-            for c in cals
-        ],
-        "webhook_subscription": None,
-        "token_refresh": {"last_at": row["token_last_at"], "failures_count": row["token_failures"]},
-        "pending_pushes": sync_store.count_pending(tx.conn, row["id"]),
-        "created_at": row["created_at"],
-    }
-
-
-def to_struct(
-    tx: Tx, row: dict[str, Any], expand_calendars: bool = False, calendars: list[dict[str, Any]] | None = None
-) -> Connection:
-    """The API shape of a row, the same values as `present` (built directly, no msgspec.convert)."""
-    cals = con_store.calendars(tx.conn, row["id"]) if calendars is None else calendars
-    if not expand_calendars:
-        cals = [c for c in cals if c["sync"]]
-    last = row["last_sync"]
-    return Connection(
-        id=row["id"],
-        object="connection",
-        provider=row["provider"],
-        status=row["status"],
-        status_reason=row["status_reason"],
-        email=row["email"],
-        username=row["username"],
-        agent_id=row["agent_id"],
-        sync_mode=row["sync_mode"],
-        sync_interval_minutes=row["sync_interval_minutes"],
-        last_synced_at=row["last_synced_at"],
-        last_sync=LastSync(
-            started_at=last.get("started_at"),
-            finished_at=last.get("finished_at"),
-            pulled=last.get("pulled"),
-            pushed=last.get("pushed"),
-            conflicts=last.get("conflicts"),
-            error=last.get("error"),
-        )
-        if last
-        else None,
-        calendars=[
-            ConnectionCalendar(
-                remote_id=c["remote_id"],
-                name=c["name"],
-                color=c["color"],
-                read_only=bool(c["read_only"]),
-                calendar_id=c["calendar_id"] if c["sync"] else None,
-                sync=bool(c["sync"]),
-            )
-            for c in cals
-        ],
-        webhook_subscription=None,
-        token_refresh=TokenRefresh(last_at=row["token_last_at"], failures_count=row["token_failures"]),
-        pending_pushes=sync_store.count_pending(tx.conn, row["id"]),
-        created_at=row["created_at"],
-    )
-
-
 def _stored(tx: Tx, connection_id: str) -> dict[str, Any]:
     """The row of a connection this transaction has just loaded or written."""
     row = con_store.get(tx.conn, connection_id)
     assert row is not None, connection_id
     return row
-
-
-def emit(tx: Tx, type_: str, connection_id: str) -> None:
-    row = con_store.get(tx.conn, connection_id)
-    if row is not None:
-        outbox.emit(tx, type_, present(tx, row), agent_id=row["agent_id"])
 
 
 def load(tx: Tx, principal: Principal, connection_id: str) -> dict[str, Any]:
@@ -190,7 +91,7 @@ def _server_url(data: ConnectionCreate, runtime: Runtime) -> str:
 
 async def connect(runtime: Runtime, principal: Principal, data: ConnectionCreate) -> Connection:
     principal.require_org("connections")
-    if data.provider in sync_base.OAUTH_PROVIDERS:
+    if data.provider in providers.OAUTH_PROVIDERS:
         raise ValidationError(
             f"{data.provider} connects with OAuth: use POST /v1/connections/start (not available in this "
             "version yet); POST /v1/connections takes only password providers (icloud, caldav)",
@@ -201,22 +102,22 @@ async def connect(runtime: Runtime, principal: Principal, data: ConnectionCreate
             raise ValidationError(f"{field} is required for {data.provider} connections", field)
     agent = await runtime.db.read(lambda tx: load_agent(tx, principal, data.agent_id))
     url = await asyncio.to_thread(_server_url, data, runtime)
-    account = sync_base.Account(data.provider, data.username, url, {"password": data.password or ""})
-    provider = sync_base.load(data.provider)(account, runtime.settings)
+    account = provider_base.Account(data.provider, data.username, url, {"password": data.password or ""})
+    provider = providers.load(data.provider)(account, runtime.settings, runtime.clock)
     try:
-        email = await asyncio.to_thread(provider.login)
-        remote = await asyncio.to_thread(provider.list_calendars)
-    except sync_base.AuthFailed:
+        email = await provider.login()
+        remote = await provider.list_calendars()
+    except provider_base.AuthFailed:
         hint = " (iCloud needs an app-specific password from appleid.apple.com)" if data.provider == "icloud" else ""
         raise ValidationError(f"Login failed: the server rejected the username or password{hint}", "password") from None
-    except sync_base.Unreachable as exc:
+    except provider_base.Unreachable as exc:
         raise UpstreamError(f"Could not reach the server at {urlsplit(url).netloc}: {exc.reason}", "server_url") from None
-    except sync_base.ProviderError as exc:
+    except provider_base.ProviderError as exc:
         if not exc.retryable:
             raise ValidationError(f"The server refused the connection: {exc.reason}", "server_url") from None
         raise UpstreamError(f"The server answered with an error: {exc.reason}", "server_url") from None
     finally:
-        await asyncio.to_thread(provider.close)
+        await provider.close()
     secret = runtime.secrets.encrypt(json.dumps({"password": data.password}))
 
     def store(tx: Tx) -> Connection:
@@ -235,7 +136,7 @@ async def connect(runtime: Runtime, principal: Principal, data: ConnectionCreate
             "email": email if "@" in (email or "") else None,
             "server_url": url,
             "secret": secret,
-            "sync_mode": "realtime" if provider.supports_realtime else "polling",
+            "sync_mode": "realtime" if provider.supports_push else "polling",
             "sync_interval_minutes": 5,
             "last_synced_at": None,
             "last_sync": None,
@@ -405,8 +306,8 @@ async def disconnect(runtime: Runtime, principal: Principal, connection_id: str)
     if row["secret"]:
         try:
             provider = make_provider(runtime, row)
-            await asyncio.to_thread(provider.revoke)
-            await asyncio.to_thread(provider.close)
+            await provider.revoke()
+            await provider.close()
         except Exception as exc:  # noqa: BLE001 - a failed revoke must not keep the account connected
             log.warning("connection %s: revoke at the provider failed (%s)", connection_id, type(exc).__name__)
     await runtime.db.write(lambda tx: delete(tx, principal, connection_id))
@@ -439,7 +340,7 @@ def refresh(tx: Tx, principal: Principal, connection_id: str) -> Connection:
 
 
 def conflicts(tx: Tx, principal: Principal, connection_id: str, limit: int, offset: int) -> Page[SyncConflict]:
-    """The losing side of every conflict the sync resolved (see chronary/sync/merge.py for the rule)."""
+    """The losing side of every conflict the sync resolved (see chronary/services/sync/merge.py for the rule)."""
     load(tx, principal, connection_id)
     rows, total = sync_store.conflicts(tx.conn, connection_id, limit, offset)
     items = [

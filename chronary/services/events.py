@@ -24,6 +24,7 @@ from chronary.services import changes, event_times, occurrences
 from chronary.services.calendars import load as load_calendar
 from chronary.services.changes import Change, changed_fields
 from chronary.services.context import Ctx, Principal
+from chronary.services.event_present import present
 from chronary.services.validation import check_email, check_metadata, check_reminders
 from chronary.store import calendars as cal_store
 from chronary.store import events as event_store
@@ -34,43 +35,6 @@ from chronary.timeutil import from_ts, iso, iso_ms, parse_instant, to_ts, ts_iso
 HOLD_DEFAULT = timedelta(minutes=15)
 HOLD_MAX = timedelta(days=7)
 BLOCKING_FOR_HOLDS = ("confirmed",)
-
-
-def present(row: dict[str, Any], calendar: dict[str, Any]) -> dict[str, Any]:
-    """The dict form (webhook payloads, the change log, callers outside the API)."""
-    start, end = from_ts(row["start_ts"]), from_ts(row["end_ts"])
-    start_date = end_date = None
-    if row["all_day"]:
-        start_date, end_date = event_times.all_day_dates(start, end, ZoneInfo(calendar["timezone"]))
-    return {
-        "id": row["id"],
-        "calendar_id": row["calendar_id"],
-        "agent_id": calendar["agent_id"],
-        "ical_uid": row["ical_uid"],
-        "title": row["title"],
-        "description": row["description"],
-        "location": row["location"],
-        "start_time": iso(start),
-        "end_time": iso(end),
-        "all_day": bool(row["all_day"]),
-        "start_date": start_date,
-        "end_date": end_date,
-        "status": row["status"],
-        "hold_expires_at": ts_iso(row["hold_expires_at"]),
-        "priority": row["priority"],
-        "reminders": row["reminders"],
-        "recurrence": row["recurrence"],
-        "attendees": row["attendees"] or [],
-        "metadata": row["metadata"] or {},
-        "source": row["source"],
-        "read_only": bool(row["read_only"]),
-        "recurring_event_id": row["recurring_event_id"],
-        "sequence": row["sequence"],
-        "remote": row["remote"],
-        "created_at": row["created_at"],
-        "updated_at": row["updated_at"],
-        "transparency": row.get("transparency") or "opaque",
-    }
 
 
 def _iso(dt: datetime) -> str:

@@ -3,8 +3,10 @@
 CRUD here, plus the three write steps of a sync (success, not modified, failure). The fetch and
 parse happen outside any transaction (see workers/subscriptions.py); `apply_success` then writes
 the whole parsed feed in one transaction, so a feed that fails to fetch or parse changes nothing.
-Imported events are `source: external_ical`, `read_only: true`, linked by (UID, RECURRENCE-ID).
-A sync's changes go through the one change path with origin `subscription:<id>`.
+Imported events are `source: external_ical`, `read_only: true`. The import itself runs on the
+same provider interface (`providers/ics.py`) and merge (`services/sync/merge.py`) as connections
+(`services/sync/feeds.py`); its changes go through the one change path with origin
+`subscription:<id>`.
 
 The CRUD operations answer with `schemas.subscriptions.IcalSubscription` structs (`to_struct`;
 `Page[…]` for lists). `load` stays the row and `present` the dict form that the
@@ -21,7 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 from chronary import ids
 from chronary.crypto import SecretBox
 from chronary.errors import ValidationError, not_found
-from chronary.ical.parse import ImportedEvent
+from chronary.providers.ics import FEED_CALENDAR
 from chronary.schemas.subscriptions import IcalSubscription
 from chronary.services import events as event_service
 from chronary.services import outbox
@@ -29,10 +31,9 @@ from chronary.services.agents import load as load_agent
 from chronary.services.calendars import load as load_calendar
 from chronary.services.changes import subscription_origin
 from chronary.services.context import Ctx, Page, Principal
-from chronary.services.occurrences import occurrence_id
-from chronary.store import calendars as cal_store
 from chronary.store import events as event_store
 from chronary.store import subscriptions as store
+from chronary.store import sync as sync_store
 from chronary.store.db import Tx
 from chronary.timeutil import iso_ms, parse_stored, to_ts
 
@@ -182,14 +183,17 @@ def update(tx: Tx, ctx: Ctx, secrets: SecretBox, sub_id: str, changes: dict[str,
 
 
 def delete(tx: Tx, ctx: Ctx, sub_id: str) -> None:
-    """Deletes the subscription and every event it imported."""
+    """Deletes the subscription and every event it imported (each deletion logged)."""
     row = load(tx, ctx.principal, sub_id)
     calendar = event_service.calendar_of(tx, row)
     changes: list[tuple[str, Any, Any]] = []
-    for event_id in store.imported_event_ids(tx.conn, sub_id):
-        _remove(tx, event_id, changes)
+    for event_id in sync_store.mirrored_event_ids(tx.conn, sub_id, FEED_CALENDAR):
+        before = event_store.get(tx.conn, event_id)
+        if before is not None:
+            event_store.delete(tx.conn, event_id)
+            changes.append(("deleted", before, None))
     event_service.record_changes(tx, changes, calendar)
-    store.delete(tx.conn, sub_id)
+    store.delete(tx.conn, sub_id)  # its links go with it (trigger)
 
 
 def request_sync(tx: Tx, ctx: Ctx, sub_id: str) -> IcalSubscription:
@@ -206,9 +210,10 @@ class SyncJob:
     sub_id: str
     url: str
     auth: tuple[str, str] | None
-    etag: str | None
-    last_modified: str | None
+    cursor: str | None  # the ics provider's cursor: the feed's validators (ETag, Last-Modified)
     timezone: str
+    calendar_id: str
+    known: dict[str, str | None]  # UID → digest of what is imported
 
 
 def job(tx: Tx, sub_id: str, secrets: SecretBox, only_if_due: bool) -> SyncJob | None:
@@ -221,7 +226,10 @@ def job(tx: Tx, sub_id: str, secrets: SecretBox, only_if_due: bool) -> SyncJob |
     if row["credentials"]:
         creds = json.loads(secrets.decrypt(row["credentials"]))
         auth = (creds["username"], creds.get("password") or "")
-    return SyncJob(sub_id, row["url"], auth, row["etag"], row["last_modified"], calendar["timezone"])
+    validators = {"etag": row["etag"], "last_modified": row["last_modified"]}
+    cursor = json.dumps(validators) if any(validators.values()) else None
+    known = {link["href"]: link["etag"] for link in sync_store.links(tx.conn, sub_id, FEED_CALENDAR) if link["href"]}
+    return SyncJob(sub_id, row["url"], auth, cursor, calendar["timezone"], calendar["id"], known)
 
 
 def _finish(tx: Tx, row: dict[str, Any], values: dict[str, Any], kind: str, delay: int | None = None) -> dict[str, Any]:
@@ -283,111 +291,18 @@ def apply_not_modified(tx: Tx, sub_id: str) -> dict[str, Any] | None:
     return present({**row, **values})
 
 
-def _event_row(item: ImportedEvent, sub_id: str, calendar_id: str, now: str) -> dict[str, Any]:
-    return {
-        "calendar_id": calendar_id,
-        "ical_uid": item.uid,
-        "title": item.title,
-        "description": item.description,
-        "location": item.location,
-        "start_ts": item.start_ts,
-        "end_ts": item.end_ts,
-        "all_day": item.all_day,
-        "status": item.status,
-        "hold_expires_at": None,
-        "priority": None,
-        "reminders": item.reminders,
-        "recurrence": item.recurrence,
-        "attendees": [],
-        "metadata": {},
-        "source": "external_ical",
-        "read_only": True,
-        "updated_at": now,
-        "transparency": "transparent" if item.transparent else "opaque",
-        "remote": {
-            "type": "ical_subscription",
-            "subscription_id": sub_id,
-            "tzid": item.tzid,
-            "transparent": item.transparent,
-        },
-    }
-
-
-def apply_success(
-    tx: Tx, sub_id: str, items: list[ImportedEvent], etag: str | None, last_modified: str | None
-) -> dict[str, Any] | None:
-    """Upsert by (UID, RECURRENCE-ID), delete what vanished, record the result: one transaction."""
+def apply_success(tx: Tx, sub_id: str, cursor: str | None, event_count: int) -> dict[str, Any] | None:
+    """Record a successful import (the merge already wrote the events in this transaction)."""
     row = store.get(tx.conn, sub_id)
     if row is None:
-        return None  # deleted while we were fetching
-    calendar = cal_store.get(tx.conn, row["calendar_id"])
-    assert calendar is not None
-    now = iso_ms(tx.now)
-    links = store.links(tx.conn, sub_id)
-    seen: set[tuple[str, int]] = set()
-    series: dict[str, str] = {}  # uid → stored id of a recurring master
-    changes: list[tuple[str, dict[str, Any] | None, dict[str, Any] | None]] = []
-
-    def upsert(item: ImportedEvent, target_id: str | None, extra: dict[str, Any]) -> str:
-        key = (item.uid, item.recurrence_id_ts)
-        seen.add(key)
-        digest = item.digest()
-        link = links.get(key)
-        if link is not None and target_id is not None and link["event_id"] != target_id:
-            _remove(tx, link["event_id"], changes)  # re-parented (its series was re-created)
-            link = None
-        if link is not None:
-            if link["digest"] == digest:
-                return link["event_id"]
-            before = event_store.get(tx.conn, link["event_id"])
-            if before is not None:
-                values = {**_event_row(item, sub_id, calendar["id"], now), **extra, "sequence": before["sequence"] + 1}
-                event_store.patch(tx.conn, link["event_id"], values)
-                store.set_digest(tx.conn, link["event_id"], digest)
-                changes.append(("updated", before, {**before, **values}))
-                return link["event_id"]
-        event_id = target_id or ids.new_id("evt")
-        new = {"id": event_id, **_event_row(item, sub_id, calendar["id"], now), **extra, "sequence": 0, "created_at": now}
-        event_store.create(tx.conn, new)
-        store.add_link(tx.conn, sub_id, event_id, item.uid, item.recurrence_id_ts, digest)
-        changes.append(("created", None, new))
-        return event_id
-
-    for item in items:
-        if item.recurrence_id_ts == 0:
-            stored = upsert(item, None, {"recurring_event_id": None, "recurrence_id_ts": None})
-            if item.recurrence:
-                series[item.uid] = stored
-    for item in items:
-        if item.recurrence_id_ts == 0:
-            continue
-        master_id = series.get(item.uid)
-        if master_id is None:  # an override without its series: keep it as a plain event
-            if item.status != "cancelled":
-                upsert(item, None, {"recurring_event_id": None, "recurrence_id_ts": None})
-            continue
-        upsert(
-            item,
-            occurrence_id(master_id, item.recurrence_id_ts),
-            {"recurring_event_id": master_id, "recurrence_id_ts": item.recurrence_id_ts},
-        )
-    vanished = sorted((k for k in links if k not in seen), key=lambda k: -k[1])  # exceptions first
-    for key in vanished:
-        _remove(tx, links[key]["event_id"], changes)
-    event_service.record_changes(tx, changes, calendar, origin=subscription_origin(sub_id))
+        return None
+    validators = json.loads(cursor) if cursor else {}
     values = {
         "status": "active",
         "last_error": None,
-        "last_synced_at": now,
-        "etag": etag,
-        "last_modified": last_modified,
-        "event_count": len(seen),
+        "last_synced_at": iso_ms(tx.now),
+        "etag": validators.get("etag"),
+        "last_modified": validators.get("last_modified"),
+        "event_count": event_count,
     }
     return _finish(tx, row, values, "ical_subscription.synced")
-
-
-def _remove(tx: Tx, event_id: str, changes: list[tuple[str, Any, Any]]) -> None:
-    before = event_store.get(tx.conn, event_id)
-    if before is not None:
-        event_store.delete(tx.conn, event_id)  # its link goes with it (FK cascade)
-        changes.append(("deleted", before, None))

@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from chronary import limits
 from chronary.config import Settings
 from chronary.errors import PayloadTooLarge, ValidationError
 from chronary.outbound import HTTP_SCHEMES, InvalidUrl, OutboundError, check_target, parse_url
@@ -29,10 +30,14 @@ def check_metadata(value: Any, param: str = "metadata") -> dict[str, Any]:
 def check_reminders(value: list[int] | None, param: str) -> list[int] | None:
     if value is None:
         return None
-    if len(value) > 5:
-        raise ValidationError(f"{param} allows at most 5 entries", param)
+    if len(value) > limits.REMINDERS_MAX:
+        raise ValidationError(f"{param} allows at most {limits.REMINDERS_MAX} entries", param)
     for i, minutes in enumerate(value):
-        if isinstance(minutes, bool) or not isinstance(minutes, int) or not 1 <= minutes <= 40320:
+        if (
+            isinstance(minutes, bool)
+            or not isinstance(minutes, int)
+            or not limits.REMINDER_MINUTES_MIN <= minutes <= limits.REMINDER_MINUTES_MAX
+        ):
             raise ValidationError(f"{param}[{i}] must be a whole number of minutes from 1 to 40320", f"{param}[{i}]")
     return sorted(set(value))
 

@@ -1,19 +1,42 @@
 """Named, forward-only migrations recorded in the database.
 
-Each file `migrations/NNNN_name.sql` runs once, in name order, in its own transaction. The
-applied names are kept in `schema_migrations`; a database that records a migration this code
+Each file `migrations/NNNN_name.sql` runs once, in name order, in its own transaction; a
+migration that must rewrite values SQL cannot (stored iCalendar lines) also has a Python step
+in `PYTHON_STEPS`, run after its SQL in the same transaction. The applied names are kept in
+`schema_migrations`; a database that records a migration this code
 does not have was written by a newer Chronary and is refused rather than guessed at.
 """
 
 from __future__ import annotations
 
+import json
 import sys
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
 import apsw
 
 from chronary.errors import SchemaTooNew
+from chronary.ical.decode import canonical_lines
+from chronary.store.rows import dumps
+
+
+def _normalize_recurrence(conn: apsw.Connection) -> None:
+    """Imported events' recurrence lines in the one codec's format (0009_one_vevent_codec)."""
+    rows = list(
+        conn.execute("SELECT id, all_day, recurrence FROM events WHERE recurrence IS NOT NULL AND source != 'internal'")
+    )
+    for row in rows:
+        lines = json.loads(row["recurrence"])
+        if not isinstance(lines, list):
+            continue
+        fixed = canonical_lines([str(x) for x in lines], bool(row["all_day"]))
+        if fixed != lines:
+            conn.execute("UPDATE events SET recurrence = ? WHERE id = ?", (dumps(fixed or None), row["id"]))
+
+
+PYTHON_STEPS: dict[str, Callable[[apsw.Connection], None]] = {"0009_one_vevent_codec": _normalize_recurrence}
 
 
 def _migrations_dir() -> Path:
@@ -55,6 +78,8 @@ def migrate(conn: apsw.Connection) -> list[str]:
         conn.execute("BEGIN IMMEDIATE")
         try:
             conn.execute(sql)
+            if name in PYTHON_STEPS:
+                PYTHON_STEPS[name](conn)
             conn.execute(
                 "INSERT INTO schema_migrations (name, applied_at) VALUES (?, strftime('%Y-%m-%dT%H:%M:%fZ'))",
                 (name,),

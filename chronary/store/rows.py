@@ -61,13 +61,13 @@ def update(
     conn.execute(f"UPDATE {table} SET {sets} WHERE id = ?", (*row.values(), ident))
 
 
-def one(conn: apsw.Connection, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
+def one(conn: apsw.Connection, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> dict[str, Any] | None:
     for row in conn.execute(sql, params):
         return row
     return None
 
 
-def count(conn: apsw.Connection, sql: str, params: Sequence[Any] = ()) -> int:
+def count(conn: apsw.Connection, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> int:
     """The single integer a `SELECT count(*) AS n …` answers (always one row)."""
     row = one(conn, sql, params)
     return int(row["n"]) if row is not None else 0

@@ -42,34 +42,3 @@ def due_ids(conn: apsw.Connection, now_ts: int, limit: int = 50) -> list[str]:
 def next_due_ts(conn: apsw.Connection) -> int | None:
     row = one(conn, f"SELECT min(next_sync_ts) AS t FROM {TABLE} WHERE status != 'paused'")
     return None if row is None else row["t"]
-
-
-def links(conn: apsw.Connection, sub_id: str) -> dict[tuple[str, int], dict[str, Any]]:
-    """(uid, recurrence_id_ts) → {event_id, digest} of everything this subscription imported."""
-    rows = conn.execute(
-        "SELECT event_id, uid, recurrence_id_ts, digest FROM ical_subscription_events WHERE subscription_id = ?",
-        (sub_id,),
-    )
-    return {(r["uid"], r["recurrence_id_ts"]): r for r in rows}
-
-
-def add_link(conn: apsw.Connection, sub_id: str, event_id: str, uid: str, rid: int, digest: str) -> None:
-    conn.execute(
-        """INSERT INTO ical_subscription_events (event_id, subscription_id, uid, recurrence_id_ts, digest)
-           VALUES (?, ?, ?, ?, ?)""",
-        (event_id, sub_id, uid, rid, digest),
-    )
-
-
-def set_digest(conn: apsw.Connection, event_id: str, digest: str) -> None:
-    conn.execute("UPDATE ical_subscription_events SET digest = ? WHERE event_id = ?", (digest, event_id))
-
-
-def imported_event_ids(conn: apsw.Connection, sub_id: str) -> list[str]:
-    """Exceptions first, so a series is deleted after the rows that point at it."""
-    rows = conn.execute(
-        """SELECT event_id FROM ical_subscription_events WHERE subscription_id = ?
-           ORDER BY recurrence_id_ts DESC""",
-        (sub_id,),
-    )
-    return [r["event_id"] for r in rows]

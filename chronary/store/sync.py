@@ -9,62 +9,60 @@ import apsw
 from chronary.store.events import JSON as EVENT_JSON
 from chronary.store.rows import count, decode, dumps, one, page
 
-# -- links: (connection, remote calendar, UID) ↔ local master/single event ----------------------
+# -- links: (owner, remote calendar, UID) ↔ local master/single event -----------------------------
+# The owner is a connection (con_…) or an iCal subscription (isub_…): one merge serves both.
 
 
-def links(conn: apsw.Connection, connection_id: str, remote_id: str) -> list[dict[str, Any]]:
+def links(conn: apsw.Connection, owner_id: str, remote_id: str) -> list[dict[str, Any]]:
     return list(
         conn.execute(
-            "SELECT connection_id, remote_id, uid, href, etag, event_id FROM sync_links "
-            "WHERE connection_id = ? AND remote_id = ?",
-            (connection_id, remote_id),
+            "SELECT owner_id, remote_id, uid, href, etag, event_id FROM sync_links WHERE owner_id = ? AND remote_id = ?",
+            (owner_id, remote_id),
         )
     )
 
 
-def link_by_uid(conn: apsw.Connection, connection_id: str, remote_id: str, uid: str) -> dict[str, Any] | None:
+def link_by_uid(conn: apsw.Connection, owner_id: str, remote_id: str, uid: str) -> dict[str, Any] | None:
     return one(
         conn,
-        "SELECT * FROM sync_links WHERE connection_id = ? AND remote_id = ? AND uid = ?",
-        (connection_id, remote_id, uid),
+        "SELECT * FROM sync_links WHERE owner_id = ? AND remote_id = ? AND uid = ?",
+        (owner_id, remote_id, uid),
     )
 
 
-def link_by_href(conn: apsw.Connection, connection_id: str, remote_id: str, href: str) -> dict[str, Any] | None:
+def link_by_href(conn: apsw.Connection, owner_id: str, remote_id: str, href: str) -> dict[str, Any] | None:
     return one(
         conn,
-        "SELECT * FROM sync_links WHERE connection_id = ? AND remote_id = ? AND href = ?",
-        (connection_id, remote_id, href),
+        "SELECT * FROM sync_links WHERE owner_id = ? AND remote_id = ? AND href = ?",
+        (owner_id, remote_id, href),
     )
 
 
-def link_by_event(conn: apsw.Connection, connection_id: str, remote_id: str, event_id: str) -> dict[str, Any] | None:
+def link_by_event(conn: apsw.Connection, owner_id: str, remote_id: str, event_id: str) -> dict[str, Any] | None:
     return one(
         conn,
-        "SELECT * FROM sync_links WHERE connection_id = ? AND remote_id = ? AND event_id = ?",
-        (connection_id, remote_id, event_id),
+        "SELECT * FROM sync_links WHERE owner_id = ? AND remote_id = ? AND event_id = ?",
+        (owner_id, remote_id, event_id),
     )
 
 
 def put_link(conn: apsw.Connection, row: dict[str, Any]) -> None:
     conn.execute(
-        """INSERT INTO sync_links (connection_id, remote_id, uid, href, etag, event_id, ical)
-           VALUES (:connection_id, :remote_id, :uid, :href, :etag, :event_id, :ical)
-           ON CONFLICT (connection_id, remote_id, uid) DO UPDATE SET href = excluded.href,
+        """INSERT INTO sync_links (owner_id, remote_id, uid, href, etag, event_id, ical)
+           VALUES (:owner_id, :remote_id, :uid, :href, :etag, :event_id, :ical)
+           ON CONFLICT (owner_id, remote_id, uid) DO UPDATE SET href = excluded.href,
              etag = excluded.etag, event_id = excluded.event_id, ical = excluded.ical""",
         row,
     )
 
 
-def delete_link(conn: apsw.Connection, connection_id: str, remote_id: str, uid: str) -> None:
-    conn.execute(
-        "DELETE FROM sync_links WHERE connection_id = ? AND remote_id = ? AND uid = ?", (connection_id, remote_id, uid)
-    )
+def delete_link(conn: apsw.Connection, owner_id: str, remote_id: str, uid: str) -> None:
+    conn.execute("DELETE FROM sync_links WHERE owner_id = ? AND remote_id = ? AND uid = ?", (owner_id, remote_id, uid))
 
 
-def delete_links_for_calendar(conn: apsw.Connection, connection_id: str, remote_id: str) -> None:
-    conn.execute("DELETE FROM sync_links WHERE connection_id = ? AND remote_id = ?", (connection_id, remote_id))
-    conn.execute("DELETE FROM sync_pending WHERE connection_id = ? AND remote_id = ?", (connection_id, remote_id))
+def delete_links_for_calendar(conn: apsw.Connection, owner_id: str, remote_id: str) -> None:
+    conn.execute("DELETE FROM sync_links WHERE owner_id = ? AND remote_id = ?", (owner_id, remote_id))
+    conn.execute("DELETE FROM sync_pending WHERE connection_id = ? AND remote_id = ?", (owner_id, remote_id))
 
 
 # -- push queue -----------------------------------------------------------------------------------
@@ -188,8 +186,26 @@ def forget_remote(conn: apsw.Connection, connection_id: str, remote_id: str, eve
     )
 
 
-def delete_link_for_event(conn: apsw.Connection, connection_id: str, remote_id: str, event_id: str) -> None:
+def delete_link_for_event(conn: apsw.Connection, owner_id: str, remote_id: str, event_id: str) -> None:
     conn.execute(
-        "DELETE FROM sync_links WHERE connection_id = ? AND remote_id = ? AND event_id = ?",
-        (connection_id, remote_id, event_id),
+        "DELETE FROM sync_links WHERE owner_id = ? AND remote_id = ? AND event_id = ?",
+        (owner_id, remote_id, event_id),
     )
+
+
+_MIRRORED = """SELECT e.id, 1 AS exception FROM sync_links l JOIN events e ON e.recurring_event_id = l.event_id
+     WHERE l.owner_id = :owner AND l.remote_id = :remote
+     UNION ALL
+     SELECT e.id, 0 AS exception FROM sync_links l JOIN events e ON e.id = l.event_id
+     WHERE l.owner_id = :owner AND l.remote_id = :remote"""
+
+
+def count_mirrored(conn: apsw.Connection, owner_id: str, remote_id: str) -> int:
+    """Stored events (masters, singles and exceptions) of one mirror's links."""
+    return count(conn, f"SELECT count(*) AS n FROM ({_MIRRORED})", {"owner": owner_id, "remote": remote_id})
+
+
+def mirrored_event_ids(conn: apsw.Connection, owner_id: str, remote_id: str) -> list[str]:
+    """Every stored event of one mirror, exceptions first (so a series goes after its rows)."""
+    rows = conn.execute(f"{_MIRRORED} ORDER BY exception DESC, id", {"owner": owner_id, "remote": remote_id})
+    return [r["id"] for r in rows]

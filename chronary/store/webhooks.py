@@ -154,7 +154,8 @@ def reopen_stranded(conn: apsw.Connection, now: str) -> int:
 
 
 def outbox_high_water(conn: apsw.Connection) -> int:
-    row = one(conn, "SELECT coalesce(max(seq), 0) AS seq FROM outbox")
+    """The newest change a webhook could carry: a new endpoint starts after it."""
+    row = one(conn, "SELECT coalesce(max(seq), 0) AS seq FROM changes WHERE webhook = 1")
     return int(row["seq"]) if row else 0
 
 

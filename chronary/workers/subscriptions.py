@@ -1,9 +1,10 @@
 """Refreshes iCal subscriptions when due: conditional GET, parse, then one write transaction.
 
-Order matters for safety: fetch (guarded by chronary.outbound: timeout, 10 MB cap, bounded
-redirects, never this server) and parse (in a thread; icalendar is slow) happen with no
-transaction open; only a fully parsed feed is written, so a broken or hostile feed records
-an error and leaves what was imported untouched. One sync per subscription at a time.
+Order matters for safety: the `ics` provider fetches (guarded by chronary.outbound: timeout,
+10 MB cap, bounded redirects, never this server) and decodes (in a thread; icalendar is slow)
+with no transaction open; only a fully decoded feed is merged (services/sync/feeds.py), so a
+broken or hostile feed records an error and leaves what was imported untouched. One sync per
+subscription at a time.
 
 Requests only mark a subscription due and wake this worker (SIGNAL); they never sync inside
 their own response cycle. Every failure, an unexpected exception included, is recorded (status
@@ -16,11 +17,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from typing import TYPE_CHECKING
-from zoneinfo import ZoneInfo
 
-from chronary.ical.parse import FeedError, parse_feed
-from chronary.outbound import OutboundError, fetch
+from chronary.providers.base import ProviderError
+from chronary.providers.ics import FeedUnreadable
 from chronary.services import subscriptions as svc
+from chronary.services.sync import feeds
 from chronary.store import subscriptions as store
 from chronary.timeutil import to_ts
 from chronary.workers import Worker, sleep_or_stop
@@ -32,9 +33,6 @@ log = logging.getLogger("chronary.workers.subscriptions")
 SIGNAL = "ical_subscriptions"
 OPTIONS_KEY = "ical_subscription_worker_options"  # runtime.extras: SubscriptionWorker kwargs (tests)
 POLL_SECONDS = 1.0
-FETCH_TIMEOUT = 20.0
-MAX_FEED_BYTES = 10 * 1024 * 1024
-MAX_REDIRECTS = 5
 CONCURRENCY = 4
 
 
@@ -43,14 +41,6 @@ def _lock(runtime: Runtime, sub_id: str) -> asyncio.Lock:
     if sub_id not in locks:
         locks[sub_id] = asyncio.Lock()
     return locks[sub_id]
-
-
-def _describe_status(status: int) -> str:
-    if status in (401, 403):
-        return f"the feed server refused access (HTTP {status}); check username and password"
-    if status == 404:
-        return "the feed server answered 404 Not Found; check the URL"
-    return f"the feed server answered HTTP {status}"
 
 
 async def sync_subscription(runtime: Runtime, sub_id: str, *, only_if_due: bool = False) -> str:
@@ -74,40 +64,19 @@ async def _sync(runtime: Runtime, sub_id: str, only_if_due: bool) -> str:
     job = await db.read(lambda tx: svc.job(tx, sub_id, runtime.secrets, only_if_due))
     if job is None:
         return "skipped"
-    headers = {"Accept": "text/calendar, */*;q=0.5"}
-    if job.etag:
-        headers["If-None-Match"] = job.etag
-    if job.last_modified:
-        headers["If-Modified-Since"] = job.last_modified
     try:
-        resp = await fetch(
-            job.url,
-            runtime.settings,
-            headers=headers,
-            auth=job.auth,
-            timeout=FETCH_TIMEOUT,
-            max_bytes=MAX_FEED_BYTES,
-            max_redirects=MAX_REDIRECTS,
-        )
-    except OutboundError as exc:
-        return await _fail(runtime, sub_id, f"cannot fetch the feed: {exc.reason}")
-    if resp.status == 304:
+        changes = await feeds.fetch(runtime, job)
+    except ProviderError as exc:
+        cause = exc.__cause__ if isinstance(exc, FeedUnreadable) else None
+        return await _fail(runtime, sub_id, exc.reason, cause)
+    if changes.unchanged:
         await db.write(lambda tx: svc.apply_not_modified(tx, sub_id))
         return "not_modified"
-    if not 200 <= resp.status < 300:
-        return await _fail(runtime, sub_id, _describe_status(resp.status))
     try:
-        items = await asyncio.to_thread(parse_feed, resp.body, ZoneInfo(job.timezone))
-    except FeedError as exc:
-        return await _fail(runtime, sub_id, f"the feed cannot be imported: {exc}")
-    except Exception as exc:  # noqa: BLE001 - a parser bug on hostile input must not kill the worker
-        return await _fail(runtime, sub_id, f"the feed cannot be imported: {type(exc).__name__}", exc)
-    etag, modified = resp.headers.get("etag"), resp.headers.get("last-modified")
-    try:
-        await db.write(lambda tx: svc.apply_success(tx, sub_id, items, etag, modified))
+        await db.write(lambda tx: feeds.apply(tx, sub_id, changes))
     except Exception as exc:  # noqa: BLE001 - rolled back; record it so it is not retried every second
         return await _fail(runtime, sub_id, f"importing the feed failed ({type(exc).__name__}); see the server log", exc)
-    log.info("subscription %s synced: %d events", sub_id, len(items))
+    log.info("subscription %s synced: %d events", sub_id, len(changes.present))
     return "synced"
 
 

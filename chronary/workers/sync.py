@@ -15,8 +15,8 @@ import functools
 import logging
 from typing import TYPE_CHECKING
 
+from chronary.services.sync import engine
 from chronary.store import connections as con_store
-from chronary.sync import engine
 from chronary.timeutil import to_ts
 from chronary.workers import Worker, sleep_or_stop
 

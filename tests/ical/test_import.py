@@ -64,7 +64,7 @@ def _subscribe(api, feed_server, name: str, timezone: str) -> tuple[dict, dict, 
 @pytest.mark.parametrize(
     ("name", "timezone", "count"),
     [
-        ("google", "Europe/Berlin", 4),
+        ("google", "Europe/Berlin", 5),  # the cancelled lunch is kept, marked cancelled (ical/decode.py)
         ("outlook", "UTC", 4),
         ("apple", "America/New_York", 4),
     ],
@@ -98,7 +98,7 @@ def test_google_details(make_api, feed_server):
     offsite = by_title["Team offsite"]
     assert (offsite["all_day"], offsite["start_date"], offsite["end_date"]) == (True, "2026-03-10", "2026-03-12")
     assert by_title["Vendor call; pricing, terms"]["status"] == "tentative"
-    assert "Cancelled lunch" not in by_title
+    assert by_title["Cancelled lunch"]["status"] == "cancelled"  # kept, as the feed says, and never busy
 
 
 def test_outlook_windows_zone_and_cancelled_override(make_api, feed_server):

@@ -1,4 +1,4 @@
-"""The import parser: the fast reader agrees with icalendar, and falls back to it when unsure."""
+"""The feed decoder: the fast reader agrees with icalendar, and falls back to it when unsure."""
 
 from __future__ import annotations
 
@@ -9,12 +9,23 @@ from zoneinfo import ZoneInfo
 import icalendar
 import pytest
 
-from chronary.ical import fastparse
-from chronary.ical import parse as parser
-from chronary.ical.parse import FeedError, parse_feed
+from chronary.ical import decode, fastparse
+from chronary.ical.decode import decode_feed
+from chronary.ical.model import CodecError, EventData
 from tests.ical.feedserver import vcalendar, vevent
 
 FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def _events(root, zone: ZoneInfo) -> list[EventData]:
+    """Every decoded VEVENT of a parsed VCALENDAR (fast reader's or icalendar's), in order."""
+    resources = decode._group(root, decode._zones(root, zone), True, None)
+    return [piece for r in resources for piece in (r.master, *r.overrides)]
+
+
+def parse_feed(body: bytes, zone: ZoneInfo) -> list[EventData]:
+    return [piece for r in decode_feed(body, zone) for piece in (r.master, *r.overrides)]
+
 
 CUSTOM_ZONE = """BEGIN:VCALENDAR\r
 VERSION:2.0\r
@@ -42,8 +53,8 @@ END:VCALENDAR\r
 @pytest.mark.parametrize("zone", ["UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata"])
 def test_fast_reader_matches_icalendar(name, zone):
     body = (FIXTURES / f"{name}.ics").read_bytes()
-    fast = parser._events(fastparse.parse(body.decode()), ZoneInfo(zone))
-    slow = parser._events(icalendar.Calendar.from_ical(body), ZoneInfo(zone))
+    fast = _events(fastparse.parse(body.decode()), ZoneInfo(zone))
+    slow = _events(icalendar.Calendar.from_ical(body), ZoneInfo(zone))
     assert fast == slow and len(fast) >= 4
 
 
@@ -58,8 +69,8 @@ def test_tricky_text_and_params_match():
             "DESCRIPTION:folded line that is long enough to be folded by the writer at se\r\n venty-five octets",
         )
     )
-    fast = parser._events(fastparse.parse(body), ZoneInfo("UTC"))
-    slow = parser._events(icalendar.Calendar.from_ical(body), ZoneInfo("UTC"))
+    fast = _events(fastparse.parse(body), ZoneInfo("UTC"))
+    slow = _events(icalendar.Calendar.from_ical(body), ZoneInfo("UTC"))
     assert fast == slow
     assert fast[0].title == "Emoji 😀, commas; semis \\ slash\nnewline"
     assert fast[0].location == "Room, 1"
@@ -96,6 +107,6 @@ def test_floating_times_use_x_wr_timezone_then_the_calendar_zone():
     ],
 )
 def test_unimportable_feeds_raise_clear_errors(body, message):
-    with pytest.raises(FeedError) as err:
+    with pytest.raises(CodecError) as err:
         parse_feed(body, ZoneInfo("UTC"))
     assert message in str(err.value)

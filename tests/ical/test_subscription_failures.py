@@ -15,6 +15,7 @@ import pytest
 
 from chronary.clock import ManualClock
 from chronary.config import Settings
+from chronary.providers import ics as ics_provider
 from chronary.runtime import open_runtime
 from chronary.store import subscriptions as sub_store
 from chronary.timeutil import to_ts
@@ -54,7 +55,7 @@ def test_unexpected_exception_is_recorded_backed_off_and_recovers(
         calls.append(url)
         raise RuntimeError("Traceback (most recent call last): secret internals")
 
-    monkeypatch.setattr(worker, "fetch", broken_fetch)
+    monkeypatch.setattr(ics_provider, "fetch", broken_fetch)
     caplog.set_level(logging.INFO, logger="chronary.workers.subscriptions")
 
     delays = []

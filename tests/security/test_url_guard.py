@@ -27,11 +27,11 @@ from chronary.outbound import (
     check_target,
     fetch,
 )
+from chronary.providers.base import Account, ProviderError
+from chronary.providers.caldav import Provider, guarded_session
 from chronary.runtime import open_runtime
 from chronary.store import subscriptions as sub_store
 from chronary.store import webhooks as webhook_store
-from chronary.sync.base import Account, ProviderError
-from chronary.sync.caldav import Provider, guarded_session
 from chronary.workers.webhooks import OPTIONS_KEY
 from tests.conftest import free_port, wait_until
 from tests.security.servers import Redirector, Sentinel, TlsFeedServer, machine_addresses
@@ -223,9 +223,9 @@ def test_caldav_redirect_to_this_server_is_never_followed(sentinel: Sentinel, re
         hop = redirector(f"http://[::ffff:7f00:1]:{sentinel.port}/dav/", status)
         provider = Provider(Account("caldav", "ada", hop.url + "dav/", {"password": "pw"}), settings)
         with pytest.raises(ProviderError, match="this Chronary server itself") as caught:
-            provider.login()
+            asyncio.run(provider.login())
         assert not caught.value.retryable
-        provider.close()
+        asyncio.run(provider.close())
         assert hop.requests >= 1
     assert sentinel.connections == 0
 
@@ -235,7 +235,7 @@ def test_caldav_direct_alias_is_refused(sentinel: Sentinel, tmp_path: Any, host:
     settings = _settings(sentinel.port, tmp_path)
     provider = Provider(Account("caldav", "ada", f"http://{host}:{sentinel.port}/dav/", {"password": "pw"}), settings)
     with pytest.raises(ProviderError) as caught:
-        provider.login()
+        asyncio.run(provider.login())
     assert "this Chronary server itself" in caught.value.reason or "four decimal numbers" in caught.value.reason
     assert sentinel.connections == 0
 

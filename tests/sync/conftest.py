@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import http.client
 import itertools
+import json
 import re
 import subprocess
 import sys
@@ -32,6 +33,29 @@ _LAUNCH = (
     "from radicale.__main__ import run; sys.argv[0] = 'radicale'; run()"
 )
 PASSWORD = "s3cret-app-pass"
+# Radicale's owner_only rights, except that a user's calendars named readonly-… are read-only for
+# them (as a calendar shared with read access is at iCloud): Radicale then reports only read
+# privileges in current-user-privilege-set, which is what the CalDAV provider parses.
+RIGHTS = """[root]
+user: .+
+collection:
+permissions: R
+
+[principal]
+user: .+
+collection: {user}
+permissions: RW
+
+[read-only calendars]
+user: .+
+collection: {user}/readonly-[^/]+(/.*)?
+permissions: r
+
+[calendars]
+user: .+
+collection: {user}/[^/]+(/.*)?
+permissions: rw
+"""
 
 
 @dataclass
@@ -62,6 +86,10 @@ class Radicale:
             "plain",
             "--auth-delay",
             "0",
+            "--rights-type",
+            "from_file",
+            "--rights-file",
+            str(self.root / "rights"),
             "--logging-level",
             "warning",
         ]
@@ -96,11 +124,24 @@ class Radicale:
     def collection_dir(self, user: str, cal_id: str = "work") -> Path:
         return self.root / "store" / "collection-root" / user / cal_id
 
+    def make_read_only_calendar(self, user: str, name: str, events: dict[str, str]) -> str:
+        """A calendar the user may only read (rights file), filled on disk as its owner would
+        have: returns its path. The user's principal must exist (make one calendar first)."""
+        cal_id = "readonly-" + re.sub(r"[^a-z0-9]+", "-", name.lower())
+        folder = self.collection_dir(user, cal_id)
+        folder.mkdir(parents=True)
+        props = {"tag": "VCALENDAR", "D:displayname": name, "C:supported-calendar-component-set": "VEVENT"}
+        (folder / ".Radicale.props").write_text(json.dumps(props))
+        for file_name, body in events.items():
+            (folder / file_name).write_text(body)
+        return f"/{user}/{cal_id}/"
+
 
 @pytest.fixture(scope="module")
 def radicale(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Radicale]:
     root = tmp_path_factory.mktemp("radicale")
     (root / "users").write_text("".join(f"{u}:{PASSWORD}\n" for u in USERS))
+    (root / "rights").write_text(RIGHTS)
     server = Radicale(free_port(), root)
     server.start()
     yield server
@@ -220,7 +261,7 @@ def enable(api: Api, con: dict[str, Any], remote_id: str, calendar_id: str | Non
 
 def sync(api: Api, connection_id: str) -> dict[str, Any] | None:
     """One sync round, run the way the worker runs it (engine on its own event loop here)."""
-    from chronary.sync.engine import sync_connection
+    from chronary.services.sync.engine import sync_connection
 
     return asyncio.run(sync_connection(api.runtime, connection_id))
 

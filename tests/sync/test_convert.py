@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 import icalendar
 
-from chronary.sync import convert
 from chronary.timeutil import to_ts
+from tests.sync import codec as convert
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

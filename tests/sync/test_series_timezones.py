@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo
 import icalendar
 import recurring_ical_events
 
-from chronary.sync import convert
 from chronary.timeutil import to_ts
 from tests.conftest import Api
+from tests.sync import codec as convert
 from tests.sync.conftest import Radicale, sync
 from tests.sync.test_sync_roundtrip import _remote, _setup
 

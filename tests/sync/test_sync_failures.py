@@ -109,7 +109,7 @@ def test_dropped_connection_mid_sync_loses_nothing_and_recovers(api: Api, radica
         lambda tx: list(tx.conn.execute("SELECT failures, next_sync_at FROM connections WHERE id = ?", (con["id"],)))
     )[0]
     assert failures["failures"] == 4
-    from chronary.sync.engine import backoff_seconds
+    from chronary.services.sync.policy import backoff_seconds
     from chronary.timeutil import to_ts
 
     # exponential back-off: the 4th failure in a row waits 8 minutes (plus up to 20% jitter)
@@ -164,7 +164,7 @@ def test_rejected_sync_token_means_full_resync_without_duplicates(api: Api, radi
     cal.save_event(vevent("t-new", "New after token loss"))
     local = {e["ical_uid"]: e for e in events(api, cal_id)}
     api.patch(f"/v1/calendars/{cal_id}/events/{local['t-1']['id']}", json={"title": "Local edit"})
-    from chronary.sync import engine
+    from chronary.services.sync import engine
 
     seen: list[int] = []
     original = engine.Merger.finish
@@ -256,7 +256,7 @@ def test_one_round_at_a_time_lease_survives_restart(api: Api, radicale: Radicale
     )[0]
     assert lease == {"lease_owner": None, "lease_until": None}
     # the in-process lock: a second round while one runs is refused
-    from chronary.sync import engine
+    from chronary.services.sync import engine
 
     lock = engine._lock_for(con["id"])
     with lock:
@@ -266,7 +266,7 @@ def test_one_round_at_a_time_lease_survives_restart(api: Api, radicale: Radicale
 def test_crash_between_push_and_commit_does_not_duplicate(api: Api, radicale: Radicale) -> None:
     cal, con, cal_id = _setup(api, radicale)
     booked = api.event(cal_id, "2026-05-01T09:00:00Z", "2026-05-01T10:00:00Z", title="Booked")
-    from chronary.sync import engine
+    from chronary.services.sync import engine
 
     original = engine._pushed_upsert
 
@@ -323,7 +323,7 @@ def test_remote_edit_racing_our_push_gets_412_then_resolves(api: Api, radicale: 
     sync(api, con["id"])
     (ev,) = events(api, cal_id)
     api.patch(f"/v1/calendars/{cal_id}/events/{ev['id']}", json={"title": "Local edit"})
-    from chronary.sync import caldav as caldav_provider
+    from chronary.providers import caldav as caldav_provider
 
     original = caldav_provider.Provider.put_event
     calls: list[int] = []

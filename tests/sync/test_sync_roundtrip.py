@@ -153,7 +153,7 @@ def test_recurrence_all_day_and_timezones_round_trip(api: Api, radicale: Radical
     sync(api, con["id"])
     stored = {e["ical_uid"]: e for e in events(api, cal_id) if e["recurring_event_id"] is None}
     series, holiday = stored["series-1"], stored["holiday-1"]
-    assert series["recurrence"] == ["RRULE:FREQ=WEEKLY;COUNT=6;BYDAY=MO", "EXDATE:20260323T080000Z"]
+    assert series["recurrence"] == ["RRULE:FREQ=WEEKLY;BYDAY=MO;COUNT=6", "EXDATE:20260323T080000Z"]  # the codec's form
     assert series["reminders"] == [10] and holiday["reminders"] is None
     assert holiday["all_day"] is True and (holiday["start_date"], holiday["end_date"]) == ("2026-05-01", "2026-05-03")
     # expanded: DST on 29 March keeps 09:00 Berlin; 23 March excluded; 6 April moved to 11:00
@@ -232,30 +232,31 @@ def test_local_all_day_and_recurring_events_push(api: Api, radicale: Radicale) -
 
 
 def test_read_only_remote_calendar(api: Api, radicale: Radicale) -> None:
-    cal, con, mapped, user = _setup(api, radicale)
-    cal.save_event(vevent("ro-1", "Shared"))
-    api.runtime.db.write_sync(
-        lambda tx: tx.conn.execute("UPDATE connection_calendars SET read_only = 1 WHERE connection_id = ?", (con["id"],))
-    )
-    # Radicale grants write to the owner, so pretend the account only has read access
-    from chronary.sync import caldav as caldav_provider
-
-    original = caldav_provider.Provider.list_calendars
-
-    def read_only(self: Any) -> Any:
-        return [type(c)(**{**c.__dict__, "read_only": True}) for c in original(self)]
-
-    caldav_provider.Provider.list_calendars = read_only  # type: ignore[method-assign]
-    try:
-        sync(api, con["id"])
-    finally:
-        caldav_provider.Provider.list_calendars = original  # type: ignore[method-assign]
+    """Radicale's rights make a calendar read-only for the user; its current-user-privilege-set
+    then lists only read privileges, which the provider parses into read_only."""
+    cal, con, _, user = _setup(api, radicale)
+    path = radicale.make_read_only_calendar(user, "Shared", {"ro-1.ics": vevent("ro-1", "Shared")})
+    listed = {c["remote_id"]: c for c in api.get(f"/v1/connections/{con['id']}?expand[]=calendars").json()["calendars"]}
+    assert path not in listed  # discovered on the next round
+    sync(api, con["id"])
+    listed = {c["remote_id"]: c for c in api.get(f"/v1/connections/{con['id']}?expand[]=calendars").json()["calendars"]}
+    assert listed[path]["read_only"] is True and listed[f"/{user}/work/"]["read_only"] is False
+    r = api.patch(f"/v1/connections/{con['id']}", json={"calendars": [{"remote_id": path, "sync": True}]})
+    assert r.status_code == 200, r.text
+    mapped = next(c for c in r.json()["calendars"] if c["remote_id"] == path)
+    sync(api, con["id"])
     (ev,) = events(api, mapped["calendar_id"])
     assert ev["read_only"] is True
     r = api.patch(f"/v1/calendars/{mapped['calendar_id']}/events/{ev['id']}", json={"title": "x"})
     assert r.status_code == 403
-    full = api.get(f"/v1/connections/{con['id']}").json()
-    assert full["calendars"][0]["read_only"] is True
+    assert ev["title"] == "Shared" and ev["source"] == "caldav"
+    # a local event there stays local: nothing is queued for a calendar we may not write
+    local = api.post(
+        f"/v1/calendars/{mapped['calendar_id']}/events",
+        json={"title": "Mine", "start_time": "2026-03-04T09:00:00Z", "end_time": "2026-03-04T10:00:00Z"},
+    )
+    assert local.status_code == 201, local.text
+    assert api.get(f"/v1/connections/{con['id']}").json()["pending_pushes"] == 0
 
 
 def test_remote_calendar_deleted_on_the_account(api: Api, radicale: Radicale) -> None:

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from chronary.sync import convert
 from tests.conftest import Api
+from tests.sync import codec as convert
 from tests.sync.conftest import Radicale, connect, enable, events, sync, vevent
 
 DAY = ("2026-01-05T00:00:00Z", "2026-01-06T00:00:00Z")

@@ -1,19 +1,27 @@
-"""Applying pulled provider changes to Chronary, inside one write transaction per calendar.
+"""Applying pulled remote events to Chronary, inside write transactions: one merge for every mirror.
 
-Conflict rule (both sides changed the same resource since the last sync):
+A `Mirror` is one remote calendar mirrored into one Chronary calendar: a connection's calendar
+(CalDAV, iCloud, Google, Microsoft) or an iCal subscription's feed. Both go through this code;
+they differ only in data (whose links, read-only or not, the events' `source`, whether changes
+are announced as webhooks).
+
+Conflict rule (both sides changed the same event since the last sync; only writable mirrors):
 - edit vs edit: the side with the later modification time wins — the remote LAST-MODIFIED
   (or DTSTAMP) against the local updated_at; a tie goes to the remote side. The losing
-  version is stored in sync_conflicts (local rows as JSON, or the remote iCalendar text) and
+  version is stored in sync_conflicts (local rows as JSON, or the remote raw data) and
   counted in last_sync.conflicts, so it is never silently lost.
 - edit vs delete: the edit wins (the event is recreated on the side that deleted it), since a
   deletion shows less intent than an edit and is the only change that cannot be recovered.
-A resource is linked to its mirror by (connection, remote calendar, UID); overrides inside it by
-RECURRENCE-ID ↔ the exception row's recurrence_id_ts.
+A remote event is linked to its mirror by (owner, remote calendar, UID); overrides inside it by
+RECURRENCE-ID ↔ the exception row's recurrence_id_ts. An unchanged remote event (same remote id
+and etag as the link: our own push echoed back, or a feed entry whose digest did not move) is
+skipped.
 
 Every row the merge writes goes through the one change path (services/changes.record, via
-services/events.record_event_change) with origin `sync:<connection id>`: the calendar revision
-and feed move, the change is logged, and the push queue skips this same connection (no echo).
-A calendar's first import is logged but not sent as webhooks (connection.synced counts it).
+services/events.record_event_change) with the mirror's origin (`sync:<connection>` or
+`subscription:<id>`): the calendar revision and feed move, the change is logged, and the push
+queue skips that same connection (no echo). A quiet mirror (a calendar's first import, every
+subscription import) is logged but not sent as webhooks.
 """
 
 from __future__ import annotations
@@ -22,37 +30,21 @@ import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from chronary import ids
-from chronary.services.changes import Change, record, sync_origin
-from chronary.services.events import present as present_event
+from chronary.ical.model import EventData
+from chronary.providers.base import Changes, RemoteEvent
+from chronary.services.changes import Change, record
+from chronary.services.event_present import present as present_event
 from chronary.services.events import record_event_change
 from chronary.services.occurrences import exdates, generated, occurrence_id, series_zone
 from chronary.store import calendars as cal_store
-from chronary.store import connections as con_store
 from chronary.store import events as event_store
 from chronary.store import sync as sync_store
 from chronary.store.db import Tx
-from chronary.sync import convert
-from chronary.sync.base import Changes, RemoteItem
 from chronary.timeutil import iso_ms, parse_stored
 
 log = logging.getLogger("chronary.sync")
-
-
-def parse_all(items: list[RemoteItem], tz: ZoneInfo, stats: Stats) -> dict[str, convert.Resource | None]:
-    """Parse bodies before the write transaction (icalendar is slow: keep the writer free)."""
-    out: dict[str, convert.Resource | None] = {}
-    for item in items:
-        if item.ical is None:
-            continue
-        try:
-            out[item.href] = convert.parse(item.ical, tz)
-        except Exception as exc:  # noqa: BLE001 - one bad resource must not stop the calendar
-            stats.skipped += 1
-            log.warning("skipped unparsable resource %s (%s)", item.href, type(exc).__name__)
-    return out
 
 
 @dataclass
@@ -65,7 +57,34 @@ class Stats:
     errors: list[str] = field(default_factory=list)
 
 
-def _fields(f: convert.Fields) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Mirror:
+    """Where one remote calendar is mirrored, and how its rows look."""
+
+    owner_id: str  # con_… or isub_…: whose links these are
+    remote_id: str  # the remote calendar's id ("feed" for a subscription)
+    calendar_id: str
+    read_only: bool
+    source: str  # `source` of the events it creates: the provider's name, or external_ical
+    origin: str  # the change log origin
+    kind: str = "connection"  # connection | ical_subscription: the shape of the events' `remote`
+
+    def remote_json(self, ev: RemoteEvent, tzid: str | None) -> dict[str, Any]:
+        if self.kind == "ical_subscription":
+            return {"type": "ical_subscription", "subscription_id": self.owner_id, "tzid": tzid}
+        out: dict[str, Any] = {
+            "connection_id": self.owner_id,
+            "calendar_remote_id": self.remote_id,
+            "uid": ev.uid,
+            "etag": ev.etag,
+            "href": ev.remote_id,
+        }
+        if tzid:
+            out["tzid"] = tzid
+        return out
+
+
+def _fields(f: EventData) -> dict[str, Any]:
     return {
         "title": f.title,
         "description": f.description,
@@ -81,40 +100,35 @@ def _fields(f: convert.Fields) -> dict[str, Any]:
     }
 
 
-class Merger:
-    """One calendar's merge: the connection, its mapping row and the Chronary calendar."""
+def _series_tzid(master: EventData) -> str | None:
+    """The zone a timed series repeats in, when it names one (kept in `remote.tzid`)."""
+    return master.tzid if master.recurrence and not master.all_day else None
 
-    def __init__(self, tx: Tx, con: dict[str, Any], mapping: dict[str, Any], stats: Stats, quiet: bool = False) -> None:
-        self.tx, self.con, self.mapping, self.stats = tx, con, mapping, stats
-        self.quiet = quiet  # first import of a calendar: no per-event webhooks (connection.synced counts them)
+
+class Merger:
+    """One mirror's merge inside one transaction."""
+
+    def __init__(self, tx: Tx, mirror: Mirror, stats: Stats, quiet: bool = False) -> None:
+        self.tx, self.mirror, self.stats = tx, mirror, stats
+        self.quiet = quiet  # no per-event webhooks (first import, subscriptions): logged only
         self.conn = tx.conn
-        self.calendar = cal_store.get(tx.conn, mapping["calendar_id"])
-        self.tz = ZoneInfo(self.calendar["timezone"]) if self.calendar else ZoneInfo("UTC")
+        self.calendar = cal_store.get(tx.conn, mirror.calendar_id)
         self.now = iso_ms(tx.now)
-        self.origin = sync_origin(con["id"])
+        self.origin = mirror.origin
 
     def key(self) -> tuple[str, str]:
-        return self.con["id"], self.mapping["remote_id"]
-
-    def remote_json(self, uid: str, item: RemoteItem) -> dict[str, Any]:
-        return {
-            "connection_id": self.con["id"],
-            "calendar_remote_id": self.mapping["remote_id"],
-            "uid": uid,
-            "etag": item.etag,
-            "href": item.href,
-        }
+        return self.mirror.owner_id, self.mirror.remote_id
 
     # -- entry points ----------------------------------------------------------------------------
-    def apply_items(self, items: list[RemoteItem], parsed: dict[str, convert.Resource | None]) -> None:
-        """Merge changed resources (bodies already parsed outside the transaction)."""
+    def apply_events(self, events: list[RemoteEvent]) -> None:
+        """Merge changed remote events (decoded by the provider, outside the transaction)."""
         if self.calendar is None:
             return
-        for item in items:
-            self.item(item, parsed.get(item.href))
+        for ev in events:
+            self.item(ev)
 
     def finish(self, changes: Changes) -> None:
-        """Remote deletions (incremental list, or absent from a full listing), then the new cursor."""
+        """Remote deletions: listed as deleted, or (full listing) absent from `present`."""
         if self.calendar is None:
             return
         cid, rid = self.key()
@@ -127,7 +141,6 @@ class Merger:
             }
         for href in sorted(gone):
             self.remote_deleted(href)
-        con_store.patch_calendar(self.conn, cid, rid, {"cursor": changes.cursor})
 
     def _record(self, kind: str, before: dict[str, Any] | None, after: dict[str, Any] | None, announce: bool = True) -> None:
         assert self.calendar is not None
@@ -135,51 +148,49 @@ class Merger:
             self.tx, kind, before, after, self.calendar, origin=self.origin, webhook=not self.quiet, announce=announce
         )
 
-    def item(self, item: RemoteItem, res: convert.Resource | None) -> None:
+    def item(self, ev: RemoteEvent) -> None:
+        assert self.calendar is not None
         cid, rid = self.key()
-        if res is None or not res.uid or res.master is None:
-            return
-        link = sync_store.link_by_uid(self.conn, cid, rid, res.uid)
+        link = sync_store.link_by_uid(self.conn, cid, rid, ev.uid)
         if link is None:
             # a local event we pushed but could not record (crash between PUT and commit), or one
             # created here with the same UID: adopt it rather than mirror it a second time
-            local = sync_store.master_by_uid(self.conn, self.calendar["id"], res.uid)  # type: ignore[index]
+            local = sync_store.master_by_uid(self.conn, self.calendar["id"], ev.uid)
             if local is not None:
                 link = {
-                    "connection_id": cid,
+                    "owner_id": cid,
                     "remote_id": rid,
-                    "uid": res.uid,
+                    "uid": ev.uid,
                     "href": None,
                     "etag": None,
                     "event_id": local["id"],
-                    "ical": None,
                 }
-        if link and link["etag"] == item.etag and link["href"] == item.href and item.etag:
-            return  # our own push echoed back by the server
+        if link and link["etag"] == ev.etag and link["href"] == ev.remote_id and ev.etag:
+            return  # unchanged: our own push echoed back, or a feed entry that did not move
         pend = sync_store.pending_for(self.conn, cid, rid, link["event_id"]) if link else None
-        if pend is None:
-            self.apply(res, item, link)
+        if pend is None or link is None:
+            self.apply(ev, link)
             return
         self.stats.conflicts += 1
-        local = event_store.get(self.conn, link["event_id"])  # type: ignore[index]
+        local = event_store.get(self.conn, link["event_id"])
         if pend["op"] == "delete" or local is None:
-            self.conflict(res.uid, link, "remote", "deleted locally, edited remotely: the edit wins", "deleted")
+            self.conflict(ev.uid, link, "remote", "deleted locally, edited remotely: the edit wins", "deleted")
             sync_store.drop_pending(self.conn, cid, rid, pend["event_id"])
-            self.apply(res, item, link)
+            self.apply(ev, link)
             return
-        exceptions = sync_store.exceptions_of(self.conn, local["id"])
-        local_time = max(parse_stored(r["updated_at"]) for r in [local, *exceptions])  # type: ignore[type-var]
-        stamps = [f.last_modified for f in [res.master, *res.overrides] if f.last_modified]
+        rows = [local, *sync_store.exceptions_of(self.conn, local["id"])]
+        local_time = max(t for t in (parse_stored(r["updated_at"]) for r in rows) if t is not None)
+        stamps = [f.last_modified for f in [ev.master, *ev.overrides] if f.last_modified]
         remote_time = max(stamps) if stamps else None
-        if remote_time is not None and local_time is not None and local_time > remote_time:
-            self.conflict(res.uid, link, "local", "edited on both sides; the local edit is newer", item.ical)
+        if remote_time is not None and local_time > remote_time:
+            self.conflict(ev.uid, link, "local", "edited on both sides; the local edit is newer", ev.raw)
             # push next, on top of the remote body, with the etag we now know
-            sync_store.put_link(self.conn, {**link, "href": item.href, "etag": item.etag, "ical": item.ical})  # type: ignore[dict-item]
+            sync_store.put_link(self.conn, {**link, "href": ev.remote_id, "etag": ev.etag, "ical": ev.raw})
             return
-        losing = json.dumps([present_event(r, self.calendar) for r in [local, *exceptions]])  # type: ignore[arg-type]
-        self.conflict(res.uid, link, "remote", "edited on both sides; the remote edit is newer (or as new)", losing)
+        losing = json.dumps([present_event(r, self.calendar) for r in rows])
+        self.conflict(ev.uid, link, "remote", "edited on both sides; the remote edit is newer (or as new)", losing)
         sync_store.drop_pending(self.conn, cid, rid, pend["event_id"])
-        self.apply(res, item, link)
+        self.apply(ev, link)
 
     def conflict(self, uid: str, link: dict[str, Any] | None, winner: str, reason: str, losing: str | None) -> None:
         cid, rid = self.key()
@@ -199,49 +210,45 @@ class Merger:
         log.info("connection %s: conflict on %s, %s wins (%s)", cid, uid, winner, reason)
 
     # -- writes ----------------------------------------------------------------------------------
-    def apply(self, res: convert.Resource, item: RemoteItem, link: dict[str, Any] | None) -> None:
-        assert res.master is not None and self.calendar is not None
+    def apply(self, ev: RemoteEvent, link: dict[str, Any] | None) -> None:
         cid, rid = self.key()
-        remote = self.remote_json(res.uid, item)
-        read_only = bool(self.mapping["read_only"])
+        read_only = self.mirror.read_only
         master_values = {
-            **_fields(res.master),
-            "recurrence": res.master.recurrence,
-            "remote": remote,
+            **_fields(ev.master),
+            "recurrence": ev.master.recurrence,
+            "remote": self.mirror.remote_json(ev, _series_tzid(ev.master)),
             "read_only": read_only,
         }
         existing = event_store.get(self.conn, link["event_id"]) if link else None
         if existing is None:
-            master = self._create(ids.new_id("evt"), res.uid, master_values, None, None)
+            master = self._create(ids.new_id("evt"), ev.uid, master_values, None, None)
         else:
             master = self._patch(existing, master_values)
         old = {e["recurrence_id_ts"]: e for e in sync_store.exceptions_of(self.conn, master["id"])}
         if existing is not None:
             self._excluded(existing, master, set(old))
-        for ov in res.overrides:
+        remote = self.mirror.remote_json(ev, None)
+        for ov in ev.overrides:
+            assert ov.recurrence_id_ts is not None
             values = {**_fields(ov), "recurrence": None, "remote": remote, "read_only": read_only}
             if ov.recurrence_id_ts in old:
                 self._patch(old.pop(ov.recurrence_id_ts), values)
             else:
                 self._create(
-                    occurrence_id(master["id"], ov.recurrence_id_ts),  # type: ignore[arg-type]
-                    res.uid,
-                    values,
-                    master["id"],
-                    ov.recurrence_id_ts,
+                    occurrence_id(master["id"], ov.recurrence_id_ts), ev.uid, values, master["id"], ov.recurrence_id_ts
                 )
         for gone in old.values():
             self._delete(gone)
         sync_store.put_link(
             self.conn,
             {
-                "connection_id": cid,
+                "owner_id": cid,
                 "remote_id": rid,
-                "uid": res.uid,
-                "href": item.href,
-                "etag": item.etag,
+                "uid": ev.uid,
+                "href": ev.remote_id,
+                "etag": ev.etag,
                 "event_id": master["id"],
-                "ical": item.ical,
+                "ical": ev.raw,
             },
         )
         self.stats.pulled += 1
@@ -249,9 +256,10 @@ class Merger:
     def _create(
         self, event_id: str, uid: str, values: dict[str, Any], series: str | None, rid_ts: int | None
     ) -> dict[str, Any]:
+        assert self.calendar is not None
         row = {
             "id": event_id,
-            "calendar_id": self.calendar["id"],  # type: ignore[index]
+            "calendar_id": self.calendar["id"],
             "ical_uid": uid,
             "hold_expires_at": None,
             "priority": None,
@@ -259,7 +267,7 @@ class Merger:
             "recurring_event_id": series,
             "recurrence_id_ts": rid_ts,
             "metadata": {},
-            "source": self.con["provider"],
+            "source": self.mirror.source,
             "created_at": self.now,
             "updated_at": self.now,
             **values,
@@ -279,12 +287,15 @@ class Merger:
         diff = {k: v for k, v in values.items() if row.get(k) != v}
         if not diff:
             return row
+        edited = bool(set(diff) - {"remote", "sequence"})
+        if edited and int(values.get("sequence") or 0) <= int(row.get("sequence") or 0):
+            diff["sequence"] = int(row.get("sequence") or 0) + 1  # a remote edit that kept SEQUENCE still moves ours
         if set(diff) - {"remote"}:
             diff["updated_at"] = self.now
         event_store.patch(self.conn, row["id"], diff)
         after = {**row, **diff}
         # only the link or the counters moved: bookkeeping, not an edit to announce
-        self._record("updated", row, after, announce=bool(set(diff) - {"remote", "updated_at", "sequence"}))
+        self._record("updated", row, after, announce=edited)
         return after
 
     def _excluded(self, before: dict[str, Any], after: dict[str, Any], stored: set[int | None]) -> None:

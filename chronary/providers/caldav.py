@@ -7,6 +7,9 @@ CursorExpired (the engine then lists everything) instead of caldav silently re-l
 without sync-collection fall back to ctag + etag comparison. Bodies are fetched with one
 calendar-multiget per chunk, and only for hrefs whose etag we do not already hold. Writes carry
 If-Match / If-None-Match so a concurrent edit gives 412 instead of being overwritten.
+The library is blocking: each interface coroutine runs its work in a thread. Bodies are read
+with the one VEVENT codec, leniently (one odd resource is skipped and counted, not fatal), and
+written with its encoder on top of the last body both sides agreed on.
 Every host we talk to passes `chronary.outbound.check_target` first, and the library's own
 requests (discovery, redirects to another host such as iCloud's pNN-caldav) go through a
 niquests session we build: each request URL is checked before it is sent (pre_request hook,
@@ -17,6 +20,7 @@ destination).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import logging
@@ -24,6 +28,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 from urllib.parse import quote, unquote, urljoin, urlsplit
+from zoneinfo import ZoneInfo
 
 import niquests
 from caldav.davclient import DAVClient  # caldav's top-level name is a lazy attribute type checkers cannot see
@@ -31,8 +36,12 @@ from caldav.lib import error as dav_error
 from lxml import etree
 from niquests.packages.urllib3.contrib.resolver import BaseResolver, ProtocolResolver
 
+from chronary.clock import Clock
+from chronary.ical.decode import decode_resource
+from chronary.ical.encode import encode
+from chronary.ical.model import Outgoing
 from chronary.outbound import BlockedTarget, OutboundError, check_target, guarded_getaddrinfo
-from chronary.sync.base import (
+from chronary.providers.base import (
     Account,
     AuthFailed,
     Changes,
@@ -40,12 +49,13 @@ from chronary.sync.base import (
     PreconditionFailed,
     ProviderError,
     RemoteCalendar,
-    RemoteItem,
+    RemoteEvent,
     Unreachable,
+    Window,
 )
-from chronary.sync.base import Provider as BaseProvider
+from chronary.providers.base import Provider as BaseProvider
 
-log = logging.getLogger("chronary.sync.caldav")
+log = logging.getLogger("chronary.providers.caldav")
 T = TypeVar("T")
 
 DAV, CALDAV, APPLE, CS = (
@@ -127,8 +137,8 @@ def guarded_session(settings: Any) -> niquests.Session:
 class Provider(BaseProvider):
     name = "caldav"
 
-    def __init__(self, account: Account, settings: Any) -> None:
-        super().__init__(account, settings)
+    def __init__(self, account: Account, settings: Any, clock: Clock | None = None) -> None:
+        super().__init__(account, settings, clock)
         self.url = (account.server_url or ICLOUD_URL).rstrip("/") + "/"
         self._client: DAVClient | None = None
         self._home: str | None = None
@@ -190,7 +200,7 @@ class Provider(BaseProvider):
         """hrefs are paths on the host of the calendar home, which may not be server_url's host
         (iCloud: caldav.icloud.com discovers a pNN-caldav.icloud.com home)."""
         if self._base is None:
-            self.login()
+            self.discover()
         return urljoin(self._base or self.url, quote(href))
 
     def _multistatus(self, method: str, url: str, body: str, depth: int) -> list[Any]:
@@ -217,8 +227,36 @@ class Provider(BaseProvider):
                 return propstat.find("d:prop", NS)
         return None
 
-    # -- interface -----------------------------------------------------------------------------
-    def login(self) -> str:
+    # -- interface (coroutines; the blocking work runs in a thread) -----------------------------
+    async def login(self) -> str:
+        return await asyncio.to_thread(self.discover)
+
+    async def list_calendars(self) -> list[RemoteCalendar]:
+        return await asyncio.to_thread(self.calendars)
+
+    async def fetch_changes(
+        self,
+        calendar: RemoteCalendar,
+        cursor: str | None,
+        known: Mapping[str, str | None],
+        window: Window | None = None,
+        page: str | None = None,
+    ) -> Changes:
+        """Everything at once (CalDAV has no paging and no window here: `page`/`window` unused)."""
+        return await asyncio.to_thread(self.changes, calendar, cursor, known)
+
+    async def put_event(self, calendar: RemoteCalendar, event: Outgoing) -> RemoteEvent:
+        return await asyncio.to_thread(self.put, calendar, event)
+
+    async def delete_event(self, calendar: RemoteCalendar, remote_id: str, etag: str | None) -> None:
+        await asyncio.to_thread(self.delete, remote_id, etag)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.close_now)
+
+    # -- the blocking work -----------------------------------------------------------------------
+    def discover(self) -> str:
+        """Log in and find the calendar home; returns the username."""
         client = self.client
         principal = self._call("login", client.principal)
         home = self._call("calendar discovery", lambda: principal.calendar_home_set)
@@ -229,9 +267,9 @@ class Provider(BaseProvider):
         self._guard(home_url)
         return self.account.username or ""
 
-    def list_calendars(self) -> list[RemoteCalendar]:
+    def calendars(self) -> list[RemoteCalendar]:
         if self._home is None:
-            self.login()
+            self.discover()
         assert self._home is not None
         out = []
         for response in self._multistatus("PROPFIND", self._abs(self._home), _LIST_BODY, 1):
@@ -260,11 +298,11 @@ class Provider(BaseProvider):
             )
         return out
 
-    def fetch_changes(self, calendar: RemoteCalendar, cursor: str | None, known: Mapping[str, str | None]) -> Changes:
+    def changes(self, calendar: RemoteCalendar, cursor: str | None, known: Mapping[str, str | None]) -> Changes:
         if cursor and cursor.startswith("ctag:"):
             ctag = self._ctag(calendar)
             if ctag and cursor == f"ctag:{ctag}":
-                return Changes(cursor=cursor)
+                return Changes(cursor=cursor, unchanged=True)
             return self._full_by_etags(calendar, known)
         token = cursor[5:] if cursor and cursor.startswith("sync:") else None
         cal = self.client.calendar(url=self._abs(calendar.remote_id))
@@ -295,7 +333,7 @@ class Provider(BaseProvider):
         if changes.full:
             changes.present = set(listed)
         wanted = [h for h, etag in listed.items() if etag is None or known.get(h) != etag]
-        changes.items = list(self._multiget(calendar, wanted))
+        self._read_into(changes, calendar, wanted)
         return changes
 
     def _ctag(self, calendar: RemoteCalendar) -> str | None:
@@ -318,14 +356,27 @@ class Provider(BaseProvider):
                 continue
             listed[href] = prop.findtext("d:getetag", default=None, namespaces=NS)
         wanted = [h for h, etag in listed.items() if etag is None or known.get(h) != etag]
-        return Changes(
-            items=list(self._multiget(calendar, wanted)),
-            present=set(listed),
-            cursor=f"ctag:{ctag}" if ctag else None,
-            full=True,
-        )
+        changes = Changes(present=set(listed), cursor=f"ctag:{ctag}" if ctag else None, full=True)
+        self._read_into(changes, calendar, wanted)
+        return changes
 
-    def _multiget(self, calendar: RemoteCalendar, hrefs: list[str]) -> Iterator[RemoteItem]:
+    def _read_into(self, changes: Changes, calendar: RemoteCalendar, hrefs: list[str]) -> None:
+        """Fetch and decode the bodies of `hrefs` into `changes.events`; an unreadable body is
+        skipped and counted (lenient decoding), a resource without events (a task) ignored."""
+        tz = ZoneInfo(calendar.local_timezone)
+        for href, etag, body in self._multiget(calendar, hrefs):
+            if body is None:
+                continue
+            try:
+                resource = decode_resource(body, tz, strict=False)
+            except Exception as exc:  # noqa: BLE001 - CodecError, or icalendar tripping on odd input
+                changes.skipped += 1
+                log.warning("skipped unparsable resource %s (%s)", href, type(exc).__name__)
+                continue
+            if resource is not None:
+                changes.events.append(RemoteEvent(href, etag, resource.uid, resource.master, resource.overrides, raw=body))
+
+    def _multiget(self, calendar: RemoteCalendar, hrefs: list[str]) -> Iterator[tuple[str, str | None, str | None]]:
         for i in range(0, len(hrefs), MULTIGET_CHUNK):
             chunk = hrefs[i : i + MULTIGET_CHUNK]
             refs = "".join(f"<d:href>{_xml_escape(quote(h))}</d:href>" for h in chunk)
@@ -337,13 +388,16 @@ class Provider(BaseProvider):
                 prop = self._ok_prop(response)
                 if prop is None:
                     continue  # deleted between listing and fetch: the next round sees it gone
-                yield RemoteItem(
-                    href=_path(response.findtext("d:href", default="", namespaces=NS)),
-                    etag=prop.findtext("d:getetag", default=None, namespaces=NS),
-                    ical=prop.findtext("c:calendar-data", default=None, namespaces=NS),
+                yield (
+                    _path(response.findtext("d:href", default="", namespaces=NS)),
+                    prop.findtext("d:getetag", default=None, namespaces=NS),
+                    prop.findtext("c:calendar-data", default=None, namespaces=NS),
                 )
 
-    def put_event(self, calendar: RemoteCalendar, uid: str, ical: str, href: str | None, etag: str | None) -> RemoteItem:
+    def put(self, calendar: RemoteCalendar, event: Outgoing) -> RemoteEvent:
+        """PUT the encoded resource: If-None-Match for a new one, If-Match for a replacement."""
+        ical = encode(event, self.clock.now())
+        uid, href, etag = event.uid, event.remote_id, event.etag
         if href is None:
             name = uid if _SAFE_NAME.match(uid) else hashlib.sha256(uid.encode()).hexdigest()[:40]
             href = calendar.remote_id.rstrip("/") + "/" + name + ".ics"
@@ -366,9 +420,9 @@ class Provider(BaseProvider):
                 prop = self._ok_prop(response)
                 if prop is not None:
                     new_etag = prop.findtext("d:getetag", default=None, namespaces=NS)
-        return RemoteItem(href=href, etag=new_etag, ical=ical)
+        return RemoteEvent(href, new_etag, uid, event.master, event.overrides, raw=ical)
 
-    def delete_event(self, href: str, etag: str | None) -> None:
+    def delete(self, href: str, etag: str | None) -> None:
         url = self._abs(href)
         self._guard(url)
         client = self.client
@@ -379,7 +433,7 @@ class Provider(BaseProvider):
         if resp.status not in (200, 204, 404, 410):
             raise ProviderError(f"DELETE {href} failed (HTTP {resp.status})", retryable=resp.status >= 500)
 
-    def close(self) -> None:
+    def close_now(self) -> None:
         if self._client is not None:
             with contextlib.suppress(Exception):  # closing must never fail a sync
                 self._client.close()

@@ -1,21 +1,17 @@
-"""Provider iCalendar resources ↔ Chronary event rows, losslessly where Chronary has no field.
+"""EventData → iCalendar resource text, losslessly where Chronary has no field.
 
 A resource is one UID: a master VEVENT (maybe with RRULE/RDATE/EXDATE) plus RECURRENCE-ID
-overrides, which become Chronary's series row plus stored exception rows. Times become UTC
-unix seconds; all-day dates become local midnights in the Chronary calendar's timezone (the
-convention of services/event_times), so they come back as the same dates.
+overrides. Writing back starts from the last body both sides agreed on (`Outgoing.base`) and
+replaces only the properties whose value changed (compared through `ical/decode.py`, the same
+reader that imported it): alarms, organizer, categories, X- properties, the original TZID and
+VTIMEZONEs all survive a round trip.
 
-Writing back starts from the last body both sides agreed on (kept in sync_links.ical) and
-replaces only the properties whose Chronary value changed: alarms, organizer, categories,
-X- properties, the original TZID and VTIMEZONEs all survive a round trip.
-
-Timed instants go out as local time with a TZID, in the zone Chronary itself repeats the
-series in (services/occurrences.series_zone: the calendar's), plus a VTIMEZONE for it from
-chronary.ical.render.vtimezone, so the phone expands RRULEs on the same wall-clock time as the
-API across DST. A remote event keeps the TZID it came with (and a remote event written in UTC
-stays in UTC). In the hour a DST end repeats a local time names two instants, and readers
-differ on which (RFC 5545 and dateutil: the first; ical.js: the second), so each value is
-written by its role, as chronary.ical.render writes feeds:
+Timed instants go out as local time with a TZID, in the zone the series repeats in
+(`Outgoing.zone`), plus a VTIMEZONE for it from chronary.ical.render.vtimezone, so the phone
+expands RRULEs on the same wall-clock time as the API across DST. A remote event keeps the TZID
+it came with (and a remote event written in UTC stays in UTC). In the hour a DST end repeats a
+local time names two instants, and readers differ on which (RFC 5545 and dateutil: the first;
+ical.js: the second), so each value is written by its role, as chronary.ical.render writes feeds:
 - "instant" (DTSTART/DTEND of single events and overrides, RDATE): UTC when its local time is
   repeated, so every reader gets the same instant.
 - "occurrence" (RECURRENCE-ID, EXDATE): it must match an occurrence the reader generates from the
@@ -29,7 +25,6 @@ written by its role, as chronary.ical.render writes feeds:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -37,177 +32,21 @@ from zoneinfo import ZoneInfo
 import icalendar
 
 from chronary.ical import render
-from chronary.services.event_times import local_midnight
-from chronary.services.occurrences import series_zone
+from chronary.ical.decode import Zones, read_vevent
+from chronary.ical.model import EventData, Outgoing
 from chronary.timeutil import from_ts, to_ts, valid_timezone
 
 PRODID = "-//Chronary//Sync//EN"
 MODELED = ("title", "description", "location", "times", "status", "recurrence", "attendees", "reminders", "transparency")
-_STATUS_IN = {"CONFIRMED": "confirmed", "TENTATIVE": "tentative", "CANCELLED": "cancelled"}
 _STATUS_OUT = {"confirmed": "CONFIRMED", "tentative": "TENTATIVE", "hold": "TENTATIVE", "cancelled": "CANCELLED"}
 _RECURRENCE_PROPS = ("RRULE", "EXRULE", "RDATE", "EXDATE")
 Role = Literal["instant", "occurrence", "series"]  # how a zoned value may be written: see the module doc
 
 
-@dataclass
-class Fields:
-    """The Chronary-modeled part of one VEVENT."""
-
-    title: str
-    description: str | None
-    location: str | None
-    start_ts: int
-    end_ts: int
-    all_day: bool
-    status: str
-    recurrence: list[str] | None
-    attendees: list[dict[str, Any]]
-    sequence: int = 0
-    last_modified: datetime | None = None
-    recurrence_id_ts: int | None = None
-    reminders: list[int] | None = None
-    transparency: str = "opaque"  # TRANSP; absent means OPAQUE (RFC 5545 3.8.2.7)
-
-    def modeled(self) -> dict[str, Any]:
-        return {
-            "title": self.title,
-            "description": self.description,
-            "location": self.location,
-            "times": (self.start_ts, self.end_ts, self.all_day),
-            "status": self.status,
-            "recurrence": self.recurrence or None,
-            "attendees": self.attendees,
-            "reminders": self.reminders,
-            "transparency": self.transparency,
-        }
-
-
-@dataclass
-class Resource:
-    uid: str
-    master: Fields | None
-    overrides: list[Fields] = field(default_factory=list)
-
-
 def _instant(value: date | datetime, tz: ZoneInfo) -> int:
     if isinstance(value, datetime):
         return to_ts(value if value.tzinfo else value.replace(tzinfo=tz))
-    return to_ts(local_midnight(value, tz))
-
-
-def _text(comp: Any, name: str, limit: int) -> str | None:
-    value = comp.get(name)
-    if value is None:
-        return None
-    text = str(value)
-    return text[:limit] if text else None
-
-
-def _recurrence_lines(comp: Any, tz: ZoneInfo) -> list[str] | None:
-    lines: list[str] = []
-    for name in _RECURRENCE_PROPS:
-        values = comp.get(name)
-        if values is None:
-            continue
-        for value in values if isinstance(values, list) else [values]:
-            if name in ("RRULE", "EXRULE"):
-                lines.append(f"{name}:{value.to_ical().decode()}")
-                continue
-            dts = [d.dt for d in value.dts]
-            if dts and all(isinstance(d, date) and not isinstance(d, datetime) for d in dts):
-                lines.append(f"{name};VALUE=DATE:" + ",".join(d.strftime("%Y%m%d") for d in dts))
-            else:
-                utc = [from_ts(_instant(d, tz)) for d in dts if isinstance(d, date)]
-                lines.append(f"{name}:" + ",".join(d.strftime("%Y%m%dT%H%M%SZ") for d in utc))
-    return lines or None
-
-
-def _attendees(comp: Any) -> list[dict[str, Any]]:
-    values = comp.get("ATTENDEE")
-    out = []
-    for value in values if isinstance(values, list) else ([values] if values is not None else []):
-        address = str(value)
-        if address.lower().startswith("mailto:"):
-            cn = value.params.get("CN") if hasattr(value, "params") else None
-            out.append({"email": address[7:], "name": str(cn) if cn else None, "agent_id": None})
-    return out
-
-
-def _reminders(comp: Any) -> list[int] | None:
-    """Minutes-before-start of the VEVENT's relative alarms (Chronary's 1–40320, at most 5)."""
-    minutes = set()
-    for alarm in comp.subcomponents:
-        if alarm.name != "VALARM" or "TRIGGER" not in alarm:
-            continue
-        trigger = alarm["TRIGGER"]
-        if str(trigger.params.get("RELATED", "START")).upper() != "START":
-            continue
-        value = alarm.decoded("TRIGGER")
-        if isinstance(value, timedelta) and value < timedelta(0):
-            mins = int(-value.total_seconds() // 60)
-            if 1 <= mins <= 40320:
-                minutes.add(mins)
-    return sorted(minutes)[:5] or None
-
-
-def fields_of(comp: Any, tz: ZoneInfo) -> Fields:
-    start = comp.decoded("DTSTART")
-    all_day = isinstance(start, date) and not isinstance(start, datetime)
-    if "DTEND" in comp:
-        end = comp.decoded("DTEND")
-    elif "DURATION" in comp:
-        end = start + comp.decoded("DURATION")
-    else:
-        end = start + timedelta(days=1) if all_day else start
-    start_ts, end_ts = _instant(start, tz), _instant(end, tz)
-    modified = comp.get("LAST-MODIFIED") or comp.get("DTSTAMP")
-    rid = comp.get("RECURRENCE-ID")
-    return Fields(
-        title=(_text(comp, "SUMMARY", 500) or "(no title)"),
-        description=_text(comp, "DESCRIPTION", 8192),
-        location=_text(comp, "LOCATION", 1000),
-        start_ts=start_ts,
-        end_ts=max(end_ts, start_ts),
-        all_day=all_day,
-        status=_STATUS_IN.get(str(comp.get("STATUS", "CONFIRMED")).upper(), "confirmed"),
-        recurrence=_recurrence_lines(comp, tz),
-        attendees=_attendees(comp),
-        sequence=int(comp.get("SEQUENCE", 0) or 0),
-        last_modified=modified.dt.astimezone(UTC) if modified is not None and isinstance(modified.dt, datetime) else None,
-        recurrence_id_ts=_instant(rid.dt, tz) if rid is not None else None,
-        reminders=_reminders(comp),
-        transparency="transparent" if str(comp.get("TRANSP") or "").upper() == "TRANSPARENT" else "opaque",
-    )
-
-
-def parse(text: str, tz: ZoneInfo) -> Resource | None:
-    """The VEVENTs of one resource; None for resources without events (tasks, journals)."""
-    cal = icalendar.Calendar.from_ical(text)
-    events = [c for c in cal.walk("VEVENT") if "DTSTART" in c]
-    if not events:
-        return None
-    uid = str(events[0].get("UID") or "")
-    master = next((fields_of(e, tz) for e in events if "RECURRENCE-ID" not in e), None)
-    overrides = [fields_of(e, tz) for e in events if "RECURRENCE-ID" in e]
-    if master is None:  # only overrides (e.g. invited to one occurrence): treat the first as a single event
-        master, overrides = overrides[0], overrides[1:]
-        master.recurrence_id_ts = None
-    return Resource(uid=uid, master=master, overrides=overrides)
-
-
-def row_fields(row: dict[str, Any]) -> dict[str, Any]:
-    """The modeled part of a stored Chronary event row, comparable with Fields.modeled()."""
-    return {
-        "title": row["title"],
-        "description": row["description"],
-        "location": row["location"],
-        "times": (row["start_ts"], row["end_ts"], bool(row["all_day"])),
-        "status": row["status"],
-        "recurrence": row["recurrence"] or None,
-        "attendees": [{"email": a.get("email"), "name": a.get("name"), "agent_id": None} for a in (row["attendees"] or [])],
-        "reminders": sorted(set(row.get("reminders") or []))[:5] or None,
-        "transparency": row.get("transparency") or "opaque",
-    }
+    return to_ts(datetime.combine(value, time(0), tz))
 
 
 def _base_tz(comp: Any) -> ZoneInfo | None:
@@ -231,16 +70,15 @@ def _utc_start(comp: Any) -> bool:
     return isinstance(value, datetime) and value.tzinfo is not None and value.utcoffset() == timedelta(0)
 
 
-def _resource_zone(master: dict[str, Any], tz: ZoneInfo, old: Any | None) -> ZoneInfo | None:
+def _resource_zone(out: Outgoing, old: Any | None) -> ZoneInfo | None:
     """The zone this resource's timed instants are written in; None means UTC (`Z`)."""
     if old is not None:
         kept = _base_tz(old)
         if kept is not None:
             return kept  # a remote event keeps its own TZID
-        if master.get("source") != "internal" and _utc_start(old):
+        if not out.internal and _utc_start(old):
             return None  # and a remote event written in UTC stays in UTC
-    zone = series_zone(master, {"timezone": tz.key or "UTC"})
-    return None if (zone.key or "UTC") in ("UTC", "Etc/UTC", "GMT") else zone
+    return None if out.zone in ("UTC", "Etc/UTC", "GMT") else ZoneInfo(out.zone)
 
 
 def _written(instant: datetime, zone: ZoneInfo | None, role: Role = "instant") -> datetime:
@@ -259,11 +97,11 @@ def _written(instant: datetime, zone: ZoneInfo | None, role: Role = "instant") -
     return local if keep else instant.astimezone(UTC)
 
 
-def _set_times(comp: Any, row: dict[str, Any], tz: ZoneInfo, zone: ZoneInfo | None, series: bool) -> None:
+def _set_times(comp: Any, data: EventData, tz: ZoneInfo, zone: ZoneInfo | None, series: bool) -> None:
     for name in ("DTSTART", "DTEND", "DURATION"):
         comp.pop(name, None)
-    start, end = from_ts(row["start_ts"]), from_ts(row["end_ts"])
-    if row["all_day"]:
+    start, end = from_ts(data.start_ts), from_ts(data.end_ts)
+    if data.all_day:
         comp.add("DTSTART", start.astimezone(tz).date())
         comp.add("DTEND", end.astimezone(tz).date())
     else:
@@ -343,7 +181,7 @@ def _set_reminders(comp: Any, minutes: list[int] | None, title: str) -> None:
 
 def _apply(
     comp: Any,
-    row: dict[str, Any],
+    data: EventData,
     tz: ZoneInfo,
     now: datetime,
     fresh: bool,
@@ -353,13 +191,14 @@ def _apply(
 ) -> None:
     """Write the modeled fields that changed; `rewrite_times` forces times and recurrence out
     again (a body Chronary once pushed in UTC moves to the calendar's TZID)."""
-    old = None if fresh else fields_of(comp, tz)
-    new = row_fields(row)
+    old = None if fresh else read_vevent(comp, Zones(tz, tz))[1]
+    new = data.modeled()
     before = old.modeled() if old else {}
     forced = ("times", "recurrence") if rewrite_times else ()
     changed = [k for k in MODELED if fresh or k in forced or before.get(k) != new[k]]
     comp_zone = (None if fresh else _base_tz(comp)) or zone  # before DTSTART is replaced
-    series = bool(row.get("recurrence")) and row.get("recurring_event_id") is None
+    is_override = data.recurrence_id_ts is not None
+    series = bool(data.recurrence) and not is_override
     for key in changed:
         if key in ("title", "description", "location"):
             name = {"title": "SUMMARY", "description": "DESCRIPTION", "location": "LOCATION"}[key]
@@ -367,17 +206,16 @@ def _apply(
             if new[key] is not None:
                 comp.add(name, new[key])
         elif key == "times":
-            _set_times(comp, row, tz, comp_zone, series)
+            _set_times(comp, data, tz, comp_zone, series)
         elif key == "status":
             comp.pop("STATUS", None)
-            comp.add("STATUS", _STATUS_OUT.get(row["status"], "CONFIRMED"))
+            comp.add("STATUS", _STATUS_OUT.get(data.status, "CONFIRMED"))
         elif key == "recurrence":
-            lines = row["recurrence"] if row.get("recurring_event_id") is None else None
-            _set_recurrence(comp, lines, comp_zone, local, tz, bool(row["all_day"]))
+            _set_recurrence(comp, None if is_override else data.recurrence, comp_zone, local, tz, data.all_day)
         elif key == "attendees":
             _set_attendees(comp, new["attendees"])
         elif key == "reminders":
-            _set_reminders(comp, new["reminders"], row["title"])
+            _set_reminders(comp, new["reminders"], data.title)
         elif key == "transparency":
             comp.pop("TRANSP", None)
             comp.add("TRANSP", "TRANSPARENT" if new["transparency"] == "transparent" else "OPAQUE")
@@ -386,7 +224,7 @@ def _apply(
             comp.pop(name, None)
         comp.add("DTSTAMP", now)
         comp.add("LAST-MODIFIED", now)
-        comp.add("SEQUENCE", max(old.sequence + 1 if old else 0, int(row.get("sequence") or 0)))
+        comp.add("SEQUENCE", max(old.sequence + 1 if old else 0, data.sequence))
 
 
 def _add_timezones(cal: Any, first_year: int) -> None:
@@ -429,12 +267,12 @@ def _one_rdate_per_line(vtz: Any) -> None:
             observance.add("RDATE", value)
 
 
-def build(master: dict[str, Any], exceptions: list[dict[str, Any]], tz: ZoneInfo, base: str | None, now: datetime) -> str:
+def encode(out: Outgoing, now: datetime) -> str:
     """The resource text for a Chronary series (or single event) and its stored exceptions."""
-    uid = master["ical_uid"]
-    if base:
-        cal = icalendar.Calendar.from_ical(base)
-        old_events = [c for c in cal.walk("VEVENT")]
+    tz = ZoneInfo(out.calendar_zone)
+    if out.base:
+        cal = icalendar.Calendar.from_ical(out.base)
+        old_events = list(cal.walk("VEVENT"))
         cal.subcomponents = [c for c in cal.subcomponents if c.name != "VEVENT"]
     else:
         cal = icalendar.Calendar()
@@ -446,29 +284,29 @@ def build(master: dict[str, Any], exceptions: list[dict[str, Any]], tz: ZoneInfo
         rid = old.get("RECURRENCE-ID")
         by_rid[_instant(rid.dt, tz) if rid is not None else None] = old
     old_master = by_rid.get(None)
-    zone = _resource_zone(master, tz, old_master)
-    local = series_zone(master, {"timezone": tz.key or "UTC"})  # floating values mean this zone
+    zone = _resource_zone(out, old_master)
+    local = ZoneInfo(out.zone)  # floating values mean this zone
     # pushed in UTC by an older Chronary: move the whole resource to the calendar's TZID
-    upgrade = old_master is not None and master.get("source") == "internal" and zone is not None and _utc_start(old_master)
+    upgrade = old_master is not None and out.internal and zone is not None and _utc_start(old_master)
     rid_zone = zone
-    rows = [(None, master), *((e["recurrence_id_ts"], e) for e in exceptions)]
-    for rid_ts, row in rows:
+    pieces = [(None, out.master), *((e.recurrence_id_ts, e) for e in out.overrides)]
+    for rid_ts, data in pieces:
         found = by_rid.get(rid_ts)
         fresh = found is None
         comp: Any = icalendar.Event() if found is None else found
         if fresh:
-            comp.add("UID", uid)
-        if rid_ts is not None and (fresh or (upgrade and not master["all_day"])):
+            comp.add("UID", out.uid)
+        if rid_ts is not None and (fresh or (upgrade and not out.master.all_day)):
             comp.pop("RECURRENCE-ID", None)
             rid = from_ts(rid_ts)
-            if master["all_day"]:
+            if out.master.all_day:
                 comp.add("RECURRENCE-ID", rid.astimezone(tz).date())
             else:
                 comp.add("RECURRENCE-ID", _written(rid, rid_zone, "occurrence"))
-        _apply(comp, row, tz, now, fresh, zone, local, rewrite_times=upgrade)
+        _apply(comp, data, tz, now, fresh, zone, local, rewrite_times=upgrade)
         if rid_ts is None:
             rid_zone = _base_tz(comp)  # overrides name the master's times in its zone (None: UTC)
         cal.add_component(comp)
-    first = min([master["start_ts"], *(e["start_ts"] for e in exceptions)])
+    first = min([out.master.start_ts, *(e.start_ts for e in out.overrides)])
     _add_timezones(cal, render.first_year(first))
     return cal.to_ical().decode()
