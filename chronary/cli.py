@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from chronary import __version__
-from chronary.config import OPTIONS, Settings, load_settings, resolve
+from chronary.config import OPTIONS, Option, Settings, load_settings, resolve
 from chronary.errors import SchemaTooNew
 
 
@@ -66,13 +66,22 @@ def serve(**flags: str | None) -> None:
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False)
 
 
+def _shown(opt: Option, value: object) -> str:
+    """A setting's value as `config` prints it: secrets only say whether they are set."""
+    if opt.secret:
+        return "(set)" if value else "(not set)"
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
 @cli.command("config")
 @_setting_flags
 @click.option("--json", "as_json", is_flag=True, help="Print JSON")
 def config_(as_json: bool, **flags: str | None) -> None:
     """Print every setting's value and where it came from (flag, environment, default)."""
     settings, sources = resolve(flags)
-    rows = [(opt.name, opt.env, str(getattr(settings, opt.name)), sources[opt.name]) for opt in OPTIONS]
+    rows = [(opt.name, opt.env, _shown(opt, getattr(settings, opt.name)), sources[opt.name]) for opt in OPTIONS]
     if as_json:
         import json
 
@@ -219,6 +228,23 @@ def db_backup(target: str, data_dir: str | None) -> None:
     key_path = _settings(data_dir=data_dir).key_path
     if key_path.exists():  # without it, stored provider credentials in the copy cannot be decrypted
         click.echo(f"keep a copy of {key_path} with it: it decrypts the stored provider credentials", err=True)
+
+
+@db.command("consumers")
+@click.option("--data-dir", default=None)
+@click.option("--drop", "drop", default=None, metavar="NAME", help="Forget this retired consumer's cursor")
+def db_consumers(data_dir: str | None, drop: str | None) -> None:
+    """Change-log consumers (webhooks, …): where each is, and how far behind."""
+    from chronary.store import maintenance
+
+    path = _db_path(data_dir)
+    if drop is not None:
+        if not maintenance.drop_consumer(path, drop):
+            raise click.ClickException(f"no consumer named {drop!r}")
+        click.echo(f"dropped consumer {drop}")
+        return
+    for row in maintenance.consumers(path):
+        click.echo(f"  {row['consumer']:<28} at {row['seq']:<8} behind {row['behind']}")
 
 
 def main() -> None:

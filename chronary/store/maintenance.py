@@ -70,3 +70,28 @@ def backup(path: Path, target: Path) -> None:
     finally:
         dest.close()
         source.close()
+
+
+def consumers(path: Path) -> list[dict[str, Any]]:
+    """Every change-log consumer's cursor and how many changes it has not read yet."""
+    db = _open(path)
+    try:
+        rows = db.execute(
+            """SELECT consumer, seq, (SELECT count(*) FROM changes c WHERE c.seq > change_cursors.seq) AS behind
+                 FROM change_cursors ORDER BY consumer"""
+        ).fetchall()
+        return [{"consumer": c, "seq": s, "behind": b} for c, s, b in rows]
+    finally:
+        db.close()
+
+
+def drop_consumer(path: Path, consumer: str) -> bool:
+    """Forget a retired consumer's cursor, so old changes can be pruned past it. A consumer that
+    still runs simply starts again from the newest change the next time it opens."""
+    db = _open(path)
+    try:
+        with db.conn:
+            cursor = db.execute("DELETE FROM change_cursors WHERE consumer = ?", [consumer])
+        return cursor.rowcount > 0
+    finally:
+        db.close()

@@ -153,3 +153,20 @@ def test_backup_of_a_live_database_while_it_is_being_written(serve, data_dir: Pa
     assert again.returncode != 0 and "already exists" in again.stderr
     nowhere = run_cli("db", "backup", str(tmp_path / "missing" / "b.db"), "--data-dir", str(data_dir))
     assert nowhere.returncode != 0 and "no such directory" in nowhere.stderr and "Traceback" not in nowhere.stderr
+
+
+def test_db_consumers_lists_cursors_and_drops_a_retired_one(serve, data_dir: Path) -> None:
+    server = serve()
+    _seed(server, server.first_key())
+    d = ["--data-dir", str(data_dir)]
+    with sqlite3.connect(data_dir / "chronary.db") as conn:  # a consumer of an older release, long gone
+        conn.execute("INSERT INTO change_cursors (consumer, seq) VALUES ('retired-consumer', 0)")
+    listed = run_cli("db", "consumers", *d)
+    assert listed.returncode == 0, listed.stderr
+    retired = next(line.split() for line in listed.stdout.splitlines() if "retired-consumer" in line)
+    assert retired[:3] == ["retired-consumer", "at", "0"] and int(retired[-1]) >= 3  # behind every change
+    dropped = run_cli("db", "consumers", "--drop", "retired-consumer", *d)
+    assert dropped.returncode == 0 and "dropped" in dropped.stdout, dropped.stderr
+    assert "retired-consumer" not in run_cli("db", "consumers", *d).stdout
+    missing = run_cli("db", "consumers", "--drop", "nope", *d)
+    assert missing.returncode != 0 and "no consumer named 'nope'" in missing.stderr
