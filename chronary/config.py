@@ -69,6 +69,29 @@ def _public_url(value: str) -> str | None:
     return value
 
 
+def _https_or_http_url(value: str) -> str:
+    value = value.strip().rstrip("/")
+    if not value.startswith(("http://", "https://")):
+        raise ValueError(f"must start with https:// (or http://) (got {value!r})")
+    return value
+
+
+def _optional_text(value: str) -> str | None:
+    return value.strip() or None
+
+
+def _origins(value: str) -> tuple[str, ...]:
+    """Comma-separated origins (scheme://host[:port]) a return_url may point at."""
+    out = []
+    for part in (p.strip().rstrip("/") for p in value.split(",")):
+        if not part:
+            continue
+        if not part.startswith(("http://", "https://")) or part.count("/") != 2:
+            raise ValueError(f"each origin is scheme://host[:port], without a path (got {part!r})")
+        out.append(part.lower())
+    return tuple(out)
+
+
 def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("chronary", appauthor=False))
 
@@ -82,6 +105,7 @@ class Option:
     help: str
     flag: bool = True
     metavar: str | None = None
+    secret: bool = False  # never printed by `chronary config`, never a command-line flag
 
     @property
     def env(self) -> str:
@@ -106,6 +130,18 @@ class Settings:
     workers: bool = True
     log_level: str = "info"
     sqlite_synchronous: str = "full"
+    oauth_return_origins: tuple[str, ...] = ()
+    google_client_id: str | None = None
+    google_client_secret: str | None = None
+    google_auth_url: str = "https://accounts.google.com/o/oauth2/v2/auth"
+    google_token_url: str = "https://oauth2.googleapis.com/token"
+    google_revoke_url: str = "https://oauth2.googleapis.com/revoke"
+    google_api_url: str = "https://www.googleapis.com/calendar/v3"
+    google_requests_per_minute: int = 300
+    microsoft_client_id: str | None = None
+    microsoft_client_secret: str | None = None
+    microsoft_authority: str = "https://login.microsoftonline.com/common"
+    microsoft_graph_url: str = "https://graph.microsoft.com/v1.0"
 
     @property
     def db_path(self) -> Path:
@@ -147,6 +183,33 @@ OPTIONS: tuple[Option, ...] = (
         "SQLite durability: full (an acknowledged write survives power loss) or normal (faster; "
         "the last commits may be lost on power loss or an OS crash, never corrupted)",
     ),
+    Option(
+        "oauth_return_origins",
+        _origins,
+        "Origins besides this server's own that an OAuth return_url may point at (comma-separated)",
+        metavar="ORIGINS",
+    ),
+    Option("google_client_id", _optional_text, "Your Google OAuth client id (Google Cloud Console)", flag=False),
+    Option("google_client_secret", _optional_text, "Its client secret", flag=False, secret=True),
+    Option("google_auth_url", _https_or_http_url, "Google's authorization endpoint", flag=False),
+    Option("google_token_url", _https_or_http_url, "Google's token endpoint", flag=False),
+    Option("google_revoke_url", _https_or_http_url, "Google's token revocation endpoint", flag=False),
+    Option("google_api_url", _https_or_http_url, "Google Calendar API v3 base URL", flag=False),
+    Option(
+        "google_requests_per_minute",
+        _positive,
+        "Most Google API requests one connection makes a minute (Google allows 600 per user)",
+        flag=False,
+    ),
+    Option("microsoft_client_id", _optional_text, "Your Azure app registration's client id", flag=False),
+    Option("microsoft_client_secret", _optional_text, "Its client secret", flag=False, secret=True),
+    Option(
+        "microsoft_authority",
+        _https_or_http_url,
+        "Microsoft identity authority (…/common, …/consumers or …/<tenant id>)",
+        flag=False,
+    ),
+    Option("microsoft_graph_url", _https_or_http_url, "Microsoft Graph base URL", flag=False),
 )
 _BY_NAME = {option.name: option for option in OPTIONS}
 assert set(_BY_NAME) == {f.name for f in fields(Settings)}, "every Settings field needs exactly one Option"

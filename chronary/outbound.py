@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import os
 import re
 import socket
 import ssl
@@ -365,17 +366,38 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
-_ssl_context: ssl.SSLContext | None = None
+_ssl_context: ssl.SSLContext | None = None  # tests may pin one context for every request
+_ssl_contexts: dict[tuple[str | None, str | None], ssl.SSLContext] = {}
 _ssl_lock = threading.Lock()
 
 
+def _trust_store() -> tuple[str | None, str | None]:
+    """The CA bundle the operator chose (SSL_CERT_FILE, or requests' REQUESTS_CA_BUNDLE) and
+    SSL_CERT_DIR; both None means certifi's bundle. A private CA works by setting either."""
+    cafile = os.environ.get("SSL_CERT_FILE") or os.environ.get("REQUESTS_CA_BUNDLE") or None
+    return cafile, os.environ.get("SSL_CERT_DIR") or None
+
+
 def _shared_ssl_context() -> ssl.SSLContext:
-    """One verifying context for every request: building one costs ~30 ms of CPU."""
-    global _ssl_context
-    with _ssl_lock:
-        if _ssl_context is None:
-            _ssl_context = httpx.create_ssl_context()
+    """One verifying context per trust store: building one costs ~30 ms of CPU."""
+    if _ssl_context is not None:
         return _ssl_context
+    key = _trust_store()
+    with _ssl_lock:
+        ctx = _ssl_contexts.get(key)
+        if ctx is None:
+            cafile, capath = key
+            if cafile or capath:
+                ctx = ssl.create_default_context(cafile=cafile, capath=capath)
+            else:
+                ctx = httpx.create_ssl_context(trust_env=False)
+            _ssl_contexts[key] = ctx
+        return ctx
+
+
+def ssl_context() -> ssl.SSLContext:
+    """The verifying context outbound clients use (providers building their own httpx clients)."""
+    return _shared_ssl_context()
 
 
 class GuardedTransport(httpx.AsyncHTTPTransport):

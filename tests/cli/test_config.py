@@ -13,11 +13,28 @@ from tests.cli.serveproc import run_cli
 
 
 def test_every_setting_has_a_serve_flag() -> None:
+    """Except provider credentials and endpoints (environment only: a secret in argv shows in ps)."""
     result = run_cli("serve", "--help")
     assert result.returncode == 0, result.stderr
-    for opt in OPTIONS:
+    flagged = [opt for opt in OPTIONS if opt.flag]
+    assert len(flagged) >= 11
+    for opt in flagged:
         assert opt.flag_name in result.stdout, opt.name
         assert opt.env in result.stdout, opt.name
+    for opt in OPTIONS:
+        if not opt.flag:
+            assert opt.name.startswith(("google_", "microsoft_")), opt.name
+            assert opt.flag_name not in result.stdout, opt.name
+
+
+def test_config_never_prints_a_client_secret(tmp_path: Path) -> None:
+    env = {"CHRONARY_GOOGLE_CLIENT_SECRET": "GOCSPX-very-secret", "CHRONARY_GOOGLE_CLIENT_ID": "123.apps"}
+    result = run_cli("config", "--json", "--data-dir", str(tmp_path), env=env)
+    assert result.returncode == 0, result.stderr
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    assert rows["google_client_secret"]["value"] == "(set)" and rows["google_client_id"]["value"] == "123.apps"
+    assert rows["microsoft_client_secret"]["value"] == "(not set)"
+    assert "very-secret" not in result.stdout
 
 
 def test_config_prints_each_value_with_its_source(tmp_path: Path) -> None:
