@@ -27,7 +27,7 @@ from chronary.config import Settings
 from chronary.schemas.agents import AgentCreate
 from chronary.schemas.calendars import CalendarCreate
 from chronary.schemas.events import EventCreate, EventUpdate
-from chronary.schemas.scheduling import FindMeetingTime, RulesInput, TimeRange, WorkingHours
+from chronary.schemas.scheduling import FindMeetingTime, Interval, RulesInput, TimeRange, WorkingHours
 from chronary.services import agents, availability, calendars, events, rules
 from chronary.services.availability import find_meeting_time
 from chronary.services.context import Ctx, Principal
@@ -54,14 +54,12 @@ def build(app_runtime, n_agents: int, rng: random.Random) -> list[str]:  # type:
         for i in range(n_agents):
             tz = ZONES[i % len(ZONES)]
             agent = agents.create(tx, ctx.principal, AgentCreate(name=f"bench-{i}", timezone=tz))
-            cals = [
-                calendars.create(tx, ctx, agent["id"], CalendarCreate(name=f"c{j}", timezone=tz))["id"] for j in range(2)
-            ]
+            cals = [calendars.create(tx, ctx, agent.id, CalendarCreate(name=f"c{j}", timezone=tz)).id for j in range(2)]
             if i % 2 == 0:
                 rules.put(
                     tx,
                     ctx.principal,
-                    agent["id"],
+                    agent.id,
                     RulesInput(
                         working_hours=weekdays, buffer_before_minutes=5, buffer_after_minutes=10, minimum_notice_minutes=60
                     ),
@@ -98,8 +96,8 @@ def build(app_runtime, n_agents: int, rng: random.Random) -> list[str]:  # type:
                     recurrence=["RRULE:FREQ=WEEKLY"],
                 ),
             )
-            events.update(tx, ctx, cals[0], standup["id"], EventUpdate(title="standup (renamed)"))
-            ids.append(agent["id"])
+            events.update(tx, ctx, cals[0], standup.id, EventUpdate(title="standup (renamed)"))
+            ids.append(agent.id)
         return ids
 
     return app_runtime.db.write_sync(write)
@@ -111,7 +109,7 @@ def percentiles(samples: list[float]) -> str:
     return f"p50 {statistics.median(ordered) * 1000:7.2f} ms   p99 {p99 * 1000:7.2f} ms   max {ordered[-1] * 1000:7.2f} ms"
 
 
-def agrees(runtime, principal: Principal, query: FindMeetingTime, slots: list[dict]) -> bool:  # type: ignore[no-untyped-def]
+def agrees(runtime, principal: Principal, query: FindMeetingTime, slots: list[Interval]) -> bool:  # type: ignore[no-untyped-def]
     """Sanity check before timing: the batched answer equals the per-agent (in_window) one."""
 
     def ts(value: str) -> int:
@@ -124,7 +122,7 @@ def agrees(runtime, principal: Principal, query: FindMeetingTime, slots: list[di
                 tx, principal, a, query.start, query.end, query.duration_minutes
             )
         )
-        free = [(ts(f["start"]), ts(f["end"])) for f in body["free"]]
+        free = [(ts(f.start), ts(f.end)) for f in body.free]
         common = free if common is None else availability.intersect(common, free)
     step, duration, expected = query.slot_step_minutes * 60, query.duration_minutes * 60, []
     for a, b in common or []:
@@ -132,7 +130,7 @@ def agrees(runtime, principal: Principal, query: FindMeetingTime, slots: list[di
         while t + duration <= b and len(expected) < query.limit:
             expected.append(t)
             t += step
-    return [ts(s["start"]) for s in slots] == expected
+    return [ts(s.start) for s in slots] == expected
 
 
 def main() -> None:
@@ -159,8 +157,8 @@ def main() -> None:
             slot_step_minutes=15,
         )
         principal = Principal(org_id=runtime.org_id, key_id="bench")
-        slots = runtime.db.read_sync(lambda tx: find_meeting_time(tx, principal, query))["slots"]
-        print(f"first slots: {[s['start'] for s in slots[:3]]} ({len(slots)} found)")
+        slots = runtime.db.read_sync(lambda tx: find_meeting_time(tx, principal, query)).slots
+        print(f"first slots: {[s.start for s in slots[:3]]} ({len(slots)} found)")
         print(f"agrees with intersecting each agent's own free time: {agrees(runtime, principal, query, slots)}")
 
         for label, cold in (("service, cold series cache", True), ("service, warm series cache", False)):

@@ -93,16 +93,19 @@ def fill(root: Path, url: str, count: int) -> None:
         )
 
 
-def warm(url: str) -> float:
+async def warm(url: str) -> float:
     """List the collection once so Radicale builds its item cache (its cost, not ours)."""
     from chronary.config import Settings
-    from chronary.sync.base import Account, load
+    from chronary.providers import load
+    from chronary.providers.base import Account
 
     t = time.perf_counter()
     provider = load("caldav")(Account("caldav", USER, url, {"password": PASSWORD}), Settings(port=1))
-    cal = next(c for c in provider.list_calendars() if c.remote_id.endswith("/bench/"))
-    provider.fetch_changes(cal, None, {"": None})
-    provider.close()
+    try:
+        cal = next(c for c in await provider.list_calendars() if c.remote_id.endswith("/bench/"))
+        await provider.fetch_changes(cal, None, {"": None})
+    finally:
+        await provider.close()
     return time.perf_counter() - t
 
 
@@ -114,7 +117,7 @@ async def main(args: argparse.Namespace) -> None:
     from chronary.schemas.events import EventCreate
     from chronary.services import agents, connections, events
     from chronary.services.context import Ctx, Principal
-    from chronary.sync.engine import sync_connection
+    from chronary.services.sync.engine import sync_connection
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -123,7 +126,7 @@ async def main(args: argparse.Namespace) -> None:
         url = f"http://127.0.0.1:{port}/"
         try:
             fill(root, url, args.events)
-            server_cost = 0.0 if args.cold else warm(url)
+            server_cost = 0.0 if args.cold else await warm(url)
             runtime = open_runtime(Settings(data_dir=root / "data", workers=False, port=free_port()))
             principal = Principal(runtime.org_id, "key_bench")
             ctx = Ctx(principal, runtime.settings.base_url)
@@ -131,19 +134,19 @@ async def main(args: argparse.Namespace) -> None:
             con = await connections.connect(
                 runtime,
                 principal,
-                ConnectionCreate(provider="caldav", agent_id=agent["id"], username=USER, password=PASSWORD, server_url=url),
+                ConnectionCreate(provider="caldav", agent_id=agent.id, username=USER, password=PASSWORD, server_url=url),
             )
             choice = ConnectionUpdate(calendars=[CalendarChoice(remote_id=f"/{USER}/bench/", sync=True)])
-            mapped = await runtime.db.write(lambda tx: connections.update(tx, ctx, con["id"], choice))
-            cal_id = next(c["calendar_id"] for c in mapped["calendars"] if c["sync"])
+            mapped = await runtime.db.write(lambda tx: connections.update(tx, ctx, con.id, choice))
+            cal_id = next(c.calendar_id for c in mapped.calendars if c.sync)
 
             t = time.perf_counter()
-            first = await sync_connection(runtime, con["id"])
+            first = await sync_connection(runtime, con.id)
             initial = time.perf_counter() - t
             idle = []
             for _ in range(args.idle_rounds):
                 t = time.perf_counter()
-                await sync_connection(runtime, con["id"])
+                await sync_connection(runtime, con.id)
                 idle.append(time.perf_counter() - t)
             for i in range(args.pushes):
                 body = EventCreate(
@@ -153,7 +156,7 @@ async def main(args: argparse.Namespace) -> None:
                 )
                 await runtime.db.write(lambda tx, b=body: events.create(tx, ctx, cal_id, b))
             t = time.perf_counter()
-            pushed = await sync_connection(runtime, con["id"])
+            pushed = await sync_connection(runtime, con.id)
             push = time.perf_counter() - t
             runtime.db.close()
         finally:
