@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from litestar import Controller, delete, get, patch, post
+from typing import Any
+
+from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
+from litestar.response import Redirect
 
 from chronary.api._common import ERRORS, Limit, Offset, RuntimeDep, page_body
+from chronary.errors import UpstreamError, ValidationError, not_found
 from chronary.schemas.common import ErrorEnvelope
 from chronary.schemas.connections import (
     Connection,
+    ConnectionCallback,
     ConnectionCreate,
     ConnectionList,
     ConnectionStart,
@@ -22,6 +27,7 @@ from chronary.schemas.connections import (
 from chronary.services import connections as svc
 from chronary.services import oauth
 from chronary.services.context import Ctx
+from chronary.services.sync import push
 from chronary.services.validation import check_url
 from chronary.store.db import Database
 
@@ -71,8 +77,10 @@ class ConnectionController(Controller):
             "OAuth client for the provider answers 400 naming `provider`."
         ),
     )
-    async def start(self, data: ConnectionStart, db: Database, ctx: Ctx) -> ConnectionStartResult:
-        return await db.read(lambda tx: oauth.start(tx, ctx.principal, data))
+    async def start(
+        self, request: Request[Any, Any, Any], runtime: RuntimeDep, data: ConnectionStart, ctx: Ctx
+    ) -> ConnectionStartResult:
+        return await oauth.start(runtime, ctx.principal, data, _request_base(request))
 
     @get(
         "/",
@@ -156,20 +164,79 @@ class ConnectionController(Controller):
         return page_body(SyncConflictList, page)
 
 
+def _request_base(request: Request[Any, Any, Any]) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+_CALLBACK_ERRORS = {400: ERRORS[400], 502: _ERRORS[502]}
+
+
 @get(
     "/v1/connections/callback",
     tags=["connections"],
+    status_code=302,
     summary="Where the provider sends the browser back after consent (no API key: `state` is the credential)",
-    description="Exchanges `code`, stores the tokens and redirects to the return_url given to /start. "
-    "A missing, unknown, used or expired `state` answers 400.",
-    responses={400: ERRORS[400]},
+    description=(
+        "Exchanges `code`, stores the tokens encrypted, discovers the account's email and calendars, and redirects "
+        "(302) to the return_url given to /start with `?connection_id=con_…&state=…`. On any failure it redirects "
+        "with `?error=<type>&state=…` (access_denied, expired_state, invalid_grant, provider_error, …) and stores "
+        "nothing. A missing, unknown or already used `state` answers 400: there is nowhere safe to redirect."
+    ),
+    responses={302: ResponseSpec(None, description="to return_url"), 400: ERRORS[400]},
 )
 async def oauth_callback(
+    runtime: RuntimeDep,
     code: str | None = Parameter(default=None, max_length=4096),
     oauth_state: str | None = Parameter(query="state", default=None, max_length=256),  # `state` is reserved
-) -> None:
-    oauth.finish(code, oauth_state)
+    error: str | None = Parameter(default=None, max_length=200),
+) -> Redirect:
+    params = {k: v for k, v in (("code", code), ("state", oauth_state), ("error", error)) if v is not None}
+    outcome = await oauth.finish(runtime, params)
+    return Redirect(outcome.redirect(), status_code=302)
+
+
+@post(
+    "/v1/connections/callback",
+    tags=["connections"],
+    status_code=201,
+    summary="Finish the OAuth flow from a server-side integration (no API key: `state` is the credential)",
+    description=(
+        "The same as the browser callback, answering JSON: the connection (201), or the error envelope: 400 for "
+        "an unknown, used or expired state or a refused code, 502 when the provider fails."
+    ),
+    responses=_CALLBACK_ERRORS,
+)
+async def oauth_callback_post(runtime: RuntimeDep, data: ConnectionCallback) -> Connection:
+    outcome = await oauth.finish(runtime, {"code": data.code, "state": data.state})
+    if outcome.connection is not None:
+        return outcome.connection
+    if outcome.error == "provider_error":
+        raise UpstreamError(f"The provider failed: {outcome.message}", None)
+    raise ValidationError(f"{outcome.error}: {outcome.message}", "state" if outcome.error == "expired_state" else "code")
+
+
+@post(
+    "/v1/connections/notifications/{provider:str}",
+    tags=["connections"],
+    status_code=200,
+    summary="Push notifications from a provider (no API key: the channel's token is checked)",
+    description=(
+        "Google watch channels and Microsoft Graph subscriptions post here; the channel id and its secret token "
+        "must match a channel of ours, else 404 and nothing changes. A valid notification schedules an incremental "
+        "sync of that connection now and is answered at once. Graph's `?validationToken=` handshake is echoed."
+    ),
+    responses={404: ERRORS[404]},
+)
+async def push_notification(request: Request[Any, Any, Any], runtime: RuntimeDep, provider: str) -> Response[bytes]:
+    echo = push.handshake(provider, dict(request.query_params))
+    if echo is not None:  # a provider validating a new subscription: answer at once, in text/plain
+        return Response(echo.encode(), status_code=200, media_type="text/plain")
+    body = await request.body()
+    handled = await push.receive(runtime, provider, dict(request.headers), body)
+    if not handled:
+        raise not_found("push channel", request.headers.get("x-goog-channel-id") or "")
+    return Response(b"", status_code=200, media_type="text/plain")
 
 
 ROUTES = [ConnectionController]
-PUBLIC_ROUTES = [oauth_callback]
+PUBLIC_ROUTES = [oauth_callback, oauth_callback_post, push_notification]

@@ -187,6 +187,10 @@ class Provider:
         self.account = account
         self.settings = settings
         self.clock: Clock = clock or SystemClock()  # DTSTAMPs, token expiry: the injected clock
+        # token telemetry, counted by providers that refresh OAuth tokens (the engine records it
+        # as the connection's token_refresh {last_at, failures_count})
+        self.refreshes = 0
+        self.refresh_failures = 0
 
     # -- OAuth (classmethods: there is no account yet) ----------------------------------------
     @classmethod
@@ -252,6 +256,12 @@ class Provider:
 
     async def unsubscribe(self, channel: PushChannel) -> None:
         raise NotImplementedError
+
+    @classmethod
+    def handshake(cls, query: Mapping[str, str]) -> str | None:
+        """The text/plain answer to a subscription-validation request (Graph posts
+        `?validationToken=…` and wants it echoed within 10 s); None when this is no handshake."""
+        return None
 
     @classmethod
     def verify_notification(

@@ -183,6 +183,7 @@ class Provider(BaseProvider):
         self._secrets: dict[str, str] = dict(account.secrets)
         self._fresh: dict[str, str] | None = None
         self._token_lock = asyncio.Lock()
+        self._listed: list[dict[str, Any]] | None = None  # the calendarList login() just read
         self.base = str(settings.google_api_url).rstrip("/")
         self.api = ApiClient(
             settings,
@@ -436,7 +437,9 @@ class Provider(BaseProvider):
         return [i for i in items if not i.get("deleted")]
 
     async def login(self) -> str:
-        for entry in await self._calendar_list():
+        entries = await self._calendar_list()
+        self._listed = entries  # connecting asks for the calendars next: one calendarList call, not two
+        for entry in entries:
             if entry.get("primary"):
                 return str(entry["id"])
         resp = await self._request("GET", "/calendars/primary")
@@ -446,7 +449,8 @@ class Provider(BaseProvider):
 
     async def list_calendars(self) -> list[RemoteCalendar]:
         out = []
-        for entry in await self._calendar_list():
+        entries, self._listed = (self._listed, None) if self._listed is not None else (await self._calendar_list(), None)
+        for entry in entries:
             role = entry.get("accessRole")
             if role == "freeBusyReader":
                 continue  # no event details to mirror

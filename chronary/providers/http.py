@@ -11,7 +11,9 @@ SSL_CERT_FILE / REQUESTS_CA_BUNDLE, so a private CA works; environment proxies a
   with exponential backoff and jitter, honouring Retry-After (seconds or an HTTP date): at most
   `MAX_RETRIES` retries and `MAX_SLEEP` seconds of sleeping in one call. When it still fails the
   call raises `ProviderError(reason, retry_after=…)`, and the engine waits at least that long;
-- network failures as `Unreachable`, a refused target as a non-retryable `ProviderError`.
+- network failures as `Unreachable`, a refused target as a non-retryable `ProviderError`;
+- optionally, a limit on requests in flight per account (`Limit`, `limit_for`; Graph allows four
+  concurrent requests per mailbox), also shared by every provider object of one account.
 
 Nothing here logs a header or a body: tokens travel in Authorization headers and form bodies.
 """
@@ -25,6 +27,7 @@ import os
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -105,6 +108,68 @@ def budget_for(provider: str, account_key: str, per_minute: int) -> Budget:
         return budget
 
 
+class Limit:
+    """At most `size` requests in flight at once. Thread-safe and not bound to an event loop (a
+    waiter is woken in its own loop), so provider objects in different loops can share one; a
+    freed slot passes to the longest waiter first."""
+
+    def __init__(self, size: int) -> None:
+        self.size = max(1, int(size))
+        self.active = 0
+        self._lock = threading.Lock()
+        self._waiters: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = deque()
+
+    async def acquire(self) -> None:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if self.active < self.size and not self._waiters:
+                self.active += 1
+                return
+            fut: asyncio.Future[None] = loop.create_future()
+            waiter = (loop, fut)
+            self._waiters.append(waiter)
+        try:
+            await fut
+        except asyncio.CancelledError:
+            with self._lock:
+                if waiter in self._waiters:  # still waiting: just leave the queue
+                    self._waiters.remove(waiter)
+                    raise
+            if fut.done() and not fut.cancelled():  # the slot was handed over just before the cancel
+                self.release()
+            raise  # (a hand-over still on its way sees the cancelled future and passes the slot on)
+
+    def release(self) -> None:
+        with self._lock:
+            while self._waiters:
+                loop, fut = self._waiters.popleft()
+                try:
+                    loop.call_soon_threadsafe(self._hand_over, fut)
+                except RuntimeError:  # that waiter's loop is closed
+                    continue
+                return  # the slot passes to the waiter: `active` stays
+            self.active -= 1
+
+    def _hand_over(self, fut: asyncio.Future[None]) -> None:
+        if fut.cancelled():
+            self.release()
+        else:
+            fut.set_result(None)
+
+
+_limits: dict[tuple[str, str], Limit] = {}
+
+
+def limit_for(provider: str, account_key: str, size: int) -> Limit:
+    """The one in-flight limit of (provider, account), created on first use."""
+    key = (provider, account_key)
+    with _budgets_lock:
+        limit = _limits.get(key)
+        if limit is None or limit.size != max(1, int(size)):
+            limit = _limits[key] = Limit(size)
+        return limit
+
+
 def account_key(account: Account, secret_name: str = "refresh_token") -> str:
     """A stable key for an account's budget: its username, else a digest of a secret (never the
     secret itself), else "anonymous"."""
@@ -148,7 +213,8 @@ def _where(url: str) -> str:
 class ApiClient:
     """One provider account's HTTP client: budget, retries and error mapping (module doc).
 
-    `rate_limited(response)` says whether a non-429 answer is the provider's way of saying
+    `limit` caps the requests in flight (held while a request is on the wire, never while
+    sleeping). `rate_limited(response)` says whether a non-429 answer is the provider's way of saying
     "slow down" (Google answers 403 rateLimitExceeded). `sleep`, `wall` and `jitter` are
     injectable for tests.
     """
@@ -159,6 +225,7 @@ class ApiClient:
         *,
         name: str,
         budget: Budget | None = None,
+        limit: Limit | None = None,
         rate_limited: Callable[[httpx.Response], bool] | None = None,
         sleep: Sleep = asyncio.sleep,
         wall: Callable[[], datetime] | None = None,
@@ -167,6 +234,7 @@ class ApiClient:
     ) -> None:
         self.name = name
         self.budget = budget
+        self.limit = limit
         self.rate_limited = rate_limited
         self.sleep = sleep
         self.wall = wall
@@ -185,6 +253,25 @@ class ApiClient:
         if resp.status_code in RETRY_STATUSES:
             return True
         return self.rate_limited is not None and self.rate_limited(resp)
+
+    async def _attempt(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, Any] | None,
+        json: Any,
+        data: Mapping[str, str] | None,
+        headers: Mapping[str, str] | None,
+    ) -> httpx.Response:
+        """One request on the wire, inside the in-flight limit when there is one."""
+        if self.limit is not None:
+            await self.limit.acquire()
+        try:
+            return await self._client.request(method, url, params=params, json=json, data=data, headers=dict(headers or {}))
+        finally:
+            if self.limit is not None:
+                self.limit.release()
 
     async def send(
         self,
@@ -206,9 +293,7 @@ class ApiClient:
                 await self.budget.acquire(self.sleep)
             self.requests += 1
             try:
-                resp = await self._client.request(
-                    method, url, params=params, json=json, data=data, headers=dict(headers or {})
-                )
+                resp = await self._attempt(method, url, params=params, json=json, data=data, headers=headers)
             except BlockedTarget as exc:
                 raise ProviderError(f"{self.name}: {exc.reason}", retryable=False) from None
             except OutboundError as exc:

@@ -47,6 +47,13 @@ class ConnectionStart(Input):
     connection_id: Annotated[str, Meta(description="Re-authorize this existing connection")] | None = None
 
 
+class ConnectionCallback(Input):
+    """The provider's answer, relayed by a server-side integration instead of a browser."""
+
+    code: Annotated[str, Meta(min_length=1, max_length=4096)]
+    state: Annotated[str, Meta(min_length=1, max_length=256)]
+
+
 class ConnectionStartResult(msgspec.Struct):
     redirect_url: str
     state: str

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from chronary.schemas.connections import Connection, ConnectionCalendar, LastSync, TokenRefresh
+from chronary.schemas.connections import Connection, ConnectionCalendar, LastSync, TokenRefresh, WebhookSubscription
 from chronary.services import outbox
 from chronary.store import connections as con_store
+from chronary.store import oauth as oauth_store
 from chronary.store import sync as sync_store
 from chronary.store.db import Tx
+from chronary.timeutil import from_ts, iso_ms
 
 
 def present(
@@ -50,7 +52,7 @@ def present(
             }
             for c in cals
         ],
-        "webhook_subscription": None,
+        "webhook_subscription": _channel(tx, row["id"]),
         "token_refresh": {"last_at": row["token_last_at"], "failures_count": row["token_failures"]},
         "pending_pushes": sync_store.count_pending(tx.conn, row["id"]),
         "created_at": row["created_at"],
@@ -98,7 +100,7 @@ def to_struct(
             )
             for c in cals
         ],
-        webhook_subscription=None,
+        webhook_subscription=_channel_struct(tx, row["id"]),
         token_refresh=TokenRefresh(last_at=row["token_last_at"], failures_count=row["token_failures"]),
         pending_pushes=sync_store.count_pending(tx.conn, row["id"]),
         created_at=row["created_at"],
@@ -109,3 +111,16 @@ def emit(tx: Tx, type_: str, connection_id: str) -> None:
     row = con_store.get(tx.conn, connection_id)
     if row is not None:
         outbox.emit(tx, type_, present(tx, row), agent_id=row["agent_id"])
+
+
+def _channel(tx: Tx, connection_id: str) -> dict[str, Any] | None:
+    """The push channel that expires first (the one to watch), as {id, expires_at}."""
+    found = oauth_store.channels(tx.conn, connection_id)
+    if not found:
+        return None
+    return {"id": found[0]["id"], "expires_at": iso_ms(from_ts(found[0]["expires_ts"]))}
+
+
+def _channel_struct(tx: Tx, connection_id: str) -> WebhookSubscription | None:
+    found = _channel(tx, connection_id)
+    return None if found is None else WebhookSubscription(id=found["id"], expires_at=found["expires_at"])

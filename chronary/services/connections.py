@@ -3,7 +3,7 @@
 Password providers (icloud, caldav) log in and discover calendars *before* anything is stored,
 so wrong credentials answer 400 and leave nothing behind. The password is kept only encrypted
 (runtime.secrets) and never leaves this module in a response or a log line. OAuth providers
-(google, microsoft) are reserved: they will come in through `POST /v1/connections/start`.
+(google, microsoft) come in through `POST /v1/connections/start` (services/oauth.py).
 
 Calendars in responses: by default only the synced ones (`sync: true`); `expand[]=calendars`
 lists every calendar the account has. Webhooks: connection.created, connection.synced,
@@ -41,6 +41,7 @@ from chronary.services import outbox
 from chronary.services.agents import load as load_agent
 from chronary.services.connection_shapes import present, to_struct
 from chronary.services.context import Ctx, Page, Principal
+from chronary.services.sync import push
 from chronary.services.sync.accounts import make_provider, store_calendars
 from chronary.store import calendars as cal_store
 from chronary.store import connections as con_store
@@ -93,8 +94,8 @@ async def connect(runtime: Runtime, principal: Principal, data: ConnectionCreate
     principal.require_org("connections")
     if data.provider in providers.OAUTH_PROVIDERS:
         raise ValidationError(
-            f"{data.provider} connects with OAuth: use POST /v1/connections/start (not available in this "
-            "version yet); POST /v1/connections takes only password providers (icloud, caldav)",
+            f"{data.provider} connects with OAuth: use POST /v1/connections/start; POST /v1/connections takes "
+            "only password providers (icloud, caldav)",
             "provider",
         )
     for field in ("username", "password"):
@@ -306,6 +307,7 @@ async def disconnect(runtime: Runtime, principal: Principal, connection_id: str)
     if row["secret"]:
         try:
             provider = make_provider(runtime, row)
+            await push.stop_all(runtime, provider, connection_id)
             await provider.revoke()
             await provider.close()
         except Exception as exc:  # noqa: BLE001 - a failed revoke must not keep the account connected

@@ -31,7 +31,7 @@ from chronary.providers.base import (
     Window,
 )
 from chronary.services.changes import sync_origin
-from chronary.services.sync import policy
+from chronary.services.sync import policy, push
 from chronary.services.sync.accounts import make_provider, store_calendars
 from chronary.services.sync.merge import Merger, Mirror, Stats
 from chronary.services.sync.outgoing import outgoing
@@ -49,6 +49,7 @@ log = logging.getLogger("chronary.sync")
 OWNER = f"proc-{secrets.token_hex(6)}"  # this process, for the DB lease
 LEASE_SECONDS = 300
 MERGE_CHUNK = 200  # remote events per merge transaction
+LEASE_RENEW_EVERY = 50  # pushed events between lease renewals
 MAX_PAGES = 10_000  # a provider that pages forever is a bug, not a calendar
 
 _locks: dict[str, threading.Lock] = {}
@@ -113,7 +114,7 @@ async def _round(runtime: Runtime, cid: str) -> dict[str, Any] | None:
             log.exception("connection %s: sync round failed", cid)
         summary = {"started_at": started, "finished_at": iso_ms(runtime.clock.now()), **_counts(stats), "error": reason}
         fresh = _fresh_secret(runtime, provider)
-        auth = isinstance(exc, AuthFailed)
+        auth = isinstance(exc, AuthFailed) or provider.refresh_failures > 0
         reauthorize = isinstance(exc, AuthFailed) and exc.reauthorize
         retry_after = exc.retry_after if isinstance(exc, ProviderError) else None
         await db.write(
@@ -134,7 +135,8 @@ async def _round(runtime: Runtime, cid: str) -> dict[str, Any] | None:
         ", full resync" if full or stats.full_resyncs else "",
     )
     secret = _fresh_secret(runtime, provider)
-    await db.write(lambda tx: policy.finish_ok(tx, cid, summary, full, secret))
+    token_checked = provider.refreshes > 0 or not provider.supports_oauth  # a login or a refresh happened
+    await db.write(lambda tx: policy.finish_ok(tx, cid, summary, full, secret, token_checked=token_checked))
     return summary
 
 
@@ -152,6 +154,7 @@ async def _calendars_round(runtime: Runtime, provider: Provider, con: dict[str, 
         raise ProviderError("the server listed no calendars; keeping the mirrors until it lists them again")
     await db.write(lambda tx: store_calendars(tx, cid, remote))
     mappings = await db.read(lambda tx: [m for m in con_store.calendars(tx.conn, cid) if m["sync"] and m["calendar_id"]])
+    synced: list[RemoteCalendar] = []
     for mapping in mappings:
         await db.write(
             lambda tx: con_store.acquire_lease(  # renew: a long first sync keeps its lease
@@ -160,10 +163,12 @@ async def _calendars_round(runtime: Runtime, provider: Provider, con: dict[str, 
         )
         zone = await db.read(partial(_calendar_zone, calendar_id=mapping["calendar_id"]))
         rc = _remote_calendar(mapping, zone)
+        synced.append(rc)
         await pull(runtime, provider, con, rc, stats, full)
         if not mapping["read_only"] and await _push(runtime, provider, con, rc, stats):
             await pull(runtime, provider, con, rc, stats, False)  # a 412: fetch, resolve, push again
             await _push(runtime, provider, con, rc, stats)
+    await push.ensure(runtime, provider, con, synced)
 
 
 def _calendar_zone(tx: Tx, calendar_id: str) -> str:
@@ -268,7 +273,11 @@ async def _push(runtime: Runtime, provider: Provider, con: dict[str, Any], rc: R
     db = runtime.db
     cid, rid = con["id"], rc.remote_id
     retry = False
-    for job in await db.read(lambda tx: _collect(tx, con, rc)):
+    for n, job in enumerate(await db.read(lambda tx: _collect(tx, con, rc)), 1):
+        if n % LEASE_RENEW_EVERY == 0:  # a long push (a budget-limited provider) keeps its lease
+            await db.write(
+                lambda tx: con_store.acquire_lease(tx.conn, cid, OWNER, to_ts(tx.now), to_ts(tx.now) + LEASE_SECONDS)
+            )
         pend, link = job["pend"], job["link"]
         if pend["op"] == "delete":
             href = (link or {}).get("href") or pend["href"]

@@ -24,13 +24,18 @@ ERROR_RETRIES = 5  # other failures in a row before status error
 MAX_BACKOFF = 3600
 AUTH_ERROR_RETRY = 86400  # seconds between tries once credentials were given up on
 REAUTHORIZE = "reauthorization_required"
+NEVER = 2**53  # next_sync_at of a connection that waits for its user
 
 
 def backoff_seconds(failures: int) -> float:
     return min(MAX_BACKOFF, 60 * 2 ** max(0, failures - 1))
 
 
-def finish_ok(tx: Tx, cid: str, summary: dict[str, Any], was_full: bool, secret: str | None = None) -> None:
+def finish_ok(
+    tx: Tx, cid: str, summary: dict[str, Any], was_full: bool, secret: str | None = None, *, token_checked: bool = True
+) -> None:
+    """`token_checked`: the credentials were used afresh this round (a password login, an OAuth
+    refresh), which is what token_refresh.last_at reports."""
     con = con_store.get(tx.conn, cid)
     if con is None:
         return
@@ -42,12 +47,13 @@ def finish_ok(tx: Tx, cid: str, summary: dict[str, Any], was_full: bool, secret:
         "status_reason": None,
         "failures": 0,
         "token_failures": 0,
-        "token_last_at": summary["finished_at"],
         "last_synced_at": summary["finished_at"],
         "last_sync": summary,
         "next_sync_at": to_ts(tx.now) + int(interval + jitter),
         "updated_at": iso_ms(tx.now),
     }
+    if token_checked:
+        values["token_last_at"] = summary["finished_at"]
     if was_full:
         values["full_resync"] = 0
     if secret is not None:
@@ -88,7 +94,9 @@ def finish_failed(
     if give_up:
         values["status"] = "error"
         values["status_reason"] = REAUTHORIZE if reauthorize else summary["error"]
-        if auth:
+        if reauthorize:
+            values["next_sync_at"] = NEVER  # only the user can fix it: /start with connection_id, or /refresh
+        elif auth:
             # a rejected password retried every hour can get an Apple ID locked: once a day
             # from now on, or at once through POST /v1/connections/{id}/refresh
             values["next_sync_at"] = to_ts(tx.now) + AUTH_ERROR_RETRY
