@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 from litestar import Litestar, Router
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import RedocRenderPlugin, YamlRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.static_files import create_static_files_router
 
 from chronary import __version__, api
+from chronary.api import web_ui
 from chronary.api._auth import api_key_guard
 from chronary.api._common import app_dependencies, v1_dependencies
 from chronary.api._errors import EXCEPTION_HANDLERS
@@ -27,15 +26,6 @@ from chronary.workers import WorkerSet, discover
 
 MAX_BODY_BYTES = 1024 * 1024
 log = logging.getLogger("chronary")
-
-
-def web_dir() -> Path | None:
-    """The bundled UI: beside the package in a checkout, under _MEIPASS in the binary."""
-    if getattr(sys, "frozen", False):
-        candidate = Path(sys._MEIPASS) / "web"  # type: ignore[attr-defined]
-    else:
-        candidate = Path(__file__).resolve().parent.parent / "web"
-    return candidate if (candidate / "index.html").exists() else None
 
 
 class ChronaryApp(Litestar):
@@ -77,10 +67,7 @@ def create_app(settings: Settings, clock: Clock | None = None, runtime: Runtime 
         dependencies=v1_dependencies(settings),
         security=[{"apiKey": []}, {"apiKeyHeader": []}],
     )
-    handlers: list[Any] = [v1, *public_routes]
-    ui = web_dir()
-    if ui is not None:
-        handlers.append(create_static_files_router(path="/", directories=[ui], html_mode=True, include_in_schema=False))
+    handlers: list[Any] = [v1, *public_routes]  # the UI's shell and assets are public routes (api/web_ui.py)
 
     app = ChronaryApp(
         route_handlers=handlers,
@@ -97,6 +84,16 @@ def create_app(settings: Settings, clock: Clock | None = None, runtime: Runtime 
                 '`{"error": {"type", "message", "param", "request_id"}}`.'
             ),
             path="/schema",
+            # the docs page loads Redoc from this server and no web fonts: it works offline
+            render_plugins=[
+                RedocRenderPlugin(
+                    js_url=web_ui.redoc_js(),
+                    google_fonts=False,
+                    path="/",
+                    favicon='<link rel="icon" type="image/svg+xml" href="/assets/icon.svg">',
+                ),
+                YamlRenderPlugin(),
+            ],
             components=Components(
                 security_schemes={
                     "apiKey": SecurityScheme(

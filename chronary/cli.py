@@ -61,9 +61,30 @@ def serve(**flags: str | None) -> None:
         click.echo("  First start: here is your org API key. It is shown only this once:")
         click.echo(f"    {runtime.first_key}")
         click.echo("")
+    link = _login_link(runtime)
     click.echo(f"Listening on http://{settings.host}:{settings.port}  (API docs at /schema)")
+    click.echo(f"Sign in to the web UI: {link}")
+    click.echo("  (valid 15 minutes, once; `chronary login-link` prints a new one)")
     app = create_app(settings, runtime=runtime)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False)
+
+
+def _login_link(runtime: Any) -> str:
+    from chronary.services import sessions
+
+    link, _ = runtime.db.write_sync(lambda tx: sessions.create_login_link(tx, runtime.org_id, runtime.settings.base_url))
+    return str(link)
+
+
+@cli.command("login-link")
+@click.option("--data-dir", default=None)
+def login_link(data_dir: str | None) -> None:
+    """Print a new one-time sign-in link for the web UI (valid 15 minutes)."""
+    runtime = _open(data_dir)
+    try:
+        click.echo(_login_link(runtime))
+    finally:
+        runtime.db.close()
 
 
 def _shown(opt: Option, value: object) -> str:

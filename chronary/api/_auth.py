@@ -8,7 +8,9 @@ from typing import Any
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
+from chronary.errors import Forbidden
 from chronary.services import keys as key_service
+from chronary.services import sessions
 from chronary.store.db import Database
 
 Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Awaitable[None]]
@@ -30,11 +32,28 @@ def presented_key(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
     return "" if auth else None
 
 
+_SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
 def api_key_guard(db: Database) -> Guard:
-    """The guard for /v1 on this database: the key's Principal lands in `connection.state.principal`."""
+    """The guard for /v1 on this database: the key's Principal lands in `connection.state.principal`.
+
+    A request with no key but the web UI's session cookie acts as the key that session signed in
+    with; its writes must carry the session's CSRF token (X-CSRF-Token), or they are refused.
+    """
 
     async def require_api_key(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         key = presented_key(connection)
+        cookie = connection.cookies.get(sessions.COOKIE) if key is None else None
+        if cookie:
+            found = await db.write(lambda tx: sessions.resolve(tx, cookie))
+            if found is not None:
+                if connection.scope.get("method", "GET") not in _SAFE_METHODS and not sessions.csrf_ok(
+                    found, connection.headers.get(sessions.CSRF_HEADER)
+                ):
+                    raise Forbidden("Writes from the web UI need the session's X-CSRF-Token header")
+                connection.state.principal = found.principal
+                return
         connection.state.principal = await db.read(lambda tx: key_service.authenticate(tx, key))
 
     return require_api_key
