@@ -1,4 +1,4 @@
-"""Outbound HTTP for the providers that speak JSON over HTTPS (Google now, Microsoft Graph later).
+"""Outbound HTTP for the providers that speak JSON over HTTPS (Google Calendar, Microsoft Graph).
 
 `ApiClient` wraps one `httpx.AsyncClient` on `chronary.outbound.GuardedTransport` (connections
 that would reach this server itself are refused at connect time; `outbound.ssl_context()` honours
