@@ -92,8 +92,11 @@ class Ui:
         return path
 
     def assert_clean(self) -> None:
-        outside = [u for u in self.requests if urlsplit(u).scheme in ("http", "https", "ws", "wss")
-                   and urlsplit(u).hostname not in ("127.0.0.1",)]
+        outside = [
+            u
+            for u in self.requests
+            if urlsplit(u).scheme in ("http", "https", "ws", "wss") and urlsplit(u).hostname not in ("127.0.0.1",)
+        ]
         assert outside == [], f"requests left 127.0.0.1: {outside[:5]}"
         assert self.console_errors == [], f"console errors: {self.console_errors[:5]}"
 
