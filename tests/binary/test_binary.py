@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -83,6 +84,17 @@ def test_binary_serves_with_bundled_migrations_and_discovered_modules(binary: Pa
             paths = schema.json()["paths"]
             assert "/v1/agents" in paths and "/v1/keys" in paths and "/health" in paths
             assert any(p.endswith("/events") for p in paths)
+
+            # the bundled web UI and its vendored assets come out of the binary too
+            shell = httpx.get(f"{server.base_url}/")
+            assert shell.status_code == 200 and '<script type="importmap">' in shell.text
+            asset = re.search(r'src="(/assets/app\.js\?v=[0-9a-f]+)"', shell.text)
+            assert asset, shell.text[:500]
+            app_js = httpx.get(server.base_url + asset.group(1))
+            assert app_js.status_code == 200 and "immutable" in app_js.headers["cache-control"]
+            calendar_lib = httpx.get(f"{server.base_url}/vendor/event-calendar/event-calendar.min.js")
+            assert calendar_lib.status_code == 200 and len(calendar_lib.content) > 50_000
+            assert httpx.get(f"{server.base_url}/login").status_code == 200
 
             # the hold-expiry worker was discovered and runs inside the frozen serve
             deadline = time.monotonic() + 20

@@ -1,6 +1,7 @@
 // The app shell: who is signed in, the navigation, and hash routes to one module per page.
 // Each page module exports `default async function render(root, ctx)`; ctx carries the session,
 // whether it is the org (`isOrg`) or one agent (`agentId`), the route's parameters, `navigate`,
+// `signal` (aborted when the page is left; its container is detached then),
 // and `onCleanup(fn)` for timers a page starts (run when another page opens).
 import { session, signOut } from "/assets/api.js";
 import { clear, h, toast } from "/assets/ui.js";
@@ -48,16 +49,27 @@ async function show() {
   });
   clear(main);
   if (!known || (!known[2] && !current.isOrg)) {
+    cleanups = [];
     main.append(h("h1", {}, "Not found"), h("p", {}, "There is no such page. "), h("a", { href: "#/calendar" }, "Go to the calendar"));
     return;
   }
   document.title = `${known[1]} · Chronary`;
+  // each page draws into its own container: one still loading when another opens is detached,
+  // so its late results can't land on the new page (`ctx.signal` tells it it was left)
+  const root = h("div", { class: "page", dataset: { page: name } });
+  const left = new AbortController();
+  cleanups.push(() => {
+    left.abort();
+    root.remove();
+  });
+  main.append(root);
   try {
     const module = await import(`/assets/pages/${name}.js`);
-    await module.default(main, { ...current, params, navigate, onCleanup: (fn) => cleanups.push(fn) });
+    await module.default(root, { ...current, params, navigate, signal: left.signal, onCleanup: (fn) => cleanups.push(fn) });
   } catch (err) {
+    if (left.signal.aborted) return;
     console.warn(err);
-    main.append(h("p", { class: "alert", role: "alert" }, `This page could not load: ${err.message || err}`));
+    root.append(h("p", { class: "alert", role: "alert" }, `This page could not load: ${err.message || err}`));
   }
   main.focus({ preventScroll: true });
 }
