@@ -92,7 +92,7 @@ class Ui:
         page = self.page(viewport)
         page.goto(self.login_link())
         page.wait_for_url(re.compile(r"/#/calendar$|/$"))
-        page.wait_for_selector("#nav a")
+        page.wait_for_selector("#nav a", state="attached")  # folded away behind Menu on a phone
         return page
 
     def shot(self, page: Page, name: str) -> Path:
