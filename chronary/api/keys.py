@@ -17,7 +17,7 @@ class KeyController(Controller):
 
     @post("/", summary="Create an API key (org keys only); the secret is in this response only", responses=ERRORS)
     async def create(self, data: KeyCreate, db: Database, ctx: Ctx) -> ApiKeyWithSecret:
-        return await db.write(lambda tx: svc.create(tx, ctx.principal, data.name, data.agent_id))
+        return await db.write(lambda tx: svc.create(tx, ctx.principal, data.name, data.agent_id, data.permissions))
 
     @get("/", summary="List active keys (no secrets)", responses=ERRORS)
     async def list_keys(

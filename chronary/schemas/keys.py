@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta
 
+from chronary.permissions import PERMISSIONS
 from chronary.schemas.common import Input, Name, Timestamp
+
+Permission = Literal[PERMISSIONS]  # type: ignore[valid-type]
 
 
 class KeyCreate(Input):
@@ -15,6 +18,16 @@ class KeyCreate(Input):
 
     name: Name = "api key"
     agent_id: Annotated[str, Meta(description="Make an agent-scoped key for this agent")] | None = None
+    permissions: (
+        Annotated[
+            list[Permission],
+            Meta(
+                max_length=len(PERMISSIONS),
+                description="Connect API permission keys; default: all of them for org keys, none for agent keys",
+            ),
+        ]
+        | None
+    ) = None
 
 
 class ApiKey(msgspec.Struct):
@@ -24,6 +37,7 @@ class ApiKey(msgspec.Struct):
     prefix: Annotated[str, Meta(description="chr_sk_ (org) or chr_ak_ (agent)")]
     last4: Annotated[str, Meta(description="Last four characters of the secret, to recognise it")]
     created_at: Timestamp
+    permissions: Annotated[list[str], Meta(description="The Connect API permission keys this key holds")]
 
 
 class ApiKeyWithSecret(ApiKey):

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from chronary.errors import Forbidden, NotFound
+from chronary.permissions import defaults as permission_defaults
 
 T = TypeVar("T")
 
@@ -17,6 +18,16 @@ class Principal:
     org_id: str
     key_id: str
     agent_id: str | None = None
+    permissions: frozenset[str] | None = None  # Connect API permission keys; None: the kind's defaults
+
+    @property
+    def granted(self) -> frozenset[str]:
+        return permission_defaults(self.is_org) if self.permissions is None else self.permissions
+
+    def require(self, permission: str) -> None:
+        """403 naming the Connect API permission this key lacks."""
+        if permission not in self.granted:
+            raise Forbidden(f"This API key lacks the permission {permission!r}", "permissions")
 
     @property
     def is_org(self) -> bool:

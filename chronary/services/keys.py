@@ -6,8 +6,8 @@ import hashlib
 import secrets
 from typing import Any
 
-from chronary import ids
-from chronary.errors import NotFound, Unauthorized, ValidationError
+from chronary import ids, permissions
+from chronary.errors import Forbidden, NotFound, Unauthorized, ValidationError
 from chronary.schemas.keys import ApiKey, ApiKeyWithSecret
 from chronary.services.context import Page, Principal
 from chronary.store import agents as agent_store
@@ -24,6 +24,11 @@ def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def granted(row: dict[str, Any]) -> frozenset[str]:
+    stored = row.get("permissions")
+    return permissions.defaults(row["agent_id"] is None) if stored is None else frozenset(stored)
+
+
 def present(row: dict[str, Any]) -> ApiKey:
     return ApiKey(
         id=row["id"],
@@ -32,10 +37,11 @@ def present(row: dict[str, Any]) -> ApiKey:
         prefix=row["prefix"],
         last4=row["last4"],
         created_at=row["created_at"],
+        permissions=sorted(granted(row)),
     )
 
 
-def mint(tx: Tx, org_id: str, name: str, agent_id: str | None) -> ApiKeyWithSecret:
+def mint(tx: Tx, org_id: str, name: str, agent_id: str | None, grants: list[str] | None = None) -> ApiKeyWithSecret:
     """Create a key; the returned struct is the only place the secret ever appears."""
     prefix = AGENT_PREFIX if agent_id else ORG_PREFIX
     secret = prefix + secrets.token_urlsafe(32)
@@ -48,6 +54,7 @@ def mint(tx: Tx, org_id: str, name: str, agent_id: str | None) -> ApiKeyWithSecr
         "last4": secret[-4:],
         "hash": digest(secret),
         "created_at": iso_ms(tx.now),
+        "permissions": sorted(set(grants)) if grants is not None else None,
     }
     key_store.create(tx.conn, row)
     return ApiKeyWithSecret(
@@ -57,15 +64,21 @@ def mint(tx: Tx, org_id: str, name: str, agent_id: str | None) -> ApiKeyWithSecr
         prefix=prefix,
         last4=row["last4"],
         created_at=row["created_at"],
+        permissions=sorted(granted(row)),
         secret=secret,
     )
 
 
-def create(tx: Tx, principal: Principal, name: str, agent_id: str | None) -> ApiKeyWithSecret:
+def create(
+    tx: Tx, principal: Principal, name: str, agent_id: str | None, grants: list[str] | None = None
+) -> ApiKeyWithSecret:
     principal.require_org("key management")
     if agent_id is not None and agent_store.get(tx.conn, agent_id) is None:
         raise ValidationError(f"agent_id {agent_id!r} does not exist", "agent_id")
-    return mint(tx, principal.org_id, name, agent_id)
+    missing = sorted(set(grants or ()) - principal.granted)
+    if missing:  # a key can hand out only what it holds
+        raise Forbidden(f"This API key cannot grant {', '.join(missing)}: it does not hold them", "permissions")
+    return mint(tx, principal.org_id, name, agent_id, grants)
 
 
 def list_(tx: Tx, principal: Principal, agent_id: str | None, limit: int, offset: int) -> Page[ApiKey]:
@@ -96,7 +109,7 @@ def authenticate(tx: Tx, presented: str | None) -> Principal:
         raise Unauthorized("Unknown API key")
     if row["revoked_at"] is not None:
         raise Unauthorized("This API key has been revoked")
-    return Principal(org_id=row["org_id"], key_id=row["id"], agent_id=row["agent_id"])
+    return Principal(org_id=row["org_id"], key_id=row["id"], agent_id=row["agent_id"], permissions=granted(row))
 
 
 def bootstrap(tx: Tx) -> tuple[str, str | None]:

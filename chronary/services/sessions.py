@@ -108,7 +108,9 @@ def resolve(tx: Tx, session_id: str | None) -> Session | None:
         return None
     if row["idle_until_ts"] - now < SESSION_IDLE - TOUCH_EVERY:
         store.touch(tx.conn, id_hash, now + SESSION_IDLE)
-    principal = Principal(org_id=row["org_id"], key_id=row["key_id"], agent_id=row["agent_id"])
+    principal = Principal(
+        org_id=row["org_id"], key_id=row["key_id"], agent_id=row["agent_id"], permissions=key_service.granted(row)
+    )
     return Session(principal, row["csrf"], row["expires_ts"])
 
 

@@ -6,21 +6,24 @@ from typing import Any
 
 import apsw
 
-from chronary.store.rows import count, insert, one, page
+from chronary.store.rows import count, decode, insert, one, page
 
-COLUMNS = "id, org_id, agent_id, name, prefix, last4, created_at, last_used_at, revoked_at"
+COLUMNS = "id, org_id, agent_id, name, prefix, last4, created_at, last_used_at, revoked_at, permissions"
+
+
+JSON = ("permissions",)
 
 
 def create(conn: apsw.Connection, row: dict[str, Any]) -> None:
-    insert(conn, "api_keys", row)
+    insert(conn, "api_keys", row, JSON)
 
 
 def by_hash(conn: apsw.Connection, digest: str) -> dict[str, Any] | None:
-    return one(conn, f"SELECT {COLUMNS} FROM api_keys WHERE hash = ?", (digest,))
+    return decode(one(conn, f"SELECT {COLUMNS} FROM api_keys WHERE hash = ?", (digest,)), JSON)
 
 
 def get(conn: apsw.Connection, key_id: str) -> dict[str, Any] | None:
-    return one(conn, f"SELECT {COLUMNS} FROM api_keys WHERE id = ?", (key_id,))
+    return decode(one(conn, f"SELECT {COLUMNS} FROM api_keys WHERE id = ?", (key_id,)), JSON)
 
 
 def list_active(conn: apsw.Connection, agent_id: str | None, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
@@ -28,7 +31,8 @@ def list_active(conn: apsw.Connection, agent_id: str | None, limit: int, offset:
     if agent_id is not None:
         where.append("agent_id = ?")
         params.append(agent_id)
-    return page(conn, "api_keys", where, params, "id", limit, offset, select=COLUMNS)
+    rows, total = page(conn, "api_keys", where, params, "id", limit, offset, select=COLUMNS)
+    return [decode(r, JSON) for r in rows], total
 
 
 def count_active(conn: apsw.Connection) -> int:

@@ -6,7 +6,7 @@ from typing import Any
 
 import apsw
 
-from chronary.store.rows import insert, one
+from chronary.store.rows import decode, insert, one
 
 
 def add_login_token(conn: apsw.Connection, row: dict[str, Any]) -> None:
@@ -27,11 +27,14 @@ def add_session(conn: apsw.Connection, row: dict[str, Any]) -> None:
 
 def session(conn: apsw.Connection, id_hash: str) -> dict[str, Any] | None:
     """The session with the key it signed in with (revoked_at tells whether that still holds)."""
-    return one(
-        conn,
-        """SELECT s.*, k.org_id, k.agent_id, k.revoked_at FROM web_sessions s JOIN api_keys k ON k.id = s.key_id
-           WHERE s.id_hash = ?""",
-        (id_hash,),
+    return decode(
+        one(
+            conn,
+            """SELECT s.*, k.org_id, k.agent_id, k.revoked_at, k.permissions
+                 FROM web_sessions s JOIN api_keys k ON k.id = s.key_id WHERE s.id_hash = ?""",
+            (id_hash,),
+        ),
+        ("permissions",),
     )
 
 

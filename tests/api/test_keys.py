@@ -44,7 +44,7 @@ def test_create_org_and_agent_keys(api):
     assert r.status_code == 201
     ag = r.json()
     assert ag["secret"].startswith("chr_ak_") and ag["prefix"] == "chr_ak_" and ag["agent_id"] == a["id"]
-    assert set(ag) == {"id", "name", "agent_id", "prefix", "last4", "created_at", "secret"}
+    assert set(ag) == {"id", "name", "agent_id", "prefix", "last4", "created_at", "permissions", "secret"}
     assert api.post("/v1/keys", json={}).json()["name"]  # name has a default
 
 
@@ -110,7 +110,7 @@ def test_list_shows_prefix_and_last4_only(api):
     body = r.json()
     assert body["total"] == 4
     for k in body["data"]:
-        assert set(k) == {"id", "name", "agent_id", "prefix", "last4", "created_at"}
+        assert set(k) == {"id", "name", "agent_id", "prefix", "last4", "created_at", "permissions"}
         assert len(k["last4"]) == 4
     for secret in (api.key, *(m["secret"] for m in made), agent_key["secret"]):
         assert secret not in r.text
