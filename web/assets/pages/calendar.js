@@ -454,6 +454,12 @@ export default async function render(root, ctx) {
       el.textContent = el.classList.contains("mark-hold") ? `Hold · ${left}` : ` ${left}`;
     });
     if (state.busy || state.dialog || document.hidden || state.stopped) return;
+    const offset = offsetString(state.zone);
+    if (state.ec && state.ec.getOption("timeZone") !== offset) {
+      // the zone changed its offset (daylight saving): "now" and "today" follow
+      state.ec.setOption("timeZone", offset);
+      draw();
+    }
     refresh({ fresh: true, quiet: true });
   }
 
