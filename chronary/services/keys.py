@@ -54,8 +54,9 @@ def mint(tx: Tx, org_id: str, name: str, agent_id: str | None, grants: list[str]
         "last4": secret[-4:],
         "hash": digest(secret),
         "created_at": iso_ms(tx.now),
-        "permissions": sorted(set(grants)) if grants is not None else None,
     }
+    if grants is not None:  # NULL (no column value) means the defaults of the key's kind
+        row["permissions"] = sorted(set(grants))
     key_store.create(tx.conn, row)
     return ApiKeyWithSecret(
         id=row["id"],

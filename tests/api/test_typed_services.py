@@ -170,7 +170,7 @@ def test_keys_answer_key_structs(tapi: Any) -> None:
     page = read(tapi, lambda tx: keys.list_(tx, ctx.principal, agent.id, 50, 0))
     assert [type(k) for k in page.items] == [ApiKey]
     assert page.items[0] == ApiKey(
-        id=key.id, name="bot", agent_id=agent.id, prefix="chr_ak_", last4=key.last4, created_at=STAMP
+        id=key.id, name="bot", agent_id=agent.id, prefix="chr_ak_", last4=key.last4, created_at=STAMP, permissions=[]
     )
     assert not hasattr(page.items[0], "secret")
 

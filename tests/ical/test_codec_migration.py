@@ -4,13 +4,15 @@ duplicates) on the shared merge."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-import pytest
+import apsw
 
+from chronary.services.keys import digest
 from chronary.store import events as event_store
 from chronary.store import migrate
-from chronary.store.db import Tx
 from chronary.timeutil import iso_ms
 from tests.ical.subsync import run_subscription_worker
 
@@ -60,7 +62,7 @@ def _row(event_id: str, calendar_id: str, uid: str, sub_id: str, **fields: Any) 
     }
 
 
-def _old_import(tx: Tx, calendar_id: str, sub_id: str) -> None:
+def _old_import(tx: Any, calendar_id: str, sub_id: str) -> None:
     """What the pre-0009 subscription import stored for BINS and ORPHANS."""
     bins = _row(
         "evt_bins",
@@ -86,25 +88,65 @@ def _old_import(tx: Tx, calendar_id: str, sub_id: str) -> None:
             " VALUES (?, ?, ?, ?, 'old')",
             (event_id, sub_id, uid, rid),
         )
-    tx.conn.execute("UPDATE ical_subscriptions SET last_synced_at = ?, next_sync_ts = 1 << 40", (iso_ms(tx.now),))
+    tx.conn.execute("UPDATE ical_subscriptions SET last_synced_at = ?", (iso_ms(tx.now),))
 
 
-def test_0009_normalizes_old_rows_and_the_next_sync_keeps_their_ids(
-    make_api: Any, feed_server: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    shipped = migrate.available()
-    monkeypatch.setattr(migrate, "available", lambda: [m for m in shipped if m[0] < "0009"])
-    old = make_api()  # a database at 0008, as the previous release left it
-    agent = old.agent()
-    cal = old.calendar(agent["id"], timezone="Europe/Berlin")
+def _database_at_0008(data_dir: Path, feed_url: str) -> tuple[str, dict[str, str]]:
+    """A database exactly as the release before 0009 left it, written with plain SQL (today's
+    code cannot run on that schema): an org, an org key, an agent, a calendar, a subscription."""
+    data_dir.mkdir(parents=True)
+    conn = apsw.Connection(str(data_dir / "chronary.db"))
+    conn.row_trace = lambda cursor, row: {d[0]: v for d, v in zip(cursor.getdescription(), row, strict=True)}
+    shipped = migrate.available
+    try:
+        migrate.available = lambda: [m for m in shipped() if m[0] < "0009"]  # type: ignore[assignment]
+        migrate.migrate(conn)
+    finally:
+        migrate.available = shipped  # type: ignore[assignment]
+    now = "2026-12-01T00:00:00.000Z"
+    ids = {"org": "org_old", "agent": "agt_old", "calendar": "cal_old", "sub": "isub_old"}
+    secret = "chr_sk_" + "o" * 43
+    conn.execute("INSERT INTO orgs (id, name, created_at) VALUES (?, 'default', ?)", (ids["org"], now))
+    conn.execute(
+        "INSERT INTO api_keys (id, org_id, agent_id, name, prefix, last4, hash, created_at)"
+        " VALUES ('key_old', ?, NULL, 'first org key', 'chr_sk_', ?, ?, ?)",
+        (ids["org"], secret[-4:], digest(secret), now),
+    )
+    conn.execute(
+        "INSERT INTO agents (id, org_id, name, type, status, timezone, created_at, updated_at)"
+        " VALUES (?, ?, 'Ada', 'ai', 'active', 'Europe/Berlin', ?, ?)",
+        (ids["agent"], ids["org"], now, now),
+    )
+    conn.execute(
+        "INSERT INTO calendars (id, org_id, agent_id, name, timezone, agent_status, feed_token, created_at, updated_at)"
+        " VALUES (?, ?, ?, 'Work', 'Europe/Berlin', 'active', 'feedtoken-old', ?, ?)",
+        (ids["calendar"], ids["org"], ids["agent"], now, now),
+    )
+    conn.execute(
+        "INSERT INTO ical_subscriptions (id, org_id, agent_id, calendar_id, url, refresh_interval_minutes, status,"
+        " event_count, next_sync_ts, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 60, 'active', 3, 1 << 40, ?, ?)",
+        (ids["sub"], ids["org"], ids["agent"], ids["calendar"], feed_url, now, now),
+    )
+    conn.execute("BEGIN")
+    _old_import(_RawTx(conn), ids["calendar"], ids["sub"])
+    conn.execute("COMMIT")
+    conn.close()
+    return secret, ids
+
+
+class _RawTx:
+    """Just enough of a transaction for the store helpers, on a bare connection."""
+
+    def __init__(self, conn: apsw.Connection) -> None:
+        self.conn = conn
+        self.now = datetime(2026, 12, 1, tzinfo=UTC)
+
+
+def test_0009_normalizes_old_rows_and_the_next_sync_keeps_their_ids(make_api: Any, feed_server: Any, data_dir: Path) -> None:
     feed_server.serve("/cal.ics", f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:x\r\n{BINS}\r\n{ORPHANS}\r\nEND:VCALENDAR\r\n")
-    sub = old.post(
-        f"/v1/agents/{agent['id']}/ical-subscriptions", json={"calendar_id": cal["id"], "url": feed_server.url("/cal.ics")}
-    ).json()
-    old.runtime.db.write_sync(lambda tx: _old_import(tx, cal["id"], sub["id"]))
-    monkeypatch.undo()
-
-    api = make_api().as_key(old.key)  # the new release opens it: 0009 runs
+    secret, ids = _database_at_0008(data_dir, feed_server.url("/cal.ics"))
+    cal, sub = {"id": ids["calendar"]}, {"id": ids["sub"]}
+    api = make_api().as_key(secret)  # the new release opens it: 0009 and later run
     r = api.get(f"/v1/calendars/{cal['id']}/events", params={"limit": 50})
     assert r.status_code == 200, r.text
     rows = {e["id"]: e for e in r.json()["data"]}
