@@ -12,7 +12,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import RedocRenderPlugin, YamlRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
-from chronary import __version__, api
+from chronary import __version__, api, connect_api
 from chronary.api import web_ui
 from chronary.api._auth import api_key_guard
 from chronary.api._common import app_dependencies, v1_dependencies
@@ -67,7 +67,14 @@ def create_app(settings: Settings, clock: Clock | None = None, runtime: Runtime 
         dependencies=v1_dependencies(settings),
         security=[{"apiKey": []}, {"apiKeyHeader": []}],
     )
-    handlers: list[Any] = [v1, *public_routes]  # the UI's shell and assets are public routes (api/web_ui.py)
+    connect = Router(
+        path="/connect/v1",
+        route_handlers=connect_api.routes(),
+        guards=[api_key_guard(runtime.db)],
+        dependencies=v1_dependencies(settings),
+        security=[{"apiKey": []}, {"apiKeyHeader": []}],
+    )
+    handlers: list[Any] = [v1, connect, *public_routes]  # the UI's shell and assets are public routes (api/web_ui.py)
 
     app = ChronaryApp(
         route_handlers=handlers,

@@ -34,7 +34,7 @@ class RequestContextMiddleware:
                 message["headers"] = [*message.get("headers", []), header]
             await send(message)
 
-        if scope["method"] in _BODY_METHODS and scope["path"].startswith("/v1/") and _has_body(scope):
+        if scope["method"] in _BODY_METHODS and scope["path"].startswith(("/v1/", "/connect/v1/")) and _has_body(scope):
             content_type = _header(scope, b"content-type").split(";")[0].strip().lower()
             if content_type != "application/json" and not content_type.endswith("+json"):
                 await _reject_media_type(send_with_id, request_id, content_type)
