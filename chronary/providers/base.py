@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chronary.clock import Clock, SystemClock
+from chronary.config import env_name
 from chronary.ical.model import EventData, Outgoing
 
 __all__ = [
@@ -173,6 +174,12 @@ class Notification:
     channel_id: str
     sync: bool = True
     renew: bool = False  # the provider asks for a new subscription (Graph lifecycle events)
+
+
+def unset(settings: Any, *names: str) -> list[str]:
+    """The environment variables of the settings among `names` that have no value (what an OAuth
+    provider's `configured` tells the operator to set)."""
+    return [env_name(n) for n in names if not getattr(settings, n, None)]
 
 
 class Provider:

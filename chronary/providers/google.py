@@ -62,6 +62,7 @@ from chronary.providers.base import (
     RemoteEvent,
     Unreachable,
     Window,
+    unset,
 )
 from chronary.providers.base import Provider as BaseProvider
 from chronary.providers.http import ApiClient, account_key, budget_for, requests_verify
@@ -195,14 +196,7 @@ class Provider(BaseProvider):
     # -- OAuth ---------------------------------------------------------------------------------
     @classmethod
     def configured(cls, settings: Any) -> str | None:
-        missing = [
-            env
-            for env, value in (
-                ("CHRONARY_GOOGLE_CLIENT_ID", getattr(settings, "google_client_id", None)),
-                ("CHRONARY_GOOGLE_CLIENT_SECRET", getattr(settings, "google_client_secret", None)),
-            )
-            if not value
-        ]
+        missing = unset(settings, "google_client_id", "google_client_secret")
         if not missing:
             return None
         return (

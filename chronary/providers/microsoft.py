@@ -81,6 +81,7 @@ from chronary.providers.base import (
     RemoteEvent,
     Unreachable,
     Window,
+    unset,
 )
 from chronary.providers.base import Provider as BaseProvider
 from chronary.providers.http import TIMEOUT, ApiClient, account_key, budget_for, limit_for, requests_verify
@@ -322,14 +323,7 @@ class Provider(BaseProvider):
     # -- OAuth ---------------------------------------------------------------------------------
     @classmethod
     def configured(cls, settings: Any) -> str | None:
-        missing = [
-            env
-            for env, value in (
-                ("CHRONARY_MICROSOFT_CLIENT_ID", getattr(settings, "microsoft_client_id", None)),
-                ("CHRONARY_MICROSOFT_CLIENT_SECRET", getattr(settings, "microsoft_client_secret", None)),
-            )
-            if not value
-        ]
+        missing = unset(settings, "microsoft_client_id", "microsoft_client_secret")
         if not missing:
             return None
         return (

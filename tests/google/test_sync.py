@@ -9,11 +9,10 @@ from typing import Any
 import pytest
 
 from chronary.providers import http as google_http
-from chronary.services.sync import merge
 from tests.conftest import Api
 from tests.fakes.google import FakeGoogle
 from tests.google.conftest import EMAIL, connect, enable, start
-from tests.sync.conftest import events, sync
+from tests.sync.conftest import events, merge_dies_after, sync
 
 BERLIN = "Europe/Berlin"
 
@@ -204,20 +203,10 @@ def test_a_thousand_events_and_a_round_cut_short(gapi: Api, google: FakeGoogle, 
     assert gapi.get(f"/v1/calendars/{cal}/events?limit=1").json()["total"] == 0
 
     # the process dies in the middle of merging (after two of five chunks were committed)
-    calls = {"n": 0}
-    original = merge.Merger.apply_events
-
-    def dies_after_two(self: merge.Merger, batch: Any) -> None:
-        calls["n"] += 1
-        if calls["n"] > 2:
-            raise RuntimeError("killed")
-        original(self, batch)
-
-    monkeypatch.setattr(merge.Merger, "apply_events", dies_after_two)
-    crashed = sync(gapi, con["id"])
-    assert crashed is not None and crashed["error"], crashed
-    assert gapi.get(f"/v1/calendars/{cal}/events?limit=1").json()["total"] == 2 * 200
-    monkeypatch.setattr(merge.Merger, "apply_events", original)
+    with merge_dies_after(2):  # the process dies after two committed chunks
+        crashed = sync(gapi, con["id"])
+        assert crashed is not None and crashed["error"], crashed
+        assert gapi.get(f"/v1/calendars/{cal}/events?limit=1").json()["total"] == 2 * 200
 
     google.clear_requests()
     summary = sync(gapi, con["id"])  # the next round picks up where the cursor still is: the start

@@ -10,11 +10,10 @@ from typing import Any
 import pytest
 
 from chronary.providers import http as provider_http
-from chronary.services.sync import merge
 from tests.conftest import Api
 from tests.fakes.microsoft import FakeMicrosoft
 from tests.microsoft.conftest import EMAIL, connect, enable
-from tests.sync.conftest import events, sync
+from tests.sync.conftest import events, merge_dies_after, sync
 
 WIN_BERLIN = "W. Europe Standard Time"
 
@@ -184,19 +183,9 @@ def test_a_thousand_events_throttling_and_a_round_cut_short(
         )
     con, cal = _setup(mapi, microsoft)
     microsoft.fail_next(2, 429, retry_after=1, path_contains="delta")  # throttled, then let through
-    calls = {"n": 0}
-    original = merge.Merger.apply_events
-
-    def dies_after_two(self: merge.Merger, batch: Any) -> None:
-        calls["n"] += 1
-        if calls["n"] > 2:
-            raise RuntimeError("killed")
-        original(self, batch)
-
-    monkeypatch.setattr(merge.Merger, "apply_events", dies_after_two)
-    crashed = sync(mapi, con["id"])
-    assert crashed is not None and crashed["error"], crashed
-    monkeypatch.setattr(merge.Merger, "apply_events", original)
+    with merge_dies_after(2):  # the process dies after two committed chunks
+        crashed = sync(mapi, con["id"])
+        assert crashed is not None and crashed["error"], crashed
     summary = sync(mapi, con["id"])
     assert summary is not None and summary["error"] is None, summary
     assert mapi.get(f"/v1/calendars/{cal}/events?limit=1").json()["total"] == 1000

@@ -5,6 +5,7 @@ or fails requests mid-sync, and running one sync round from a test."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.client
 import itertools
 import json
@@ -278,3 +279,24 @@ def vevent(uid: str, summary: str, start: str = "20260105T090000Z", end: str = "
         f"UID:{uid}\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:{start}\r\nDTEND:{end}\r\nSUMMARY:{summary}\r\n"
         f"{extra}END:VEVENT\r\nEND:VCALENDAR\r\n"
     )
+
+
+@contextlib.contextmanager
+def merge_dies_after(chunks: int) -> Iterator[None]:
+    """The process "dies" in the middle of a pull: the merge commits `chunks` chunks, then fails."""
+    from chronary.services.sync import merge
+
+    calls = {"n": 0}
+    original = merge.Merger.apply_events
+
+    def dying(self: merge.Merger, batch: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] > chunks:
+            raise RuntimeError("killed")
+        original(self, batch)
+
+    merge.Merger.apply_events = dying  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        merge.Merger.apply_events = original  # type: ignore[method-assign]
