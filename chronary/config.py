@@ -142,6 +142,12 @@ class Settings:
     microsoft_client_secret: str | None = None
     microsoft_authority: str = "https://login.microsoftonline.com/common"
     microsoft_graph_url: str = "https://graph.microsoft.com/v1.0"
+    slack_api_url: str = "https://slack.com/api"
+    discord_api_url: str = "https://discord.com/api/v10"
+    telegram_api_url: str = "https://api.telegram.org"
+    connect_proxy_requests_per_minute: int = 60
+    connect_proxy_timeout_seconds: int = 30
+    connect_proxy_max_bytes: int = 5 * 1024 * 1024
 
     @property
     def db_path(self) -> Path:
@@ -210,6 +216,17 @@ OPTIONS: tuple[Option, ...] = (
         flag=False,
     ),
     Option("microsoft_graph_url", _https_or_http_url, "Microsoft Graph base URL", flag=False),
+    Option("slack_api_url", _https_or_http_url, "Slack Web API base URL", flag=False),
+    Option("discord_api_url", _https_or_http_url, "Discord REST API base URL", flag=False),
+    Option("telegram_api_url", _https_or_http_url, "Telegram Bot API base URL", flag=False),
+    Option(
+        "connect_proxy_requests_per_minute",
+        _positive,
+        "Connect proxy and action calls one connection may make a minute (then 429 with Retry-After)",
+        flag=False,
+    ),
+    Option("connect_proxy_timeout_seconds", _positive, "Time limit of one proxied call or action", flag=False),
+    Option("connect_proxy_max_bytes", _positive, "Largest request or response body the proxy passes on", flag=False),
 )
 _BY_NAME = {option.name: option for option in OPTIONS}
 assert set(_BY_NAME) == {f.name for f in fields(Settings)}, "every Settings field needs exactly one Option"
