@@ -74,7 +74,12 @@ def create_app(settings: Settings, clock: Clock | None = None, runtime: Runtime 
         dependencies=v1_dependencies(settings),
         security=[{"apiKey": []}, {"apiKeyHeader": []}],
     )
-    handlers: list[Any] = [v1, connect, *public_routes]  # the UI's shell and assets are public routes (api/web_ui.py)
+    handlers: list[Any] = [
+        v1,
+        connect,
+        *public_routes,
+        *connect_api.public_routes(),
+    ]  # the UI's shell and assets are public routes (api/web_ui.py)
 
     app = ChronaryApp(
         route_handlers=handlers,

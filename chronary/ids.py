@@ -11,7 +11,10 @@ _lock = threading.Lock()
 _last_ms = 0
 _last_rand = 0
 
-PREFIXES = frozenset({"org", "agt", "cal", "evt", "key", "whk", "whe", "dlv", "isub", "con", "prp", "rul", "bkp", "req"})
+PREFIXES = frozenset(
+    {"org", "agt", "cal", "evt", "key", "whk", "whe", "dlv", "isub", "con", "prp", "rul", "bkp", "req"}
+    | {"rec", "flw", "trg", "exe", "tbl", "row"}  # Connect: records, flows, triggers, executions, tables, rows
+)
 
 
 def _encode(value: int, length: int) -> str:

@@ -34,12 +34,22 @@ class RequestContextMiddleware:
                 message["headers"] = [*message.get("headers", []), header]
             await send(message)
 
-        if scope["method"] in _BODY_METHODS and scope["path"].startswith(("/v1/", "/connect/v1/")) and _has_body(scope):
+        if _json_only(scope) and _has_body(scope):
             content_type = _header(scope, b"content-type").split(";")[0].strip().lower()
             if content_type != "application/json" and not content_type.endswith("+json"):
                 await _reject_media_type(send_with_id, request_id, content_type)
                 return
         await self.app(scope, receive, send_with_id)
+
+
+def _json_only(scope: Scope) -> bool:
+    """API bodies are JSON; what providers push to Connect's inbound URLs is theirs to shape."""
+    path = scope["path"]
+    return (
+        scope.get("method") in _BODY_METHODS
+        and path.startswith(("/v1/", "/connect/v1/"))
+        and not path.startswith("/connect/v1/inbound/")
+    )
 
 
 def _header(scope: Scope, name: bytes) -> str:

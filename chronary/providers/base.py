@@ -21,11 +21,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chronary.clock import Clock, SystemClock
 from chronary.config import env_name
 from chronary.ical.model import EventData, Outgoing
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = [
     "Account",
@@ -279,6 +282,23 @@ class Provider:
         return []
 
     # -- lifecycle -----------------------------------------------------------------------------
+    def api_base(self) -> str | None:
+        """Where `api_request` paths are relative to (None: the provider has no REST API to proxy)."""
+        return None
+
+    async def api_request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """One raw call to the provider's REST API with the connection's auth, tokens refreshed as
+        needed (Connect's proxy and actions). `path` is already checked to stay below `api_base`."""
+        raise NotImplementedError
+
     async def revoke(self) -> None:
         """Revoke the grant at the provider where it can (OAuth); password providers: nothing."""
 

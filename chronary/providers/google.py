@@ -845,6 +845,20 @@ class Provider(BaseProvider):
         return [Notification(channel.id, sync=lower.get("x-goog-resource-state") != "sync")]
 
     # -- lifecycle -----------------------------------------------------------------------------
+    def api_base(self) -> str | None:
+        return self.base
+
+    async def api_request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        return await self._request(method, path, params=params, json_body=json_body, headers=headers)
+
     async def revoke(self) -> None:
         token = self._secrets.get("refresh_token") or self._secrets.get("access_token")
         if not token:

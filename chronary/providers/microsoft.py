@@ -1066,6 +1066,20 @@ class Provider(BaseProvider):
         return list(found.values())
 
     # -- lifecycle -----------------------------------------------------------------------------
+    def api_base(self) -> str | None:
+        return self.base
+
+    async def api_request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        return await self._request(method, path, params=params, json_body=json_body, headers=headers)
+
     async def revoke(self) -> None:
         """Microsoft has no token revocation for this flow: the tokens are forgotten here (the
         engine drops the stored cache with the connection; the user may remove the app's

@@ -60,7 +60,7 @@ if TYPE_CHECKING:
 Resource = msgspec.Struct | Mapping[str, Any]
 
 KINDS = ("created", "updated", "deleted")
-ORIGIN_PREFIXES = ("sync:", "subscription:")
+ORIGIN_PREFIXES = ("sync:", "subscription:", "inbound:")
 
 
 def plain(obj: Resource) -> dict[str, Any]:
@@ -79,7 +79,8 @@ def changed_fields(before: Resource, after: Resource, ignore: tuple[str, ...] = 
 
 
 def check_origin(origin: str) -> str:
-    """`api`, `system`, `sync:<connection id>` or `subscription:<subscription id>`."""
+    """`api`, `system`, `sync:<connection id>`, `subscription:<subscription id>` or
+    `inbound:<connection id>` (a provider pushed it to Connect's inbound URL)."""
     if origin in ("api", "system") or any(origin.startswith(p) and len(origin) > len(p) for p in ORIGIN_PREFIXES):
         return origin
     raise ValueError(f"unknown change origin {origin!r}")
@@ -91,6 +92,10 @@ def sync_origin(connection_id: str) -> str:
 
 def subscription_origin(subscription_id: str) -> str:
     return f"subscription:{subscription_id}"
+
+
+def inbound_origin(connection_id: str) -> str:
+    return f"inbound:{connection_id}"
 
 
 @dataclass(frozen=True, eq=False)

@@ -68,8 +68,8 @@ def _stored(tx: Tx, connection_id: str) -> dict[str, Any]:
 def load(tx: Tx, principal: Principal, connection_id: str) -> dict[str, Any]:
     principal.require_org("connections")
     row = con_store.get(tx.conn, connection_id)
-    if row is None or row["org_id"] != principal.org_id:
-        raise not_found("connection", connection_id)
+    if row is None or row["org_id"] != principal.org_id or row["provider"] not in con_store.CALENDAR_PROVIDERS:
+        raise not_found("connection", connection_id)  # Connect's API-key connections live at /connect/v1
     return row
 
 

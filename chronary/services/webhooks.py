@@ -122,8 +122,8 @@ def check_events(events: list[str]) -> list[str]:
 def load(tx: Tx, principal: Principal, webhook_id: str) -> dict[str, Any]:
     principal.require_org("webhooks")
     row = store.get_endpoint(tx.conn, webhook_id)
-    if row is None or row["org_id"] != principal.org_id:
-        raise not_found("webhook", webhook_id)
+    if row is None or row["org_id"] != principal.org_id or row["provider_type"] is not None:
+        raise not_found("webhook", webhook_id)  # provider subscriptions live at /connect/v1
     return row
 
 

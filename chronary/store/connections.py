@@ -8,7 +8,8 @@ import apsw
 
 from chronary.store.rows import decode, insert, one, page, update
 
-JSON = ("last_sync",)
+JSON = ("last_sync", "settings")
+CALENDAR_PROVIDERS = ("google", "microsoft", "icloud", "caldav")
 
 
 def create(conn: apsw.Connection, row: dict[str, Any]) -> None:
@@ -29,6 +30,9 @@ def list_(
     offset: int,
 ) -> tuple[list[dict[str, Any]], int]:
     where, params = ["org_id = ?"], [org_id]
+    if provider is None:  # /v1/connections: the calendar accounts, not Connect's API-key providers
+        where.append(f"provider IN ({', '.join('?' * len(CALENDAR_PROVIDERS))})")
+        params.extend(CALENDAR_PROVIDERS)
     for col, value in (("provider", provider), ("agent_id", agent_id), ("status", status)):
         if value is not None:
             where.append(f"{col} = ?")
@@ -49,7 +53,8 @@ def due(conn: apsw.Connection, now_ts: int, limit: int = 20) -> list[dict[str, A
     """Connections whose next round is due and that nobody holds a live lease on."""
     rows = conn.execute(
         """SELECT id, next_sync_at FROM connections
-           WHERE secret IS NOT NULL AND next_sync_at <= ? AND (lease_until IS NULL OR lease_until < ?)
+           WHERE secret IS NOT NULL AND sync_mode != 'none' AND next_sync_at <= ?
+             AND (lease_until IS NULL OR lease_until < ?)
            ORDER BY next_sync_at LIMIT ?""",
         (now_ts, now_ts, limit),
     )
@@ -57,14 +62,15 @@ def due(conn: apsw.Connection, now_ts: int, limit: int = 20) -> list[dict[str, A
 
 
 def next_due_at(conn: apsw.Connection) -> int | None:
-    row = one(conn, "SELECT min(next_sync_at) AS t FROM connections WHERE secret IS NOT NULL")
+    row = one(conn, "SELECT min(next_sync_at) AS t FROM connections WHERE secret IS NOT NULL AND sync_mode != 'none'")
     return None if row is None else row["t"]
 
 
 def acquire_lease(conn: apsw.Connection, connection_id: str, owner: str, now_ts: int, until_ts: int) -> bool:
     conn.execute(
         """UPDATE connections SET lease_owner = ?, lease_until = ?
-           WHERE id = ? AND secret IS NOT NULL AND (lease_until IS NULL OR lease_until < ? OR lease_owner = ?)""",
+           WHERE id = ? AND secret IS NOT NULL AND sync_mode != 'none'
+             AND (lease_until IS NULL OR lease_until < ? OR lease_owner = ?)""",
         (owner, until_ts, connection_id, now_ts, owner),
     )
     return conn.changes() == 1
@@ -165,3 +171,7 @@ def mapped_calendar_ids(conn: apsw.Connection, connection_id: str) -> list[str]:
             (connection_id,),
         )
     ]
+
+
+def by_inbound_hash(conn: apsw.Connection, inbound_hash: str) -> dict[str, Any] | None:
+    return decode(one(conn, "SELECT * FROM connections WHERE inbound_hash = ?", (inbound_hash,)), JSON)

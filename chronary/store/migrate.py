@@ -1,6 +1,9 @@
 """Named, forward-only migrations recorded in the database.
 
-Each file `migrations/NNNN_name.sql` runs once, in name order, in its own transaction; a
+Each file `migrations/NNNN_name.sql` runs once, in name order, in its own transaction; a file
+whose first line is `-- chronary: foreign-keys-off` rebuilds tables, so it runs with foreign keys
+off (they cannot change inside a transaction; dropping a parent table with them on would cascade)
+and `PRAGMA foreign_key_check` must pass before it commits (SQLite's table-rebuild procedure). A
 migration that must rewrite values SQL cannot (stored iCalendar lines) also has a Python step
 in `PYTHON_STEPS`, run after its SQL in the same transaction. The applied names are kept in
 `schema_migrations`; a database that records a migration this code
@@ -35,6 +38,8 @@ def _normalize_recurrence(conn: apsw.Connection) -> None:
         if fixed != lines:
             conn.execute("UPDATE events SET recurrence = ? WHERE id = ?", (dumps(fixed or None), row["id"]))
 
+
+FOREIGN_KEYS_OFF = "-- chronary: foreign-keys-off"
 
 PYTHON_STEPS: dict[str, Callable[[apsw.Connection], None]] = {"0009_one_vevent_codec": _normalize_recurrence}
 
@@ -75,19 +80,30 @@ def migrate(conn: apsw.Connection) -> list[str]:
     for name, sql in shipped:
         if name in done:
             continue
+        rebuild = sql.startswith(FOREIGN_KEYS_OFF)
+        if rebuild:
+            conn.execute("PRAGMA foreign_keys=OFF")
         conn.execute("BEGIN IMMEDIATE")
         try:
             conn.execute(sql)
             if name in PYTHON_STEPS:
                 PYTHON_STEPS[name](conn)
+            if rebuild:
+                broken = list(conn.execute("PRAGMA foreign_key_check"))
+                if broken:
+                    raise RuntimeError(f"migration {name} broke {len(broken)} foreign key(s): {broken[:3]}")
             conn.execute(
                 "INSERT INTO schema_migrations (name, applied_at) VALUES (?, strftime('%Y-%m-%dT%H:%M:%fZ'))",
                 (name,),
             )
             conn.execute(f"PRAGMA user_version = {len(done) + len(ran) + 1}")
+            conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")
+        finally:
+            if rebuild:
+                conn.execute("PRAGMA foreign_keys=ON")
         ran.append(name)
     return ran

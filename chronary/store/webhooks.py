@@ -29,9 +29,20 @@ def get_endpoint(conn: apsw.Connection, endpoint_id: str) -> dict[str, Any] | No
 
 
 def list_endpoints(
-    conn: apsw.Connection, org_id: str, status: str | None, limit: int, offset: int
+    conn: apsw.Connection,
+    org_id: str,
+    status: str | None,
+    limit: int,
+    offset: int,
+    provider_type: str | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
+    """/v1/webhooks' endpoints (provider_type None), or one provider's Connect subscriptions."""
     where, params = ["org_id = ?"], [org_id]
+    if provider_type is None:
+        where.append("provider_type IS NULL")
+    else:
+        where.append("provider_type = ?")
+        params.append(provider_type)
     if status is not None:
         where.append("status = ?")
         params.append(status)
@@ -51,6 +62,11 @@ def patch_endpoint(conn: apsw.Connection, endpoint_id: str, values: dict[str, An
 
 def delete_endpoint(conn: apsw.Connection, endpoint_id: str) -> None:
     conn.execute("DELETE FROM webhook_endpoints WHERE id = ?", (endpoint_id,))
+
+
+def delete_for_connection(conn: apsw.Connection, connection_id: str) -> None:
+    """A connection's provider webhook subscriptions go with it."""
+    conn.execute("DELETE FROM webhook_endpoints WHERE connection_id = ?", (connection_id,))
 
 
 # --- deliveries --------------------------------------------------------------------------

@@ -23,11 +23,13 @@ from typing import Any
 
 from chronary import ids
 from chronary.services import changes
+from chronary.store import connections as con_store
 from chronary.store import webhooks as store
 from chronary.store.db import Tx
+from chronary.store.rows import loads
 from chronary.timeutil import iso_ms, parse_stored
 from chronary.webhooks import policy
-from chronary.webhooks.types import matches
+from chronary.webhooks.types import ALL, CALENDAR_PROVIDER_TYPES, matches
 
 CONSUMER = "webhooks"  # its cursor in change_cursors (created by migration 0008)
 INTERRUPTED = "interrupted: the server stopped before the receiver answered; retried with the same id"
@@ -80,6 +82,44 @@ def concerns(row: Mapping[str, Any], agent_id: str) -> bool:
     return row["agent_id"] == agent_id or agent_id in (row.get("audience") or ())
 
 
+def _connection_of(row: Mapping[str, Any]) -> str | None:
+    origin = row["origin"] or ""
+    for prefix in ("sync:", "inbound:"):
+        if origin.startswith(prefix):
+            return str(origin[len(prefix) :])
+    if row["type"].startswith("connection."):
+        return str(row["resource_id"])
+    return None
+
+
+def _provider_kind(tx: Tx, row: Mapping[str, Any], connection_id: str, kinds: dict[str, str | None]) -> str | None:
+    if connection_id not in kinds:
+        con = con_store.get(tx.conn, connection_id)
+        if con is not None:
+            kinds[connection_id] = con["provider"]
+        else:  # connection.deleted: the payload still says which provider it was
+            obj = (loads(row["payload"]) or {}).get("data", {}).get("object", {})
+            kinds[connection_id] = obj.get("provider") if isinstance(obj, dict) else None
+    return kinds[connection_id]
+
+
+def from_provider(tx: Tx, row: Mapping[str, Any], ep: Mapping[str, Any], kinds: dict[str, str | None]) -> bool:
+    """Does a Connect provider subscription want this change? Its provider's inbound events
+    (`<provider>.<event>`), or for calendar providers the changes their sync brought in and the
+    health of their connections; only the named connection's when it has one."""
+    provider, subscribed = ep["provider_type"], ep["events"]
+    if row["type"] not in subscribed and ALL not in subscribed:
+        return False
+    connection_id = _connection_of(row)
+    if connection_id is None or (ep["connection_id"] and ep["connection_id"] != connection_id):
+        return False
+    if (row["origin"] or "").startswith("inbound:"):
+        return bool(row["type"].startswith(provider + "."))
+    if row["type"] not in CALENDAR_PROVIDER_TYPES:
+        return False
+    return _provider_kind(tx, row, connection_id, kinds) == provider
+
+
 def fan_out(tx: Tx, rows: list[dict[str, Any]]) -> None:
     """The consumer's handler: changes (store/changes.after rows, in seq order) become deliveries
     to every active or paused endpoint that wants them. Changes not sent as webhooks are passed."""
@@ -88,9 +128,15 @@ def fan_out(tx: Tx, rows: list[dict[str, Any]]) -> None:
         return
     endpoints = store.active_endpoints(tx.conn)
     now = iso_ms(tx.now)
+    kinds: dict[str, str | None] = {}
     for row in rows:
         for ep in endpoints:
-            if row["seq"] <= ep["since_seq"] or not matches(ep["events"], row["type"]):
+            if row["seq"] <= ep["since_seq"]:
+                continue
+            if ep["provider_type"] is None or ep["provider_type"] == "chronary":
+                if not matches(ep["events"], row["type"]):
+                    continue
+            elif not from_provider(tx, row, ep, kinds):
                 continue
             if ep["agent_id"] is not None and not concerns(row, ep["agent_id"]):
                 continue

@@ -33,5 +33,20 @@ ALL = "*"
 TEST_TYPE = "webhook.test"
 
 
+CHRONARY_TYPES = frozenset(EVENT_TYPES)
+# what a calendar provider's Connect webhook subscription can receive: the changes its sync sees
+# on the remote side and the connection's health
+CALENDAR_PROVIDER_TYPES: tuple[str, ...] = (
+    "event.created",
+    "event.updated",
+    "event.deleted",
+    "event.cancelled",
+    "connection.synced",
+    "connection.error",
+    "connection.deleted",
+)
+
+
 def matches(subscribed: list[str], event_type: str) -> bool:
-    return ALL in subscribed or event_type in subscribed
+    """`*` is every Chronary type; providers' own event types (slack.message, …) only by name."""
+    return event_type in subscribed or (ALL in subscribed and event_type in CHRONARY_TYPES)
