@@ -212,9 +212,7 @@ def test_connect_validates_credentials_and_points_oauth_providers_elsewhere(serv
 def test_inbound_deliveries_are_kept_and_relayed_as_signed_webhooks(live_server: Any, echo: EchoApi) -> None:
     server = live_server(workers=True)
     c = server.client()
-    con = c.post(
-        "/connect/v1/providers/http/connect", json={"credentials": {"baseUrl": echo.url, "apiKey": SECRET}}
-    ).json()
+    con = c.post("/connect/v1/providers/http/connect", json={"credentials": {"baseUrl": echo.url, "apiKey": SECRET}}).json()
     inbound = con["inboundUrl"]
     assert inbound.startswith(server.base_url + "/connect/v1/inbound/inb_")
     receiver = Receiver().start()
