@@ -133,9 +133,9 @@ class Inbound:
 def safe_path(path: str) -> str:
     """The caller's proxy path, or BadInput: it must stay below the provider's base URL.
 
-    Refused: anything not starting with a single `/`, absolute URLs, `\\`, `@`, control
+    Refused: anything not starting with a single `/`, absolute URLs, `\\`, a raw `@`, control
     characters, `?`/`#` (query parameters go in `query`), and `.`/`..` segments, also when
-    percent-encoded (decoded repeatedly, so %252e%252e is caught too).
+    percent-encoded (decoded repeatedly, so %252e%252e is caught too). An encoded @ (%40) is data.
     """
     if not isinstance(path, str) or not path.startswith("/") or path.startswith("//"):
         raise BadInput("path must start with a single / (a path below the provider's base URL)", field="path")
@@ -144,9 +144,11 @@ def safe_path(path: str) -> str:
         if decoded == previous:
             break
         previous, decoded = decoded, unquote(decoded)
+    if "@" in path:  # userinfo-looking paths; an @ that is data (a calendar id) is sent as %40
+        raise BadInput("path may not contain @ (percent-encode it as %40 where it is data)", field="path")
     for text in (path, decoded):
-        if _CONTROL.search(text) or "\\" in text or "@" in text:
-            raise BadInput("path may not contain control characters, backslashes or @", field="path")
+        if _CONTROL.search(text) or "\\" in text:
+            raise BadInput("path may not contain control characters or backslashes", field="path")
         if "?" in text or "#" in text:
             raise BadInput("path may not contain ? or #: put query parameters in query", field="path")
         if "://" in text or text.startswith("//"):
@@ -232,7 +234,10 @@ class Connector:
         `connect_proxy_max_bytes`, the whole call at `connect_proxy_timeout_seconds`."""
         target = self.target()
         url = join(target, path)
-        send_headers = {k: v for k, v in (headers or {}).items() if k.lower() not in HOP_BY_HOP | AUTH_HEADERS}
+        dropped = HOP_BY_HOP | AUTH_HEADERS | {k.lower() for k in target.headers}
+        if content_type:
+            dropped = dropped | {"content-type"}
+        send_headers = {k: v for k, v in (headers or {}).items() if k.lower() not in dropped}
         if content_type:
             send_headers["Content-Type"] = content_type
         send_headers.update(target.headers)  # last: the caller cannot override the auth

@@ -23,7 +23,7 @@ def test_every_setting_has_a_serve_flag() -> None:
         assert opt.env in result.stdout, opt.name
     for opt in OPTIONS:
         if not opt.flag:
-            assert opt.name.startswith(("google_", "microsoft_")), opt.name
+            assert opt.name.startswith(("google_", "microsoft_", "slack_", "discord_", "telegram_", "connect_")), opt.name
             assert opt.flag_name not in result.stdout, opt.name
 
 

@@ -346,7 +346,7 @@ def _event_body(provider_type: str, inputs: dict[str, Any]) -> tuple[str, dict[s
         for key in ("description", "location"):
             if inputs.get(key):
                 body[key] = inputs[key]
-        return f"/calendars/{quote(inputs['calendar_id'], safe='@')}/events", body
+        return f"/calendars/{quote(inputs['calendar_id'], safe='')}/events", body
     return _graph_event(inputs)
 
 
