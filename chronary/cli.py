@@ -40,6 +40,15 @@ def _setting_flags(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
+def configure_logging(level: str) -> None:
+    """The server's logging. HTTP client libraries stay at WARNING whatever the level: their
+    request lines carry URLs, and URLs can carry credentials (Telegram's bot token is a path
+    segment, some APIs take their key as a query parameter, inbound URLs are their own secret)."""
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name in ("httpx", "httpcore", "urllib3", "niquests", "urllib3_future"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 @cli.command()
 @_setting_flags
 def serve(**flags: str | None) -> None:
@@ -50,7 +59,7 @@ def serve(**flags: str | None) -> None:
     from chronary.runtime import open_runtime
 
     settings = _settings(**flags)
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level)
     try:
         runtime = open_runtime(settings)
     except SchemaTooNew as exc:
