@@ -76,7 +76,11 @@ def present(row: dict[str, Any]) -> ProviderWebhook:
 
 def _provider(tx: Tx, principal: Principal, provider_type: str) -> Provider:
     provider = org_catalogue.get(tx, principal.org_id, provider_type)
-    if "webhooks" not in provider.capabilities:
+    if provider.type == "ical":
+        raise ValidationError(
+            "iCal subscriptions announce themselves as ical_subscription.* and event.* on /v1/webhooks", "providerType"
+        )
+    if "webhooks" not in provider.capabilities and provider.type not in CALENDAR_PROVIDERS:
         raise ValidationError(f"{provider.name} sends no events", "providerType")
     return provider
 
