@@ -282,3 +282,20 @@ def test_credentials_are_never_stored_in_plaintext(server: Any, echo: EchoApi, d
     raw = b"".join(p.read_bytes() for p in data_dir.glob("chronary.db*"))
     assert SECRET.encode() not in raw and b"inb_" not in raw
     assert b"sk_live" not in raw
+
+
+def test_a_custom_provider_is_deleted_only_once_nothing_is_connected_to_it(server: Any, echo: EchoApi) -> None:
+    c = server.client()
+    _custom(c, echo.url)
+    assert c.get("/connect/v1/providers/tickets").json()["name"] == "Tickets"
+    con = c.post("/connect/v1/providers/tickets/connect", json={"credentials": {"apiKey": SECRET}}).json()
+    busy = c.delete("/connect/v1/providers/tickets")
+    assert busy.status_code == 409 and "disconnect" in busy.json()["error"]["message"]
+    assert c.delete("/connect/v1/providers/slack").status_code == 400
+    c.post("/connect/v1/providers/tickets/disconnect", json={"connectionId": con["id"]})
+    assert c.delete("/connect/v1/providers/tickets").status_code == 204
+    assert c.get("/connect/v1/providers/tickets").status_code == 404
+    bad = c.post("/connect/v1/providers", json={"type": "Bad Type", "name": "x", "baseUrl": echo.url})
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "type"
+    own = c.post("/connect/v1/providers", json={"type": "self", "name": "x", "baseUrl": server.base_url})
+    assert own.status_code == 400 and own.json()["error"]["param"] == "baseUrl"
