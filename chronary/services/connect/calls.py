@@ -232,7 +232,7 @@ def _refusal(exc: ConnectorError, provider: Provider) -> ChronaryError:
         return ValidationError(exc.reason, exc.field)
     if exc.retry_after is not None:
         return RateLimited(f"{provider.name} is rate-limiting: {exc.reason}", max(1, math.ceil(exc.retry_after)))
-    if isinstance(exc, BadCredentials):
+    if isinstance(exc, BadCredentials) or exc.status == 401:
         return UpstreamError(f"{provider.name} refused the stored credentials ({exc.reason}); connect again")
     if isinstance(exc, Unreachable):
         return UpstreamError(exc.reason)
@@ -321,11 +321,10 @@ async def _connector_action(
     connector = cons.open_connector(runtime, kind, {**cons.decrypt(runtime, row), **extra})
     try:
         return await connector.run(name, inputs)
-    except BadCredentials as exc:
-        reason = f"credentials refused: {exc.reason}"
-        await runtime.db.write(lambda tx: cons.mark_refused(tx, row["id"], reason))
-        raise _refusal(exc, provider) from None
     except ConnectorError as exc:
+        if isinstance(exc, BadCredentials) or exc.status == 401:  # revoked or rotated since connect
+            reason = f"credentials refused: {exc.reason}"
+            await runtime.db.write(lambda tx: cons.mark_refused(tx, row["id"], reason))
         raise _refusal(exc, provider) from None
     finally:
         await cons.close(connector)

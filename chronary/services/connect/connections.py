@@ -17,6 +17,7 @@ import json
 import re
 import secrets
 from dataclasses import dataclass
+from email.utils import parseaddr
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -104,8 +105,8 @@ def normalize(provider: Provider, raw: dict[str, str]) -> Credentials:
             raise ValidationError(f"{camel(f.name)} must be one of {', '.join(f.choices)}", param)
         if f.format == "port" and not (value.isdigit() and 0 < int(value) < 65536):
             raise ValidationError(f"{camel(f.name)} must be a port number (1-65535)", param)
-        if f.format == "email" and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value):
-            raise ValidationError(f"{camel(f.name)} must be an email address", param)
+        if f.format == "email" and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", parseaddr(value)[1]):
+            raise ValidationError(f"{camel(f.name)} must be an email address (Name <a@b.c> works too)", param)
         if f.format == "url":
             org_catalogue.check_base_url(value)
             value = value.rstrip("/")
