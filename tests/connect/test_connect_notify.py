@@ -76,11 +76,10 @@ def test_telegram_connects_sends_and_relays_updates(live_server: Any, telegram: 
 def test_home_assistant_calls_services(live_server: Any) -> None:
     with FakeHomeAssistant() as ha:
         c = live_server().client()
-        bad = c.post("/connect/v1/providers/home_assistant/connect", json={"credentials": {"baseUrl": ha.url, "apiKey": "x"}})
+        connect = "/connect/v1/providers/home_assistant/connect"
+        bad = c.post(connect, json={"credentials": {"baseUrl": ha.url, "apiKey": "x"}})
         assert bad.status_code == 400, bad.text
-        con = c.post(
-            "/connect/v1/providers/home_assistant/connect", json={"credentials": {"baseUrl": ha.url, "apiKey": ha_fake.TOKEN}}
-        )
+        con = c.post(connect, json={"credentials": {"baseUrl": ha.url, "apiKey": ha_fake.TOKEN}})
         assert con.status_code == 201 and con.json()["account"] == "Home", con.text
         on = c.post(
             "/connect/v1/providers/home_assistant/actions/call_service",
@@ -117,7 +116,7 @@ def test_email_connects_sends_and_invites_to_a_chronary_event(live_server: Any) 
 
         mail = c.post(
             "/connect/v1/providers/smtp/actions/send_email",
-            json={"to": ["ben@example.com"], "subject": "Moved", "text": "Now at 10:00", "html": "<p>Now at <b>10:00</b></p>"},
+            json={"to": ["ben@example.com"], "subject": "Moved", "text": "Now at 10:00", "html": "<p><b>10:00</b></p>"},
         )
         assert mail.status_code == 200, mail.text
         assert mail.json()["output"]["accepted"] == ["ben@example.com"]
@@ -127,7 +126,7 @@ def test_email_connects_sends_and_invites_to_a_chronary_event(live_server: Any) 
         cal = c.post(f"/v1/agents/{agent['id']}/calendars", json={"name": "Work", "timezone": "Europe/Berlin"}).json()
         event = c.post(
             f"/v1/calendars/{cal['id']}/events",
-            json={"title": "Design review", "start_time": "2026-12-15T09:00:00+01:00", "end_time": "2026-12-15T10:00:00+01:00"},
+            json={"title": "Design review", "start_time": "2026-12-15T09:00:00+01:00", "end_time": "2026-12-15T10:00+01:00"},
         ).json()
         invite = c.post(
             "/connect/v1/providers/smtp/actions/send_invitation",
