@@ -148,6 +148,10 @@ class Settings:
     connect_proxy_requests_per_minute: int = 60
     connect_proxy_timeout_seconds: int = 30
     connect_proxy_max_bytes: int = 5 * 1024 * 1024
+    moments_grace_minutes: int = 60
+    execution_retention_days: int = 30
+    execution_payload_max_bytes: int = 64 * 1024
+    flow_concurrency: int = 4
 
     @property
     def db_path(self) -> Path:
@@ -227,6 +231,14 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("connect_proxy_timeout_seconds", _positive, "Time limit of one proxied call or action", flag=False),
     Option("connect_proxy_max_bytes", _positive, "Largest request or response body the proxy passes on", flag=False),
+    Option(
+        "moments_grace_minutes",
+        _non_negative,
+        "After downtime, event start/end/reminder moments missed by at most this much still fire; older ones are skipped",
+    ),
+    Option("execution_retention_days", _positive, "Days flow executions (and their step logs) are kept"),
+    Option("execution_payload_max_bytes", _positive, "Largest trigger data or step input/output kept per execution"),
+    Option("flow_concurrency", _positive, "Executions of one flow that run at the same time"),
 )
 _BY_NAME = {option.name: option for option in OPTIONS}
 assert set(_BY_NAME) == {f.name for f in fields(Settings)}, "every Settings field needs exactly one Option"
