@@ -34,7 +34,9 @@ def test_sign_in_with_an_api_key_gets_that_keys_scope(ui: Ui) -> None:
     page.goto(f"{ui.base_url}/login")
     page.get_by_label("API key").fill("chr_sk_wrong-key-0000000000000000000")
     page.get_by_role("button", name="Sign in").click()
-    assert page.locator("#api_key-error").filter(has_text="Unknown API key").is_visible()
+    refused = page.locator("#api_key-error").filter(has_text="Unknown API key")
+    refused.wait_for(state="visible")  # the answer arrives after the click returns
+    assert refused.is_visible()
     page.get_by_label("API key").fill(agent_key)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_selector("#nav a", state="attached")
