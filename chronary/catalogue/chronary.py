@@ -385,6 +385,12 @@ WEBHOOK_EVENTS = (
     EventType(name="event.hold_confirmed", description="A hold became a confirmed event"),
     EventType(name="event.hold_released", description="A hold was released (deleted) before it expired"),
     EventType(name="event.hold_expired", description="A hold passed hold_expires_at and was removed"),
+    EventType(name="event.started", description="An event or occurrence reached its start time"),
+    EventType(name="event.ended", description="An event or occurrence reached its end time"),
+    EventType(
+        name="event.reminder",
+        description="One of an event's reminders fell due (its minutes before the start are in reminder_minutes)",
+    ),
     EventType(name="proposal.created", description="A meeting proposal was opened"),
     EventType(name="proposal.responded", description="A participant accepted, declined or countered"),
     EventType(name="proposal.resolved", description="A proposal settled on a slot (events created) or was declined"),
