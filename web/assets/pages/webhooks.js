@@ -12,6 +12,7 @@ const EVENT_TYPES = [
   "calendar.created", "calendar.updated", "calendar.deleted",
   "event.created", "event.updated", "event.deleted", "event.cancelled",
   "event.hold_created", "event.hold_confirmed", "event.hold_released", "event.hold_expired",
+  "event.started", "event.ended", "event.reminder",
   "proposal.created", "proposal.responded", "proposal.resolved", "proposal.cancelled",
   "ical_subscription.synced", "ical_subscription.failed",
   "connection.created", "connection.synced", "connection.error", "connection.deleted",
