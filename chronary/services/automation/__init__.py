@@ -1,0 +1,1 @@
+"""Automation: flows, triggers, executions (Connect API issue 17)."""
