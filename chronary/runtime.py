@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from chronary.clock import Clock, SystemClock
@@ -17,6 +18,7 @@ from chronary.config import Settings
 from chronary.crypto import SecretBox
 from chronary.services import feeds
 from chronary.services import keys as key_service
+from chronary.services.automation import triggers as automation_triggers
 from chronary.services.changes import Pipeline
 from chronary.services.sync import queue as sync_queue
 from chronary.store.db import Database
@@ -59,18 +61,20 @@ class Runtime:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
-def default_pipeline() -> Pipeline:
+def default_pipeline(payload_limit: int = 64 * 1024) -> Pipeline:
     """The consumers of changes (services/changes.py), in the order they run.
 
     In the change's own transaction: `feeds` (the calendar's feed is marked changed, so a feed
     fetched right after a write is fresh) and `sync-push` (queue pushes to mirroring
     connections, never back to the connection a change came from). Later, from the change log:
-    `webhooks` (fan-out to deliveries, workers/webhooks.py). More consumers (automation triggers,
-    MCP notifications) are added here.
+    `webhooks` (fan-out to deliveries, workers/webhooks.py). `automation` also runs in the change's
+    transaction: a flow whose trigger wants the change gets its run queued there (capped at
+    `payload_limit` bytes of trigger data). More consumers (MCP notifications) are added here.
     """
     pipeline = Pipeline()
     pipeline.listen("feeds", feeds.on_change)
     pipeline.listen("sync-push", sync_queue.on_change)
+    pipeline.listen("automation", partial(automation_triggers.on_change, payload_limit=payload_limit))
     pipeline.consumer(dispatch.CONSUMER)
     return pipeline
 
@@ -81,7 +85,7 @@ def open_runtime(settings: Settings, clock: Clock | None = None, *, pipeline: Pi
     clock = clock or SystemClock()
     db = Database(settings.db_path, clock, synchronous=settings.sqlite_synchronous)
     db.write_sync_raw(migrate)
-    db.changes = pipeline = default_pipeline() if pipeline is None else pipeline
+    db.changes = pipeline = default_pipeline(settings.execution_payload_max_bytes) if pipeline is None else pipeline
     db.write_sync(pipeline.declare)
     org_id, first_key = db.write_sync(key_service.bootstrap)
     runtime = Runtime(settings, clock, db, SecretBox(settings.key_path), org_id, first_key)

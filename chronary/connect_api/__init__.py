@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from chronary.connect_api import calls, providers, webhooks
+from chronary.connect_api import automation, calls, providers, webhooks
 
-_MODULES = (providers, calls, webhooks)
+_MODULES = (providers, calls, webhooks, automation)
 
 
 def routes() -> list[Any]:

@@ -114,6 +114,7 @@ class Change:
     before: dict[str, Any] | None = None  # the stored row before (None when created)
     after: dict[str, Any] | None = None  # the stored row after (None when deleted)
     calendar: dict[str, Any] | None = None  # the calendar row of the event
+    log_id: str | None = None  # set by `record`: the change's payload id (whe_…) once logged
 
     @property
     def row(self) -> dict[str, Any] | None:
@@ -161,6 +162,8 @@ def record(tx: Tx, change: Change) -> str | None:
             bumped.add(change.calendar["id"])
             cal_store.bump_revision(tx.conn, change.calendar["id"])
     event_id = _append(tx, change, origin) if change.type is not None else None
+    if event_id is not None:
+        change = dataclasses.replace(change, log_id=event_id)
     pipeline: Pipeline | None = tx.changes
     if pipeline is not None:
         for _name, listener in pipeline.listeners:

@@ -136,6 +136,11 @@ class Database:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._writer, self.write_sync, fn)
 
+    async def write_raw(self, fn: Callable[[apsw.Connection], T]) -> T:
+        """`write_sync_raw` on the writer thread (maintenance that runs outside transactions)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._writer, self.write_sync_raw, fn)
+
     async def read(self, fn: Callable[[Tx], T]) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._readers, self.read_sync, fn)

@@ -151,7 +151,8 @@ def test_listeners_are_only_those_the_runtime_registers(data_dir: Path, tmp_path
     with pytest.raises(ModuleNotFoundError):  # no module-global listener list any more
         importlib.import_module("chronary.services.hooks")
     standard = default_pipeline()
-    assert [name for name, _ in standard.listeners] == ["feeds", "sync-push"] and standard.consumers == ["webhooks"]
+    assert [name for name, _ in standard.listeners] == ["feeds", "sync-push", "automation"]
+    assert standard.consumers == ["webhooks"]
 
     called: list[tuple[str, str | None]] = []
     spy = Pipeline()
