@@ -152,6 +152,10 @@ class Settings:
     execution_retention_days: int = 30
     execution_payload_max_bytes: int = 64 * 1024
     flow_concurrency: int = 4
+    max_tables: int = 100
+    max_rows_per_table: int = 1_000_000
+    record_payload_max_bytes: int = 256 * 1024
+    record_retention_days: int = 90
 
     @property
     def db_path(self) -> Path:
@@ -239,6 +243,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("execution_retention_days", _positive, "Days flow executions (and their step logs) are kept"),
     Option("execution_payload_max_bytes", _positive, "Largest trigger data or step input/output kept per execution"),
     Option("flow_concurrency", _positive, "Executions of one flow that run at the same time"),
+    Option("max_tables", _positive, "Connect tables an org may have (then 429)"),
+    Option("max_rows_per_table", _positive, "Rows one Connect table may hold (then 429)"),
+    Option("record_payload_max_bytes", _positive, "Largest payload kept as a record (bigger ones: 413)"),
+    Option("record_retention_days", _positive, "Days records (inbound payloads, imports) are kept"),
 )
 _BY_NAME = {option.name: option for option in OPTIONS}
 assert set(_BY_NAME) == {f.name for f in fields(Settings)}, "every Settings field needs exactly one Option"
