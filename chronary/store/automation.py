@@ -243,3 +243,8 @@ def claim_one(conn: apsw.Connection, execution_id: str, owner: str, now: datetim
     """Take one queued run at once (the test endpoint runs its execution in the request)."""
     now_ts = to_ts(now)
     return claim(conn, execution_id, owner, now_ts, now_ts + 300)
+
+
+def by_dedup(conn: apsw.Connection, dedup_key: str) -> list[str]:
+    """The runs one trigger event queued (one per flow that wanted it)."""
+    return [r["id"] for r in conn.execute("SELECT id FROM executions WHERE dedup_key = ?", (dedup_key,))]

@@ -72,23 +72,3 @@ def calls(
 def prune_calls(conn: apsw.Connection, before: str) -> int:
     conn.execute("DELETE FROM connect_calls WHERE created_at < ?", (before,))
     return conn.changes()
-
-
-# --- records -------------------------------------------------------------------------------------
-
-
-def add_record(conn: apsw.Connection, row: dict[str, Any]) -> bool:
-    """Keep one inbound payload; False when its dedup key was seen before (nothing written)."""
-    conn.execute(
-        """INSERT INTO records (id, org_id, provider_type, resource_type, source, connection_id, dedup_key, payload,
-                                size, received_at)
-           VALUES (:id, :org_id, :provider_type, :resource_type, :source, :connection_id, :dedup_key, :payload,
-                   :size, :received_at)
-           ON CONFLICT DO NOTHING""",
-        row,
-    )
-    return conn.changes() == 1
-
-
-def get_record(conn: apsw.Connection, record_id: str) -> dict[str, Any] | None:
-    return one(conn, "SELECT * FROM records WHERE id = ?", (record_id,))

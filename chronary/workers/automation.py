@@ -1,4 +1,5 @@
-"""Runs flows: claims due executions, fires schedule / poll / event.starting triggers, prunes.
+"""Runs flows: claims due executions, fires schedule / poll / event.starting triggers, prunes
+finished executions and old records (then checkpoints the WAL and hands freed pages back).
 
 Woken by every commit (a run queued by a change starts at once) and otherwise every second, so
 time-based triggers fire within about a second of their instant. Runs execute as tasks (at most
@@ -12,6 +13,7 @@ import logging
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from chronary.services import records
 from chronary.services.automation import runs, scheduler
 from chronary.store import automation as store
 from chronary.timeutil import to_ts
@@ -61,12 +63,16 @@ class AutomationWorker:
             self.runtime.signals.notify(SIGNAL)
 
     async def prune(self) -> int:
-        retention = timedelta(days=self.runtime.settings.execution_retention_days)
-        pruned = await self.runtime.db.write(lambda tx: runs.prune(tx, retention))
-        if pruned:
-            log.info("pruned %d finished execution(s) older than %s", pruned, retention)
+        """Finished runs and records past their retention go; freed pages go back to the disk."""
+        settings = self.runtime.settings
+        kept_runs = timedelta(days=settings.execution_retention_days)
+        kept_records = timedelta(days=settings.record_retention_days)
+        pruned = await self.runtime.db.write(lambda tx: runs.prune(tx, kept_runs))
+        dropped = await self.runtime.db.write(lambda tx: records.prune(tx, kept_records))
+        if pruned or dropped:
+            log.info("pruned %d finished execution(s) and %d record(s) past their retention", pruned, dropped)
             await self.runtime.db.write_raw(store.checkpoint)
-        return pruned
+        return pruned + dropped
 
     async def seconds_until_due(self) -> float:
         now = to_ts(self.runtime.clock.now())

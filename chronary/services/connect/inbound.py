@@ -12,16 +12,13 @@ which the one webhook machinery relays, signed and retried, to the provider's su
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from chronary import ids
 from chronary.connectors.base import BadSignature, ConnectorError, Inbound
 from chronary.errors import NotFound, PayloadTooLarge, Unauthorized, ValidationError
-from chronary.services import changes
+from chronary.services import changes, records
 from chronary.services.connect import connections as cons
-from chronary.store import connect as store
 from chronary.store import connections as con_store
 from chronary.store.db import Tx
 from chronary.timeutil import iso_ms
@@ -29,7 +26,6 @@ from chronary.timeutil import iso_ms
 if TYPE_CHECKING:
     from chronary.runtime import Runtime
 
-MAX_INBOUND_BYTES = 1024 * 1024
 DEDUP_FIELDS = ("event_id", "update_id", "id")  # Slack, Telegram, generic senders
 
 
@@ -47,8 +43,9 @@ def _dedup_key(connection_id: str, event: str, payload: Any, headers: Mapping[st
 
 async def receive(runtime: Runtime, token: str, headers: Mapping[str, str], body: bytes) -> Any:
     """Verify, keep and relay one delivery; answers what the provider expects back."""
-    if len(body) > MAX_INBOUND_BYTES:
-        raise PayloadTooLarge(f"inbound deliveries are at most {MAX_INBOUND_BYTES} bytes", None)
+    if len(body) > runtime.settings.record_payload_max_bytes:
+        limit = runtime.settings.record_payload_max_bytes
+        raise PayloadTooLarge(f"inbound deliveries are at most {limit} bytes (record_payload_max_bytes)", None)
     digest = hashlib.sha256(token.encode()).hexdigest()
     row = await runtime.db.read(lambda tx: con_store.by_inbound_hash(tx.conn, digest))
     if row is None or not row["secret"]:
@@ -66,34 +63,28 @@ async def receive(runtime: Runtime, token: str, headers: Mapping[str, str], body
         await cons.close(connector)
     if inbound.event is None:
         return inbound.reply
-    record_id = await runtime.db.write(lambda tx: keep(tx, row, inbound, lower))
+    limit = runtime.settings.record_payload_max_bytes
+    record_id = await runtime.db.write(lambda tx: keep(tx, row, inbound, lower, limit))
     if inbound.reply is not None:
         return inbound.reply
     return {"received": True, "recordId": record_id, "event": inbound.event}
 
 
-def keep(tx: Tx, con: dict[str, Any], inbound: Inbound, headers: Mapping[str, str]) -> str | None:
+def keep(tx: Tx, con: dict[str, Any], inbound: Inbound, headers: Mapping[str, str], limit: int) -> str | None:
     """The record and the change, in one transaction; None when the delivery was seen before."""
     assert inbound.event is not None
-    text = json.dumps(inbound.payload, separators=(",", ":"))
-    record_id = ids.new_id("rec")
-    received = iso_ms(tx.now)
-    fresh = store.add_record(
-        tx.conn,
-        {
-            "id": record_id,
-            "org_id": con["org_id"],
-            "provider_type": con["provider"],
-            "resource_type": inbound.event,
-            "source": "inbound",
-            "connection_id": con["id"],
-            "dedup_key": _dedup_key(con["id"], inbound.event, inbound.payload, headers),
-            "payload": text,
-            "size": len(text),
-            "received_at": received,
-        },
+    record_id = records.keep(
+        tx,
+        org_id=con["org_id"],
+        provider_type=con["provider"],
+        resource_type=inbound.event,
+        source="inbound",
+        payload=inbound.payload,
+        limit=limit,
+        connection_id=con["id"],
+        dedup_key=_dedup_key(con["id"], inbound.event, inbound.payload, headers),
     )
-    if not fresh:
+    if record_id is None:
         return None
     obj = {
         "id": record_id,
@@ -101,10 +92,10 @@ def keep(tx: Tx, con: dict[str, Any], inbound: Inbound, headers: Mapping[str, st
         "provider_type": con["provider"],
         "connection_id": con["id"],
         "event": inbound.event,
-        "received_at": received,
+        "received_at": iso_ms(tx.now),
         "payload": inbound.payload,
     }
-    changes.record(
+    log_id = changes.record(
         tx,
         changes.Change(
             f"{con['provider']}.{inbound.event}",
@@ -113,5 +104,7 @@ def keep(tx: Tx, con: dict[str, Any], inbound: Inbound, headers: Mapping[str, st
             origin=changes.inbound_origin(con["id"]),
         ),
     )
+    if log_id:
+        records.link_runs(tx, record_id, log_id)
     cons.touch(tx, con["id"])
     return record_id
