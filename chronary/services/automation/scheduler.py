@@ -2,11 +2,12 @@
 
 Each due trigger is handled in its own transaction that queues the runs *and* moves the
 trigger's state (last tick, poll cursor, scan cursor) together, and every run carries a dedup
-key (`tick:<instant>`, `poll:<item>`, `starting:<occurrence>:<start>`), so a crash or a restart
-between the two can neither lose a firing nor double it. After downtime, what was missed within
-`moments_grace_minutes` still fires (a schedule fires its latest missed tick once); older is
-skipped. A poll's action runs outside any transaction (it goes to the network), through the
-same `run_action` as everything else: rate-limited, audited, with the flow's key's rights.
+key (`tick:<instant>`, `poll:<item>`, `starting:<occurrence>:<start>:<minutes>`), so a crash or a
+restart between the two can neither lose a firing nor double it. After downtime, what was missed
+within `moments_grace_minutes` (at least a minute, as for the moments) still fires (a schedule
+fires its latest missed tick once); older is skipped. A poll's action runs outside any
+transaction (it goes to the network), through the same `run_action` as everything else:
+rate-limited, audited, with the flow's key's rights.
 """
 
 from __future__ import annotations
@@ -35,12 +36,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("chronary.automation")
 STARTING_SCAN_SECONDS = 1
+# every trigger due is looked at each tick: an idle event.starting scan writes nothing, so its
+# trigger stays due (oldest first), and a small page of those would starve the schedules and
+# polls due behind them
+DUE_LIMIT = 5000
 
 
 async def fire_due(runtime: Runtime) -> int:
     """Handle every due time-driven trigger; answers how many runs were queued."""
     now_ts = to_ts(runtime.clock.now())
-    due = await runtime.db.read(lambda tx: store.due_triggers(tx.conn, now_ts))
+    due = await runtime.db.read(lambda tx: store.due_triggers(tx.conn, now_ts, DUE_LIMIT))
     queued = 0
     for trigger in due:
         try:
@@ -59,7 +64,9 @@ async def fire_due(runtime: Runtime) -> int:
 
 
 def _grace(runtime: Runtime) -> timedelta:
-    return timedelta(minutes=runtime.settings.moments_grace_minutes)
+    """How far back a scan reaches: the grace, but at least what the moments scan reaches (worker
+    delays are not downtime: with a grace of 0 a tick a second late would otherwise fire nothing)."""
+    return timedelta(seconds=max(60 * runtime.settings.moments_grace_minutes, moments.MIN_GRACE_SECONDS))
 
 
 def _later(tx: Tx, trigger_id: str, at_ts: int) -> None:
@@ -161,7 +168,10 @@ def _starting(tx: Tx, runtime: Runtime, trigger: dict[str, Any]) -> int:
         }
         if not trigger_rules.matches(trigger, data, agent_ids):
             continue
-        if runs.enqueue(tx, flow, trigger, data, f"starting:{row['id']}:{row['start_ts']}", limit=_cap(runtime)):
+        # the lead time is part of the key: a flow whose trigger changed from 30 to 15 minutes
+        # before fires at the new one too (a re-added trigger with the same minutes does not)
+        key = f"starting:{row['id']}:{row['start_ts']}:{config['minutes']}"
+        if runs.enqueue(tx, flow, trigger, data, key, limit=_cap(runtime)):
             queued += 1
     state["cursor"] = now_ts
     store.patch_trigger(tx.conn, trigger["id"], {"state": state, "next_run_ts": now_ts + STARTING_SCAN_SECONDS})

@@ -2,13 +2,17 @@
 
 A template is a flow with parameters: `${name}` in any string is replaced when cloning, from the
 clone's `inputs` (or the parameter's default; a parameter without one must be given). `{{ … }}`
-stays: those are the run-time templates. Action steps get their connection from the clone's
-`connections` (providerType → connectionId), else the provider's only connection is used when
-the step runs; `triggerConnectionId` is the trigger's connection (webhook and poll triggers).
+stays: those are the run-time templates. Inside a run-time expression or condition a parameter is
+written `${name:literal}`: it becomes a quoted string literal there (quotes and backslashes in the
+value escaped), so an input is data in the expression, never code. Action steps get their
+connection from the clone's `connections` (providerType → connectionId), else the provider's only
+connection is used when the step runs; `triggerConnectionId` is the trigger's connection (webhook
+and poll triggers).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +25,7 @@ from chronary.services.automation import flows
 from chronary.services.context import Principal
 from chronary.store.db import Tx
 
-PARAM = re.compile(r"\$\{([a-z_]+)\}")
+PARAM = re.compile(r"\$\{([a-z_]+)(:literal)?\}")
 
 
 @dataclass(frozen=True)
@@ -59,7 +63,7 @@ TEMPLATES: tuple[Template, ...] = (
             "config": {
                 "minutes": 15,
                 "calendarId": "${calendar_id}",
-                "condition": "'${keyword}' in (trigger.event.title | lower)",
+                "condition": "(${keyword:literal} | lower) in (trigger.event.title | lower)",
             },
         },
         steps=[
@@ -80,7 +84,7 @@ TEMPLATES: tuple[Template, ...] = (
         params={
             "calendar_id": Param("The calendar to watch (cal_…)"),
             "topic": Param("Your ntfy topic"),
-            "keyword": Param("A word in the titles of client calls (lower case)", "client"),
+            "keyword": Param("A word in the titles of client calls (any case)", "client"),
         },
     ),
     Template(
@@ -160,7 +164,10 @@ TEMPLATES: tuple[Template, ...] = (
                 "inputs": {
                     "topic": "${topic}",
                     "title": "{{ 'Connection' if trigger.type == 'connection.error' else 'Subscription' }} failing",
-                    "message": "{{ trigger.object.status_reason or trigger.object.last_error or trigger.type }}",
+                    # a connection says why in status_reason, a subscription in last_error
+                    "message": (
+                        "{{ trigger.object.get('status_reason') or trigger.object.get('last_error') or trigger.type }}"
+                    ),
                     "priority": 4,
                     "tags": ["warning"],
                 },
@@ -227,7 +234,8 @@ def get(slug: str) -> FlowTemplate:
 
 def _fill(value: Any, params: dict[str, str]) -> Any:
     if isinstance(value, str):
-        return PARAM.sub(lambda m: params[m.group(1)], value)
+        # a JSON string (ASCII, escaped) reads as the same string in a Jinja expression
+        return PARAM.sub(lambda m: json.dumps(params[m.group(1)]) if m.group(2) else params[m.group(1)], value)
     if isinstance(value, list):
         return [_fill(v, params) for v in value]
     if isinstance(value, dict):
