@@ -106,6 +106,7 @@ class Trigger(Camel):
     connection_id: str | None
     config: dict[str, Any]
     next_run_at: Timestamp | None
+    last_error: str | None  # a poll that failed last time says why
     created_at: Timestamp
 
 
@@ -183,6 +184,12 @@ class FlowTest(CamelInput, kw_only=True):
     wait: Annotated[bool, Meta(description="Answer when the run finished (up to 30 s) instead of at once")] = True
 
 
+class TemplateInput(Camel):
+    name: str
+    description: str
+    default: str | None  # None: the clone must give it
+
+
 class FlowTemplate(Camel):
     slug: str
     name: str
@@ -190,6 +197,7 @@ class FlowTemplate(Camel):
     trigger: dict[str, Any]
     steps: list[dict[str, Any]]
     needs: list[str]  # the providers whose connections it uses
+    inputs: list[TemplateInput]  # what `POST …/{slug}/clone` takes in `inputs`
 
 
 class FlowTemplateList(Camel):

@@ -127,6 +127,7 @@ def present_trigger(row: dict[str, Any]) -> Trigger:
         connection_id=row["connection_id"],
         config=row["config"],
         next_run_at=iso_ms(from_ts(row["next_run_ts"])) if row["next_run_ts"] is not None else None,
+        last_error=(row["state"] or {}).get("last_error"),
         created_at=row["created_at"],
     )
 

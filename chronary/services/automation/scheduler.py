@@ -206,8 +206,10 @@ async def _poll(runtime: Runtime, trigger: dict[str, Any]) -> int:
             runtime, ctx, trigger["provider_type"], trigger["trigger_name"], dict(config.get("inputs", {})),
             trigger["connection_id"],
         )  # fmt: skip
-        error = None
-        items = _items(result.output, config.get("itemsPath"))
+        status = result.output.get("status") if isinstance(result.output, dict) else None
+        # the http request action answers an API's errors as output; for a poll they are failures
+        error = f"the API answered HTTP {status}" if isinstance(status, int) and status >= 400 else None
+        items = [] if error else _items(result.output, config.get("itemsPath"))
     except ChronaryError as exc:
         error, items = f"{exc.type}: {exc}", []
 

@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 
 from chronary.errors import NotFound, ValidationError
-from chronary.schemas.automation import Flow, FlowCreate, FlowTemplate, TemplateClone
+from chronary.schemas.automation import Flow, FlowCreate, FlowTemplate, TemplateClone, TemplateInput
 from chronary.services.automation import flows
 from chronary.services.context import Principal
 from chronary.store.db import Tx
@@ -206,7 +206,10 @@ def _present(t: Template) -> FlowTemplate:
     needs = sorted(
         {s["providerType"] for s in _all_steps(t.steps) if s.get("type") == "action" and s["providerType"] != "chronary"}
     )
-    return FlowTemplate(slug=t.slug, name=t.name, description=t.description, trigger=t.trigger, steps=t.steps, needs=needs)
+    inputs = [TemplateInput(name=n, description=p.description, default=p.default) for n, p in t.params.items()]
+    return FlowTemplate(
+        slug=t.slug, name=t.name, description=t.description, trigger=t.trigger, steps=t.steps, needs=needs, inputs=inputs
+    )
 
 
 def _all_steps(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
