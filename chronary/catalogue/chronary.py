@@ -401,6 +401,11 @@ WEBHOOK_EVENTS = (
     EventType(name="connection.synced", description="A sync round of a connection finished"),
     EventType(name="connection.error", description="A connection failed (credentials revoked, provider errors)"),
     EventType(name="connection.deleted", description="A connection was removed"),
+    EventType(name="table.row_created", description="A row was added to a Connect table (by the API, a flow or an import)"),
+    EventType(
+        name="table.row_updated", description="A Connect table row's values changed (previous.values holds the old ones)"
+    ),
+    EventType(name="table.row_deleted", description="A row was deleted from a Connect table"),
 )
 
 PROVIDER = Provider(

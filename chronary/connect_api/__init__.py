@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from chronary.connect_api import automation, calls, providers, webhooks
+from chronary.connect_api import automation, calls, providers, tables, webhooks
 
-_MODULES = (providers, calls, webhooks, automation)
+_MODULES = (providers, calls, webhooks, automation, tables)
 
 
 def routes() -> list[Any]:

@@ -30,6 +30,9 @@ EVENT_TYPES: tuple[str, ...] = (
     "connection.synced",
     "connection.error",
     "connection.deleted",
+    "table.row_created",
+    "table.row_updated",
+    "table.row_deleted",
 )
 ALL = "*"
 # Sent only by POST /v1/webhooks/{id}/test, to that endpoint, whatever it subscribes to.

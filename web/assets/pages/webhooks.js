@@ -16,6 +16,7 @@ const EVENT_TYPES = [
   "proposal.created", "proposal.responded", "proposal.resolved", "proposal.cancelled",
   "ical_subscription.synced", "ical_subscription.failed",
   "connection.created", "connection.synced", "connection.error", "connection.deleted",
+  "table.row_created", "table.row_updated", "table.row_deleted",
 ];
 const GROUPS = { agent: "Agents", calendar: "Calendars", event: "Events", proposal: "Proposals", ical_subscription: "iCal subscriptions", connection: "Connections" };
 const STATUS = { active: "ok", paused: "hold", disabled: "error" };
