@@ -406,6 +406,7 @@ WEBHOOK_EVENTS = (
         name="table.row_updated", description="A Connect table row's values changed (previous.values holds the old ones)"
     ),
     EventType(name="table.row_deleted", description="A row was deleted from a Connect table"),
+    EventType(name="record.received", description="A payload came in from outside (inbound delivery, poll item, import)"),
 )
 
 PROVIDER = Provider(

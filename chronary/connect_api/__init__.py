@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from chronary.connect_api import automation, calls, providers, tables, webhooks
+from chronary.connect_api import automation, calls, providers, records, tables, webhooks
 
-_MODULES = (providers, calls, webhooks, automation, tables)
+_MODULES = (providers, calls, webhooks, automation, tables, records)
 
 
 def routes() -> list[Any]:

@@ -33,6 +33,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "table.row_created",
     "table.row_updated",
     "table.row_deleted",
+    "record.received",
 )
 ALL = "*"
 # Sent only by POST /v1/webhooks/{id}/test, to that endpoint, whatever it subscribes to.

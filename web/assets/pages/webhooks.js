@@ -16,9 +16,9 @@ const EVENT_TYPES = [
   "proposal.created", "proposal.responded", "proposal.resolved", "proposal.cancelled",
   "ical_subscription.synced", "ical_subscription.failed",
   "connection.created", "connection.synced", "connection.error", "connection.deleted",
-  "table.row_created", "table.row_updated", "table.row_deleted",
+  "table.row_created", "table.row_updated", "table.row_deleted", "record.received",
 ];
-const GROUPS = { agent: "Agents", calendar: "Calendars", event: "Events", proposal: "Proposals", ical_subscription: "iCal subscriptions", connection: "Connections" };
+const GROUPS = { agent: "Agents", calendar: "Calendars", event: "Events", proposal: "Proposals", ical_subscription: "iCal subscriptions", connection: "Connections", table: "Tables", record: "Records" };
 const STATUS = { active: "ok", paused: "hold", disabled: "error" };
 const DELIVERY = { pending: "", retrying: "hold", succeeded: "ok", failed: "error" };
 const POLL_MS = 2000;
