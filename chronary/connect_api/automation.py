@@ -178,7 +178,8 @@ class FlowTemplateController(Controller):
 
     @post("/{slug:str}/clone", summary="Make a flow from a template", status_code=201, responses=ERRORS)
     async def clone(self, slug: str, data: TemplateClone, ctx: Ctx, runtime: RuntimeDep) -> Flow:
-        return await runtime.db.write(lambda tx: templates.clone(tx, ctx.principal, slug, data))
+        max_tables = runtime.settings.max_tables
+        return await runtime.db.write(lambda tx: templates.clone(tx, ctx.principal, slug, data, max_tables))
 
 
 ROUTES = [FlowController, TaskHistoryController, FlowTemplateController]

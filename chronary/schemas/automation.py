@@ -69,7 +69,66 @@ class HttpStep(StepBase, tag="http.request", kw_only=True):
     retries: Retries = 2
 
 
-Step = ActionStep | FilterStep | BranchStep | DelayStep | HttpStep
+TableSlug = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_-]{0,62}$", description="The table's slug")]
+ColumnName = Annotated[str, Meta(min_length=1, max_length=64)]
+
+
+class TableInsertStep(StepBase, tag="table.insert", kw_only=True):
+    """Add a row; values are templates (strings are converted to the column's type)."""
+
+    table: TableSlug
+    values: dict[str, Any]
+
+
+class TableUpsertStep(StepBase, tag="table.upsert", kw_only=True):
+    """Insert or update the row whose `column` (default: the key column) has the given value."""
+
+    table: TableSlug
+    values: dict[str, Any]
+    column: ColumnName | None = None
+
+
+class TableLookupStep(StepBase, tag="table.lookup", kw_only=True):
+    """Find the row whose `column` equals `value`; output {found, row}."""
+
+    table: TableSlug
+    column: ColumnName
+    value: Any
+
+
+class TableDeleteStep(StepBase, tag="table.delete", kw_only=True):
+    """Delete the row `rowId`, or every row whose `column` equals `value`; output {deleted}."""
+
+    table: TableSlug
+    row_id: Template | None = None
+    column: ColumnName | None = None
+    value: Any = None
+
+
+class RecordToTableStep(StepBase, tag="record.to_table", kw_only=True):
+    """Map a record's fields into a row: `mapping` is column → template over `record` (the
+    record, its `payload`) and the usual context; upserted by `upsertColumn` when given."""
+
+    table: TableSlug
+    record_id: Template = "{{ trigger.object.id }}"
+    mapping: dict[str, Template]
+    upsert_column: ColumnName | None = None
+
+
+TABLE_STEPS = (TableInsertStep, TableUpsertStep, TableLookupStep, TableDeleteStep, RecordToTableStep)
+
+Step = (
+    ActionStep
+    | FilterStep
+    | BranchStep
+    | DelayStep
+    | HttpStep
+    | TableInsertStep
+    | TableUpsertStep
+    | TableLookupStep
+    | TableDeleteStep
+    | RecordToTableStep
+)
 
 
 class TriggerCreate(CamelInput, kw_only=True):

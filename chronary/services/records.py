@@ -20,7 +20,7 @@ from datetime import timedelta
 from typing import Any
 
 from chronary import ids
-from chronary.errors import NotFound, PayloadTooLarge, ValidationError
+from chronary.errors import PayloadTooLarge, ValidationError
 from chronary.schemas.records import (
     ImportError_,
     ImportResult,
@@ -36,27 +36,15 @@ from chronary.services import changes
 from chronary.services.automation import runs
 from chronary.services.automation import triggers as trigger_rules
 from chronary.services.context import Principal
+from chronary.services.record_shapes import as_dict, load, obj
 from chronary.store import automation as automation_store
 from chronary.store import records as store
 from chronary.store.db import Tx
 from chronary.timeutil import iso_ms
 
 RECEIVED = "record.received"
+__all__ = ["as_dict", "keep", "load", "obj"]
 MAX_IMPORT = 10_000
-
-
-def obj(row: dict[str, Any], payload: Any) -> dict[str, Any]:
-    """The record as changes carry it (`record.received`'s data.object)."""
-    return {
-        "id": row["id"],
-        "object": "record",
-        "provider_type": row["provider_type"],
-        "resource_type": row["resource_type"],
-        "source": row["source"],
-        "connection_id": row["connection_id"],
-        "received_at": row["received_at"],
-        "payload": payload,
-    }
 
 
 def keep(
@@ -124,13 +112,6 @@ def _present(row: dict[str, Any], executions: list[dict[str, Any]]) -> Record:
             for e in executions
         ],
     )
-
-
-def load(tx: Tx, principal: Principal, record_id: str) -> dict[str, Any]:
-    row = store.get(tx.conn, record_id)
-    if row is None or row["org_id"] != principal.org_id:
-        raise NotFound(f"No record {record_id}", "id")
-    return row
 
 
 def list_(

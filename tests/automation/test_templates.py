@@ -90,6 +90,7 @@ def test_the_templates_are_listed_and_each_clones_into_a_valid_flow(make_api: An
         "morning-agenda-slack",
         "notify-on-sync-failure",
         "invite-attendees-on-booking",
+        "mirror-confirmed-events",
     }
     needs = {t["slug"]: t["needs"] for t in body["data"]}
     assert needs["agenda-before-client-calls"] == ["ntfy"] and needs["morning-agenda-slack"] == ["slack"]
@@ -108,6 +109,7 @@ def test_the_templates_are_listed_and_each_clones_into_a_valid_flow(make_api: An
         "morning-agenda-slack": {"calendar_id": cal["id"], "channel": "C0GENERAL", "timezone": "Europe/Berlin"},
         "notify-on-sync-failure": {"topic": TOPIC},
         "invite-attendees-on-booking": {},
+        "mirror-confirmed-events": {"table": "bookings"},
     }
     for template in TEMPLATES:
         made = clone(api, template.slug, inputs=inputs[template.slug], name=f"mine: {template.slug}")

@@ -21,6 +21,7 @@ import msgspec
 from chronary import ids
 from chronary.errors import Conflict, NotFound, ValidationError
 from chronary.schemas.automation import (
+    TABLE_STEPS,
     ActionStep,
     BranchStep,
     DelayStep,
@@ -29,12 +30,18 @@ from chronary.schemas.automation import (
     FlowCreate,
     FlowUpdate,
     HttpStep,
+    RecordToTableStep,
     Step,
+    TableDeleteStep,
+    TableInsertStep,
+    TableLookupStep,
+    TableUpsertStep,
     Trigger,
     TriggerCreate,
     TriggerList,
 )
 from chronary.schemas.common import set_fields
+from chronary.services import tables
 from chronary.services.automation import templating
 from chronary.services.automation import triggers as trigger_rules
 from chronary.services.connect import catalogue as org_catalogue
@@ -87,6 +94,47 @@ def _walk(tx: Tx, principal: Principal, steps: list[Step], base: str, seen: dict
             _check_template(step.url, f"{where}.url")
             _check_template(step.headers, f"{where}.headers")
             _check_template(step.body, f"{where}.body")
+        elif isinstance(step, TABLE_STEPS):
+            _check_table_step(tx, principal, step, where)
+
+
+def _check_table_step(tx: Tx, principal: Principal, step: Any, where: str) -> None:
+    """The table exists (for the flow's key), the columns named are its columns, templates parse."""
+    try:
+        table = tables.get_table(tx, principal, step.table)
+    except NotFound:
+        raise ValidationError(f"{where}.table: no table {step.table!r}", f"{where}.table") from None
+    columns = {c.name for c in table.columns}
+
+    def column(name: str | None, field: str) -> None:
+        if name is not None and name not in columns:
+            raise ValidationError(
+                f"{where}.{field}: {step.table} has no column {name!r} ({', '.join(sorted(columns))})", f"{where}.{field}"
+            )
+
+    if isinstance(step, (TableInsertStep, TableUpsertStep)):
+        for name in step.values:
+            column(name, f"values.{name}")
+        _check_template(step.values, f"{where}.values")
+        if isinstance(step, TableUpsertStep):
+            column(step.column, "column")
+    elif isinstance(step, TableLookupStep):
+        column(step.column, "column")
+        _check_template(step.value, f"{where}.value")
+    elif isinstance(step, TableDeleteStep):
+        if (step.row_id is None) == (step.column is None):
+            raise ValidationError(f"{where}: a delete takes rowId, or column and value", f"{where}.rowId")
+        column(step.column, "column")
+        _check_template(step.row_id, f"{where}.rowId")
+        _check_template(step.value, f"{where}.value")
+    elif isinstance(step, RecordToTableStep):
+        if not step.mapping:
+            raise ValidationError(f"{where}.mapping: map at least one column", f"{where}.mapping")
+        for name in step.mapping:
+            column(name, f"mapping.{name}")
+        column(step.upsert_column, "upsertColumn")
+        _check_template(step.record_id, f"{where}.recordId")
+        _check_template(step.mapping, f"{where}.mapping")
 
 
 def _check_action(tx: Tx, principal: Principal, step: ActionStep, where: str) -> None:

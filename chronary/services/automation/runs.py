@@ -39,6 +39,7 @@ from chronary import ids
 from chronary.errors import ChronaryError, NotFound, Unauthorized
 from chronary.outbound import OutboundError, fetch
 from chronary.schemas.automation import (
+    TABLE_STEPS,
     ActionStep,
     BranchStep,
     DelayStep,
@@ -46,8 +47,14 @@ from chronary.schemas.automation import (
     ExecutionStep,
     FilterStep,
     HttpStep,
+    RecordToTableStep,
     Step,
+    TableDeleteStep,
+    TableInsertStep,
+    TableLookupStep,
+    TableUpsertStep,
 )
+from chronary.services import record_shapes, tables
 from chronary.services.automation import templating
 from chronary.services.connect import calls
 from chronary.services.context import Ctx, Principal
@@ -391,6 +398,8 @@ async def _side_effect(
                 "headers": templating.render(step.headers, run.context, f"{where}.headers"),
                 "body": templating.render(step.body, run.context, f"{where}.body"),
             }
+        elif isinstance(step, TABLE_STEPS):
+            inputs = await _table_inputs(run, step, where)
         else:  # every other step type is handled in _step
             raise AssertionError(_tag(step))
     except templating.TemplateError as exc:
@@ -402,9 +411,10 @@ async def _side_effect(
     try:
         if isinstance(step, ActionStep):
             output = await _action(run, step, inputs)
-        else:
-            assert isinstance(step, HttpStep)
+        elif isinstance(step, HttpStep):
             output = await _http(run, path, inputs)
+        else:
+            output = await _table(run, step, inputs)
     except _Transient as exc:
         error, retry_after = exc.message, exc.retry_after
     except (ChronaryError, _Permanent) as exc:
@@ -428,6 +438,69 @@ async def _side_effect(
 async def _failed(run: Run, step: Step, path: str, error: str, clock: float) -> None:
     duration = int((time.monotonic() - clock) * 1000)
     await run.record(path, step, status="failed", error=error, finished_at=iso_ms(run.now()), duration_ms=duration)
+
+
+async def _table_inputs(run: Run, step: Step, where: str) -> dict[str, Any]:
+    """The step's rendered inputs; record.to_table renders its mapping over the record itself."""
+    ctx = run.context
+    if isinstance(step, (TableInsertStep, TableUpsertStep)):
+        values = templating.render(step.values, ctx, f"{where}.values")
+        return {"values": values, "column": getattr(step, "column", None)}
+    if isinstance(step, TableLookupStep):
+        return {"column": step.column, "value": templating.render(step.value, ctx, f"{where}.value")}
+    if isinstance(step, TableDeleteStep):
+        return {
+            "row_id": templating.render(step.row_id, ctx, f"{where}.rowId"),
+            "column": step.column,
+            "value": templating.render(step.value, ctx, f"{where}.value"),
+        }
+    assert isinstance(step, RecordToTableStep)
+    record_id = templating.render(step.record_id, ctx, f"{where}.recordId")
+    if not isinstance(record_id, str):
+        raise templating.TemplateError(f"{where}.recordId", f"must render to a record id, not {record_id!r}")
+    try:
+        record = await run.runtime.db.read(lambda tx: record_shapes.as_dict(tx, run.principal, record_id))
+    except ChronaryError as exc:
+        raise templating.TemplateError(f"{where}.recordId", str(exc)) from None
+    values = templating.render(step.mapping, {**ctx, "record": record}, f"{where}.mapping")
+    return {"record_id": record_id, "values": values, "column": step.upsert_column}
+
+
+async def _table(run: Run, step: Step, inputs: dict[str, Any]) -> Any:
+    """Table steps run in one write transaction through the tables service (its checks and changes)."""
+    principal, max_rows = run.principal, run.runtime.settings.max_rows_per_table
+
+    def apply(tx: Tx) -> Any:
+        if isinstance(step, TableInsertStep):
+            return tables.insert_row(tx, principal, step.table, _object(inputs["values"]), lenient=True, max_rows=max_rows)
+        if isinstance(step, (TableUpsertStep, RecordToTableStep)):
+            values = _object(inputs["values"])
+            if isinstance(step, RecordToTableStep) and inputs["column"] is None:
+                return tables.insert_row(tx, principal, step.table, values, lenient=True, max_rows=max_rows)
+            row, created = tables.upsert_row(
+                tx, principal, step.table, values, inputs["column"], lenient=True, max_rows=max_rows
+            )
+            return {**row, "created": created}
+        if isinstance(step, TableLookupStep):
+            found = tables.lookup_row(tx, principal, step.table, step.column, inputs["value"])
+            return {"found": found is not None, "row": found}
+        assert isinstance(step, TableDeleteStep)
+        if inputs["row_id"] is not None:
+            tables.delete_row(tx, principal, step.table, str(inputs["row_id"]))
+            return {"deleted": 1}
+        assert step.column is not None
+        return {"deleted": tables.delete_where(tx, principal, step.table, step.column, inputs["value"])}
+
+    try:
+        return await run.runtime.db.write(apply)
+    except ChronaryError as exc:  # a table refusal (a bad value, a unique clash, the row limit) is final
+        raise _Permanent(f"{exc.type}: {exc}") from None
+
+
+def _object(values: Any) -> dict[str, Any]:
+    if not isinstance(values, dict):
+        raise _Permanent("values must render to an object of column: value")
+    return values
 
 
 class _Transient(Exception):

@@ -21,6 +21,8 @@ import msgspec
 
 from chronary.errors import NotFound, ValidationError
 from chronary.schemas.automation import Flow, FlowCreate, FlowTemplate, TemplateClone, TemplateInput
+from chronary.schemas.tables import TableCreate
+from chronary.services import tables
 from chronary.services.automation import flows
 from chronary.services.context import Principal
 from chronary.store.db import Tx
@@ -42,6 +44,7 @@ class Template:
     trigger: dict[str, Any]
     steps: list[dict[str, Any]]
     params: dict[str, Param] = field(default_factory=dict)
+    tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # slug (may be ${param}) → columns
 
 
 _AGENDA = (
@@ -146,6 +149,47 @@ TEMPLATES: tuple[Template, ...] = (
         },
     ),
     Template(
+        slug="mirror-confirmed-events",
+        name="Mirror confirmed events into a table",
+        description=(
+            "Every confirmed event (created, changed, or a hold that was confirmed) is a row of a table, keyed by "
+            "the event id: export it as CSV any time. The table is made when cloning if it does not exist."
+        ),
+        trigger={
+            "providerType": "chronary",
+            "triggerName": "event.created",
+            "kind": "event",
+            "config": {"also": ["event.updated", "event.hold_confirmed"], "where": {"status": "confirmed"}},
+        },
+        steps=[
+            {
+                "id": "row",
+                "type": "table.upsert",
+                "table": "${table}",
+                "column": "event_id",
+                "values": {
+                    "event_id": "{{ trigger.event.id }}",
+                    "title": "{{ trigger.event.title }}",
+                    "start_time": "{{ trigger.event.start_time or trigger.event.start_date }}",
+                    "end_time": "{{ trigger.event.end_time or trigger.event.end_date }}",
+                    "calendar_id": "{{ trigger.event.calendar_id }}",
+                    "agent_id": "{{ trigger.event.agent_id }}",
+                },
+            }
+        ],
+        params={"table": Param("The table's slug (made with the right columns when missing)", "bookings")},
+        tables={
+            "${table}": [
+                {"name": "event_id", "type": "text"},
+                {"name": "title", "type": "text"},
+                {"name": "start_time", "type": "text"},
+                {"name": "end_time", "type": "text"},
+                {"name": "calendar_id", "type": "text"},
+                {"name": "agent_id", "type": "text"},
+            ]
+        },
+    ),
+    Template(
         slug="notify-on-sync-failure",
         name="Tell me when a connection or subscription fails",
         description="When a provider connection errors or an iCal subscription fails to refresh, push a notification.",
@@ -246,7 +290,18 @@ def _fill(value: Any, params: dict[str, str]) -> Any:
     return value
 
 
-def clone(tx: Tx, principal: Principal, slug: str, data: TemplateClone) -> Flow:
+def _ensure_table(tx: Tx, principal: Principal, slug: str, columns: list[dict[str, Any]], max_tables: int) -> None:
+    try:
+        tables.get_table(tx, principal, slug)
+    except NotFound:
+        spec = {"name": slug.replace("-", " ").replace("_", " ").title(), "slug": slug, "columns": columns}
+        try:
+            tables.create_table(tx, principal, msgspec.convert(spec, TableCreate), max_tables=max_tables)
+        except msgspec.ValidationError:
+            raise ValidationError(f"inputs.table: {slug!r} is not a usable table slug", "inputs.table") from None
+
+
+def clone(tx: Tx, principal: Principal, slug: str, data: TemplateClone, max_tables: int = 100) -> Flow:
     principal.require("templates.write")
     template = _find(slug)
     params: dict[str, str] = {}
@@ -263,6 +318,8 @@ def clone(tx: Tx, principal: Principal, slug: str, data: TemplateClone) -> Flow:
         if step.get("type") == "action" and step["providerType"] in data.connections:
             step["connectionId"] = data.connections[step["providerType"]]
     trigger = _fill(template.trigger, params)
+    for slug_spec, columns in template.tables.items():
+        _ensure_table(tx, principal, _fill(slug_spec, params), columns, max_tables)
     if data.trigger_connection_id is not None:
         trigger["connectionId"] = data.trigger_connection_id
     payload = {"name": data.name or template.name, "description": template.description, "status": data.status,
