@@ -187,6 +187,10 @@ def test_a_poll_fires_once_per_new_item_from_its_baseline(
     assert sorted(fired(api, f["id"])) == sorted(posted(receiver))  # one run per side effect
     assert len(tickets.requests_to("/v1/tickets")) == 8
     assert receiver.requests[-1].json["title"] == "Ticket t2 (reopened)"
+    # every polled item is kept as a record (source poll) that knows the run it started
+    kept = api.get("/connect/v1/records", params={"source": "poll", "limit": 200}).json()["data"]
+    assert sorted(r["payload"]["id"] for r in kept) == ["t2", "t3", "t4", "t5", "t6", "t7"]
+    assert all(len(r["executions"]) == 1 for r in kept)
 
 
 def test_a_poll_fires_nothing_twice_across_restarts(

@@ -18,8 +18,8 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from chronary.errors import ChronaryError
-from chronary.services import moments
+from chronary.errors import ChronaryError, PayloadTooLarge
+from chronary.services import moments, records
 from chronary.services.automation import cron, runs
 from chronary.services.automation import triggers as trigger_rules
 from chronary.services.automation.poll import PollCursor, new_items
@@ -28,6 +28,7 @@ from chronary.services.context import Ctx
 from chronary.services.event_present import present as present_event
 from chronary.store import automation as store
 from chronary.store import calendars as cal_store
+from chronary.store import records as record_store
 from chronary.store.db import Tx
 from chronary.timeutil import from_ts, iso_ms, parse_stored, to_ts
 
@@ -230,15 +231,38 @@ async def _poll(runtime: Runtime, trigger: dict[str, Any]) -> int:
         fresh_items, cursor = new_items(items, cursor, key=key, updated=updated)
         queued = 0
         for item in fresh_items:
-            data = {"type": "poll", "item": item, "polled_at": iso_ms(tx.now), "object": item}
             item_key = f"{_dig(item, key)}@{_dig(item, updated)}"
-            if runs.enqueue(tx, flow_now, fresh, data, f"poll:{item_key}", limit=_cap(runtime)):
+            record_id = _keep_item(tx, runtime, fresh, item, item_key)
+            data = {"type": "poll", "item": item, "polled_at": iso_ms(tx.now), "object": item, "record_id": record_id}
+            execution_id = runs.enqueue(tx, flow_now, fresh, data, f"poll:{item_key}", limit=_cap(runtime))
+            if execution_id:
                 queued += 1
+                if record_id:
+                    record_store.link(tx.conn, record_id, execution_id, False)
         state.update(cursor=cursor.to_json(), last_error=None)
         store.patch_trigger(tx.conn, fresh["id"], {**values, "state": state})
         return queued
 
     return await runtime.db.write(store_poll)
+
+
+def _keep_item(tx: Tx, runtime: Runtime, trigger: dict[str, Any], item: dict[str, Any], item_key: str) -> str | None:
+    """Every polled item is a record too (source poll), like every inbound delivery; one too big
+    to keep still starts its run, it just is not kept."""
+    try:
+        return records.keep(
+            tx,
+            org_id=trigger["org_id"],
+            provider_type=trigger["provider_type"],
+            resource_type=trigger["trigger_name"],
+            source="poll",
+            payload=item,
+            limit=runtime.settings.record_payload_max_bytes,
+            connection_id=trigger["connection_id"],
+            dedup_key=f"poll:{trigger['id']}:{item_key}",
+        )
+    except PayloadTooLarge:
+        return None
 
 
 def _dig(item: dict[str, Any], dotted: str) -> Any:
