@@ -243,6 +243,16 @@ def db_export(data_dir: str | None, fmt: str, out_dir: str, tables: tuple[str, .
         click.echo(str(path))
 
 
+@db.command("vacuum")
+@click.option("--data-dir", default=None)
+def db_vacuum(data_dir: str | None) -> None:
+    """Compact the database and turn on incremental vacuum (stop the server first)."""
+    from chronary.store import maintenance
+
+    before, after = maintenance.vacuum(_db_path(data_dir))
+    click.echo(f"vacuumed: {before} -> {after} bytes; pruned history now gives its space back")
+
+
 @db.command("backup")
 @click.argument("target", type=click.Path(dir_okay=False))
 @click.option("--data-dir", default=None)

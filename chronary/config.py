@@ -241,7 +241,11 @@ OPTIONS: tuple[Option, ...] = (
         "After downtime, event start/end/reminder moments missed by at most this much still fire; older ones are skipped",
     ),
     Option("execution_retention_days", _positive, "Days flow executions (and their step logs) are kept"),
-    Option("execution_payload_max_bytes", _positive, "Largest trigger data or step input/output kept per execution"),
+    Option(
+        "execution_payload_max_bytes",
+        _positive,
+        "Largest step input or output an execution's log keeps (bigger ones: a preview)",
+    ),
     Option("flow_concurrency", _positive, "Executions of one flow that run at the same time"),
     Option("max_tables", _positive, "Connect tables an org may have (then 429)"),
     Option("max_rows_per_table", _positive, "Rows one Connect table may hold (then 429)"),

@@ -85,7 +85,7 @@ def open_runtime(settings: Settings, clock: Clock | None = None, *, pipeline: Pi
     clock = clock or SystemClock()
     db = Database(settings.db_path, clock, synchronous=settings.sqlite_synchronous)
     db.write_sync_raw(migrate)
-    db.changes = pipeline = default_pipeline(settings.execution_payload_max_bytes) if pipeline is None else pipeline
+    db.changes = pipeline = default_pipeline(settings.record_payload_max_bytes) if pipeline is None else pipeline
     db.write_sync(pipeline.declare)
     org_id, first_key = db.write_sync(key_service.bootstrap)
     runtime = Runtime(settings, clock, db, SecretBox(settings.key_path), org_id, first_key)

@@ -124,7 +124,7 @@ class FlowController(Controller):
         responses=ERRORS,
     )
     async def replay(self, flow_id: str, execution_id: str, ctx: Ctx, runtime: RuntimeDep) -> Execution:
-        cap = runtime.settings.execution_payload_max_bytes
+        cap = runtime.settings.record_payload_max_bytes
         return await runtime.db.write(lambda tx: history.replay(tx, ctx.principal, flow_id, execution_id, cap))
 
     @post(
@@ -135,7 +135,7 @@ class FlowController(Controller):
         responses=ERRORS,
     )
     async def test(self, flow_id: str, data: FlowTest, ctx: Ctx, runtime: RuntimeDep) -> Execution:
-        cap = runtime.settings.execution_payload_max_bytes
+        cap = runtime.settings.record_payload_max_bytes
         execution_id = await runtime.db.write(lambda tx: history.test(tx, ctx.principal, flow_id, data.trigger_data, cap))
         if data.wait:
             await runs.run_now(runtime, execution_id)

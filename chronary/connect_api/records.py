@@ -68,7 +68,7 @@ class RecordController(Controller):
         responses=ERRORS,
     )
     async def replay(self, record_id: str, ctx: Ctx, runtime: RuntimeDep) -> Replayed:
-        limit = runtime.settings.execution_payload_max_bytes
+        limit = runtime.settings.record_payload_max_bytes
         return await runtime.db.write(lambda tx: svc.replay(tx, ctx.principal, record_id, limit))
 
 

@@ -43,6 +43,9 @@ def open_connection(path: Path | str, *, readonly: bool = False, synchronous: st
     conn.config(apsw.SQLITE_DBCONFIG_DQS_DML, 0)
     conn.config(apsw.SQLITE_DBCONFIG_DQS_DDL, 0)
     if not readonly:
+        # before WAL writes the first page: a new database hands pruned pages back with
+        # `PRAGMA incremental_vacuum` (on an existing one this is a no-op until a VACUUM)
+        conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
         conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute(f"PRAGMA synchronous={synchronous.upper()}")

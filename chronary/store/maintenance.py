@@ -95,3 +95,17 @@ def drop_consumer(path: Path, consumer: str) -> bool:
         return cursor.rowcount > 0
     finally:
         db.close()
+
+
+def vacuum(path: Path) -> tuple[int, int]:
+    """Rewrite the file compactly and switch it to incremental auto-vacuum, so the server hands
+    pruned pages back from then on (databases made before that was the default). Run it with the
+    server stopped: VACUUM needs the whole database for itself. Answers (bytes before, after)."""
+    before = path.stat().st_size
+    db = _open(path)
+    try:
+        db.execute("PRAGMA auto_vacuum=INCREMENTAL")
+        db.vacuum()
+    finally:
+        db.close()
+    return before, path.stat().st_size

@@ -67,10 +67,6 @@ def schema_version(conn: apsw.Connection) -> int:
 
 def migrate(conn: apsw.Connection) -> list[str]:
     """Apply pending migrations; returns the names applied now."""
-    if not list(conn.execute("SELECT name FROM sqlite_master LIMIT 1")):
-        # a new database: freed pages (pruned execution history) can be handed back with
-        # `PRAGMA incremental_vacuum`; only settable before the first table exists
-        conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
     shipped = available()
     known = {name for name, _ in shipped}
     done = applied(conn)

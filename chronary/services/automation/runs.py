@@ -14,8 +14,9 @@ runs a killed process left `running`) and walks the steps:
   `retries`; anything else fails the run with the error and the step named;
 - `filter` stops the run (succeeded, step `stopped`), `branch` records the side it took,
   `delay` parks the run (`waiting`, `run_after_ts`) in the database: it survives restarts;
-- trigger data, inputs and outputs are capped (`execution_payload_max_bytes`); finished runs are
-  pruned after `execution_retention_days`.
+- the step log's inputs and outputs are capped (`execution_payload_max_bytes`); trigger data is
+  what the run works on, kept whole up to `record_payload_max_bytes` (what a record may hold);
+  finished runs are pruned after `execution_retention_days`.
 
 Templates (`templating`) see `trigger`, `steps.<id>.output`, `flow`, `execution` and `now`.
 """

@@ -75,7 +75,7 @@ def _later(tx: Tx, trigger_id: str, at_ts: int) -> None:
 
 
 def _cap(runtime: Runtime) -> int:
-    return runtime.settings.execution_payload_max_bytes
+    return runtime.settings.record_payload_max_bytes
 
 
 def _fresh(tx: Tx, trigger: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
