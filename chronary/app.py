@@ -21,6 +21,7 @@ from chronary.api._middleware import RequestContextMiddleware
 from chronary.api._openapi import ClosedStructSchemaPlugin
 from chronary.clock import Clock
 from chronary.config import Settings
+from chronary.mcp import http as mcp_http
 from chronary.runtime import Runtime, open_runtime
 from chronary.workers import WorkerSet, discover
 
@@ -45,6 +46,7 @@ class ChronaryApp(Litestar):
 def create_app(settings: Settings, clock: Clock | None = None, runtime: Runtime | None = None) -> Litestar:
     runtime = runtime or open_runtime(settings, clock)
     private_routes, public_routes = api.discover()
+    mcp = mcp_http.McpEndpoint(runtime, settings)  # /mcp: MCP over Streamable HTTP (chronary/mcp/http.py)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -55,7 +57,8 @@ def create_app(settings: Settings, clock: Clock | None = None, runtime: Runtime 
         app.state.workers = workers
         workers.start()
         try:
-            yield
+            async with mcp.session_manager.run():
+                yield
         finally:
             await workers.shutdown()
             runtime.db.close()
@@ -79,6 +82,7 @@ def create_app(settings: Settings, clock: Clock | None = None, runtime: Runtime 
         connect,
         *public_routes,
         *connect_api.public_routes(),
+        mcp_http.route(mcp),
     ]  # the UI's shell and assets are public routes (api/web_ui.py)
 
     app = ChronaryApp(
