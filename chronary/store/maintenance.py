@@ -38,7 +38,10 @@ def export(path: Path, out_dir: Path, fmt: str, tables: list[str] | None) -> lis
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     try:
-        names = [t for t in db.table_names() if not t.startswith("sqlite_")]
+        # full-text indexes (virtual tables and their shadow tables) are derived data, rebuilt from
+        # the tables they index: not exported
+        virtual = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE sql LIKE 'CREATE VIRTUAL TABLE%'")]
+        names = [t for t in db.table_names() if not t.startswith("sqlite_") and not any(t.startswith(v) for v in virtual)]
         unknown = set(tables or []) - set(names)
         if unknown:
             raise SystemExit(f"no such table(s): {', '.join(sorted(unknown))}")
