@@ -24,12 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -41,59 +36,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
+from api_bench import local_server  # `chronary serve` on a temp data dir, workers on (the default)
 
-KEY_RE = re.compile(r"chr_sk_[A-Za-z0-9_-]{20,}")
 WAIT_SECONDS = 120.0  # longest wait for one step's request, or for the queued runs to finish
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def local_server() -> Iterator[tuple[str, str]]:
-    """A fresh `chronary serve` subprocess (workers on) on a temp data dir; yields (base_url, org key)."""
-    with tempfile.TemporaryDirectory(prefix="chronary-bench-") as data:
-        port = _free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CHRONARY_")}
-        env.update(PYTHONUNBUFFERED="1", CHRONARY_LOG_LEVEL="warning")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "chronary", "serve", "--port", str(port), "--data-dir", data, "--workers", "true"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        lines: list[str] = []
-        reader = threading.Thread(target=lambda: lines.extend(proc.stdout or []), daemon=True)
-        reader.start()
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit("server did not start:\n" + "".join(lines))
-                try:
-                    if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.05)
-            key = KEY_RE.search("".join(lines))
-            if key is None:
-                raise SystemExit("no org key printed:\n" + "".join(lines))
-            yield base, key.group(0)
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
 
 
 @dataclass
