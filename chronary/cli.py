@@ -199,6 +199,32 @@ def keys_revoke(key_id: str, data_dir: str | None) -> None:
     click.echo(f"revoked {key_id}")
 
 
+@cli.command("mcp")
+@click.option("--key", envvar="CHRONARY_API_KEY", default=None, help="API key to act as [env CHRONARY_API_KEY]")
+@click.option("--url", default=None, help="A running server (http://host:8765) to bridge to, instead of the data dir")
+@click.option("--data-dir", default=None)
+def mcp_(key: str | None, url: str | None, data_dir: str | None) -> None:
+    """Serve MCP over stdio (for desktop MCP clients) as the key's agent or org."""
+    import asyncio
+
+    from chronary.errors import ChronaryError
+    from chronary.mcp import stdio
+
+    if not key:
+        raise click.UsageError("an API key is needed: --key chr_ak_… or CHRONARY_API_KEY")
+    logging.basicConfig(level="WARNING", stream=sys.stderr)  # stdout carries the protocol
+    if url:
+        asyncio.run(stdio.bridge(url, key))
+        return
+    runtime = _open(data_dir)
+    try:
+        asyncio.run(stdio.serve(runtime, runtime.settings.base_url, key))
+    except ChronaryError as exc:
+        raise click.ClickException(exc.message) from None
+    finally:
+        runtime.db.close()
+
+
 @cli.group()
 def db() -> None:
     """Inspect, export and back up the database (separate process; sqlite-utils)."""
