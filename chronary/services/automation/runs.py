@@ -38,7 +38,6 @@ import msgspec
 
 from chronary import ids
 from chronary.errors import ChronaryError, NotFound, Unauthorized
-from chronary.outbound import OutboundError, fetch
 from chronary.schemas.automation import (
     TABLE_STEPS,
     ActionStep,
@@ -48,17 +47,10 @@ from chronary.schemas.automation import (
     ExecutionStep,
     FilterStep,
     HttpStep,
-    RecordToTableStep,
     Step,
-    TableDeleteStep,
-    TableInsertStep,
-    TableLookupStep,
-    TableUpsertStep,
 )
-from chronary.services import record_shapes, tables
-from chronary.services.automation import templating
-from chronary.services.connect import calls
-from chronary.services.context import Ctx, Principal
+from chronary.services.automation import effects, templating
+from chronary.services.context import Principal
 from chronary.services.keys import granted
 from chronary.store import automation as store
 from chronary.store import keys as key_store
@@ -72,7 +64,6 @@ log = logging.getLogger("chronary.automation")
 OWNER = f"automation:{os.getpid()}:{secrets.token_hex(4)}"
 LEASE_SECONDS = 300
 BACKOFF_SECONDS = (2.0, 10.0, 60.0, 300.0, 900.0)  # after the 1st, 2nd, … failed attempt
-TRANSIENT = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
 # --- queueing ------------------------------------------------------------------------------------
@@ -400,7 +391,7 @@ async def _side_effect(
                 "body": templating.render(step.body, run.context, f"{where}.body"),
             }
         elif isinstance(step, TABLE_STEPS):
-            inputs = await _table_inputs(run, step, where)
+            inputs = await effects.table_inputs(run.runtime, run.principal, step, run.context, where)
         else:  # every other step type is handled in _step
             raise AssertionError(_tag(step))
     except templating.TemplateError as exc:
@@ -411,14 +402,14 @@ async def _side_effect(
     retry_after: float | None = None
     try:
         if isinstance(step, ActionStep):
-            output = await _action(run, step, inputs)
+            output = await effects.action(run.runtime, run.principal, step, inputs)
         elif isinstance(step, HttpStep):
-            output = await _http(run, path, inputs)
+            output = await effects.http(run.runtime, f"{run.execution['id']}/{path}", inputs)
         else:
-            output = await _table(run, step, inputs)
-    except _Transient as exc:
+            output = await effects.table(run.runtime, run.principal, step, inputs)
+    except effects.Transient as exc:
         error, retry_after = exc.message, exc.retry_after
-    except (ChronaryError, _Permanent) as exc:
+    except (ChronaryError, effects.Permanent) as exc:
         await _failed(run, step, path, str(exc), clock)
         return Fail(path, str(exc))
     else:
@@ -439,136 +430,6 @@ async def _side_effect(
 async def _failed(run: Run, step: Step, path: str, error: str, clock: float) -> None:
     duration = int((time.monotonic() - clock) * 1000)
     await run.record(path, step, status="failed", error=error, finished_at=iso_ms(run.now()), duration_ms=duration)
-
-
-async def _table_inputs(run: Run, step: Step, where: str) -> dict[str, Any]:
-    """The step's rendered inputs; record.to_table renders its mapping over the record itself."""
-    ctx = run.context
-    if isinstance(step, (TableInsertStep, TableUpsertStep)):
-        values = templating.render(step.values, ctx, f"{where}.values")
-        return {"values": values, "column": getattr(step, "column", None)}
-    if isinstance(step, TableLookupStep):
-        return {"column": step.column, "value": templating.render(step.value, ctx, f"{where}.value")}
-    if isinstance(step, TableDeleteStep):
-        return {
-            "row_id": templating.render(step.row_id, ctx, f"{where}.rowId"),
-            "column": step.column,
-            "value": templating.render(step.value, ctx, f"{where}.value"),
-        }
-    assert isinstance(step, RecordToTableStep)
-    record_id = templating.render(step.record_id, ctx, f"{where}.recordId")
-    if not isinstance(record_id, str):
-        raise templating.TemplateError(f"{where}.recordId", f"must render to a record id, not {record_id!r}")
-    try:
-        record = await run.runtime.db.read(lambda tx: record_shapes.as_dict(tx, run.principal, record_id))
-    except ChronaryError as exc:
-        raise templating.TemplateError(f"{where}.recordId", str(exc)) from None
-    values = templating.render(step.mapping, {**ctx, "record": record}, f"{where}.mapping")
-    return {"record_id": record_id, "values": values, "column": step.upsert_column}
-
-
-async def _table(run: Run, step: Step, inputs: dict[str, Any]) -> Any:
-    """Table steps run in one write transaction through the tables service (its checks and changes)."""
-    principal, max_rows = run.principal, run.runtime.settings.max_rows_per_table
-
-    def apply(tx: Tx) -> Any:
-        if isinstance(step, TableInsertStep):
-            return tables.insert_row(tx, principal, step.table, _object(inputs["values"]), lenient=True, max_rows=max_rows)
-        if isinstance(step, (TableUpsertStep, RecordToTableStep)):
-            values = _object(inputs["values"])
-            if isinstance(step, RecordToTableStep) and inputs["column"] is None:
-                return tables.insert_row(tx, principal, step.table, values, lenient=True, max_rows=max_rows)
-            row, created = tables.upsert_row(
-                tx, principal, step.table, values, inputs["column"], lenient=True, max_rows=max_rows
-            )
-            return {**row, "created": created}
-        if isinstance(step, TableLookupStep):
-            found = tables.lookup_row(tx, principal, step.table, step.column, inputs["value"])
-            return {"found": found is not None, "row": found}
-        assert isinstance(step, TableDeleteStep)
-        if inputs["row_id"] is not None:
-            tables.delete_row(tx, principal, step.table, str(inputs["row_id"]))
-            return {"deleted": 1}
-        assert step.column is not None
-        return {"deleted": tables.delete_where(tx, principal, step.table, step.column, inputs["value"])}
-
-    try:
-        return await run.runtime.db.write(apply)
-    except ChronaryError as exc:  # a table refusal (a bad value, a unique clash, the row limit) is final
-        raise _Permanent(f"{exc.type}: {exc}") from None
-
-
-def _object(values: Any) -> dict[str, Any]:
-    if not isinstance(values, dict):
-        raise _Permanent("values must render to an object of column: value")
-    return values
-
-
-class _Transient(Exception):
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.retry_after = retry_after
-
-
-class _Permanent(Exception):
-    pass
-
-
-async def _action(run: Run, step: ActionStep, inputs: Any) -> Any:
-    if not isinstance(inputs, dict):
-        raise _Permanent("the inputs must render to an object")
-    ctx = Ctx(principal=run.principal, base_url=run.runtime.settings.base_url)
-    try:
-        result = await calls.run_action(run.runtime, ctx, step.provider_type, step.action, inputs, step.connection_id)
-    except ChronaryError as exc:
-        if exc.status in TRANSIENT:
-            raise _Transient(f"{exc.type}: {exc}", getattr(exc, "retry_after", None)) from None
-        raise _Permanent(f"{exc.type}: {exc}") from None
-    return result.output
-
-
-async def _http(run: Run, path: str, inputs: dict[str, Any]) -> Any:
-    url = inputs["url"]
-    if not isinstance(url, str):
-        raise _Permanent("url must render to a string")
-    headers = {str(k): str(v) for k, v in (inputs["headers"] or {}).items()}
-    headers.setdefault("Idempotency-Key", f"{run.execution['id']}/{path}")
-    body = inputs["body"]
-    content: bytes | None = None
-    if body is not None:
-        if isinstance(body, str):
-            content = body.encode()
-        else:
-            content = json.dumps(body).encode()
-            headers.setdefault("Content-Type", "application/json")
-    settings = run.runtime.settings
-    try:
-        resp = await fetch(
-            url,
-            settings,
-            method=inputs["method"],
-            headers=headers,
-            content=content,
-            timeout=float(settings.connect_proxy_timeout_seconds),
-            max_bytes=settings.connect_proxy_max_bytes,
-            max_redirects=0,
-        )
-    except OutboundError as exc:
-        if exc.retryable:
-            raise _Transient(f"request failed: {exc.reason}") from None
-        raise _Permanent(f"request refused: {exc.reason}") from None
-    text = resp.body.decode("utf-8", "replace")
-    try:
-        parsed: Any = json.loads(text) if "json" in resp.headers.get("content-type", "") else text
-    except ValueError:
-        parsed = text
-    output = {"status": resp.status, "headers": dict(resp.headers), "body": parsed}
-    if resp.status in TRANSIENT:
-        raise _Transient(f"HTTP {resp.status} from {url.split('?')[0]}")
-    if resp.status >= 400:
-        raise _Permanent(f"HTTP {resp.status} from {url.split('?')[0]}")
-    return output
 
 
 # --- the worker's side: claiming, recovery, pruning ----------------------------------------------
