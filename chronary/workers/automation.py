@@ -1,5 +1,6 @@
 """Runs flows: claims due executions, fires schedule / poll / event.starting triggers, prunes
-finished executions and old records (then checkpoints the WAL and hands freed pages back).
+finished executions, old records and old MCP request ids (then checkpoints the WAL and hands
+freed pages back).
 
 Woken by every commit (a run queued by a change starts at once) and otherwise every second, so
 time-based triggers fire within about a second of their instant. Runs execute as tasks (at most
@@ -16,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 from chronary.services import records
 from chronary.services.automation import runs, scheduler
 from chronary.store import automation as store
-from chronary.timeutil import to_ts
+from chronary.store import mcp as mcp_store
+from chronary.timeutil import iso_ms, to_ts
 from chronary.workers import Worker, sleep_or_stop
 
 if TYPE_CHECKING:
@@ -27,6 +29,7 @@ SIGNAL = "automation"
 POLL_SECONDS = 1.0
 MAX_PARALLEL = 8
 PRUNE_EVERY = 3600.0
+MCP_REQUESTS_KEPT = timedelta(days=7)
 
 
 class AutomationWorker:
@@ -69,6 +72,8 @@ class AutomationWorker:
         kept_records = timedelta(days=settings.record_retention_days)
         pruned = await self.runtime.db.write(lambda tx: runs.prune(tx, kept_runs))
         dropped = await self.runtime.db.write(lambda tx: records.prune(tx, kept_records))
+        # MCP request_id results: a retry comes within minutes; a week covers any client's patience
+        dropped += await self.runtime.db.write(lambda tx: mcp_store.prune(tx.conn, iso_ms(tx.now - MCP_REQUESTS_KEPT)))
         if pruned or dropped:
             log.info("pruned %d finished execution(s) and %d record(s) past their retention", pruned, dropped)
             await self.runtime.db.write_raw(store.checkpoint)

@@ -116,3 +116,22 @@ def test_db_vacuum_turns_on_incremental_vacuum_for_an_old_database(tmp_path: Any
     assert after < before
     check = apsw.Connection(str(path))
     assert list(check.execute("PRAGMA auto_vacuum")) == [(2,)]
+
+
+def test_the_worker_prunes_old_mcp_request_ids(make_api: Any) -> None:
+    import asyncio
+
+    from chronary.store import mcp as mcp_store
+    from chronary.workers.automation import AutomationWorker
+
+    api = make_api()
+    runtime = api.runtime
+    runtime.db.write_sync(
+        lambda tx: mcp_store.put(tx.conn, "key_1", "create_event", "old", {"ok": 1}, "2020-01-01T00:00:00.000Z")
+    )
+    runtime.db.write_sync(
+        lambda tx: mcp_store.put(tx.conn, "key_1", "create_event", "new", {"ok": 2}, "2999-01-01T00:00:00.000Z")
+    )
+    assert asyncio.run(AutomationWorker(runtime).prune()) == 1
+    left = runtime.db.read_sync(lambda tx: [r["request_id"] for r in tx.conn.execute("SELECT request_id FROM mcp_requests")])
+    assert left == ["new"]
