@@ -68,6 +68,26 @@ def delete(conn: apsw.Connection, event_id: str) -> None:
     conn.execute("DELETE FROM events WHERE id = ?", (event_id,))
 
 
+def span_floor(conn: apsw.Connection, calendars_sql: str, params: list[Any] | tuple[Any, ...], start_ts: int) -> int:
+    """The earliest start an event overlapping a window starting at `start_ts` can have in these
+    calendars (`calendars_sql` selects their ids): start_ts minus their longest event (event_spans,
+    kept by triggers). Bounding the index range by it keeps window queries flat as history grows."""
+    row = one(
+        conn,
+        f"SELECT coalesce(max(max_span), 0) AS span FROM event_spans WHERE calendar_id IN ({calendars_sql})",
+        params,
+    )
+    return start_ts - (row["span"] if row else 0) - 1
+
+
+def _scope_calendars(scope: EventFilter) -> tuple[str, list[Any]]:
+    if scope.calendar_id is not None:
+        return "?", [scope.calendar_id]
+    if scope.agent_id is not None:
+        return "SELECT id FROM calendars WHERE agent_id = ?", [scope.agent_id]
+    return "SELECT calendar_id FROM event_spans", []
+
+
 def overlapping(
     conn: apsw.Connection,
     scope: EventFilter,
@@ -79,8 +99,9 @@ def overlapping(
     """Stored events in the scope (an agent or a calendar) with these statuses overlapping [start, end)."""
     where, params = _where(EventFilter(calendar_id=scope.calendar_id, agent_id=scope.agent_id))
     marks = ",".join("?" for _ in statuses)
-    where += [f"status IN ({marks})", "start_ts < ?", "end_ts > ?", "id IS NOT ?"]
-    params += [*statuses, end_ts, start_ts, exclude_id]
+    floor = span_floor(conn, *_scope_calendars(scope), start_ts)
+    where += [f"status IN ({marks})", "start_ts < ?", "start_ts > ?", "end_ts > ?", "id IS NOT ?"]
+    params += [*statuses, end_ts, floor, start_ts, exclude_id]
     rows = conn.execute(f"SELECT * FROM events WHERE {' AND '.join(where)} ORDER BY start_ts", params)
     return [decode(r, JSON) for r in rows]
 
@@ -90,17 +111,19 @@ def in_window(
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     """What a window needs: (single events overlapping it, series masters that may, their exceptions).
 
-    Singles and exceptions are filtered by overlap in SQL; masters by start only (their
-    occurrences are expanded in Python). The scope's status/source filters apply to all three.
+    Singles and exceptions are filtered by overlap in SQL, the index range bounded below by the
+    longest event (`span_floor`); masters by start only (their occurrences are expanded in
+    Python). The scope's status/source filters apply to all three.
     """
     where, params = _where(
         EventFilter(calendar_id=scope.calendar_id, agent_id=scope.agent_id, status=scope.status, source=scope.source)
     )
     base = " AND ".join(where) if where else "1"
+    floor = span_floor(conn, *_scope_calendars(scope), start_ts)
     singles = conn.execute(
         f"""SELECT * FROM events WHERE {base} AND recurrence IS NULL AND recurring_event_id IS NULL
-            AND start_ts < ? AND end_ts > ? ORDER BY start_ts, id""",
-        (*params, end_ts, start_ts),
+            AND start_ts < ? AND start_ts > ? AND end_ts > ? ORDER BY start_ts, id""",
+        (*params, end_ts, floor, start_ts),
     )
     singles_out = [decode(r, JSON) for r in singles]
     masters, exceptions = series_in_scope(conn, base, params, end_ts)

@@ -74,8 +74,8 @@ def busy_sources(
             WHERE e.calendar_id IN ({cal_marks}) AND e.recurrence IS NULL AND e.recurring_event_id IS NULL
               AND e.status != 'cancelled' AND e.transparency != 'transparent'
               AND (e.status != 'hold' OR e.hold_expires_at IS NULL OR e.hold_expires_at > ?)
-              AND e.start_ts < ? AND e.end_ts > ?""",
-            (*cal_ids, now_ts, end_ts, start_ts),
+              AND e.start_ts < ? AND e.start_ts > ? AND e.end_ts > ?""",
+            (*cal_ids, now_ts, end_ts, event_store.span_floor(conn, cal_marks, cal_ids, start_ts), start_ts),
         )
     )
     masters, exceptions = event_store.series_in_scope(conn, f"calendar_id IN ({cal_marks})", cal_ids, end_ts)
