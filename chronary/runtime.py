@@ -22,7 +22,7 @@ from chronary.services.automation import triggers as automation_triggers
 from chronary.services.changes import Pipeline
 from chronary.services.sync import queue as sync_queue
 from chronary.store.db import Database
-from chronary.store.migrate import migrate
+from chronary.store.migrate import migrate, schema_version
 from chronary.webhooks import dispatch
 
 
@@ -57,6 +57,7 @@ class Runtime:
     secrets: SecretBox
     org_id: str
     first_key: str | None
+    schema_version: int = 0  # migrations run only at start, so it is read once (GET /health stays off the database)
     signals: Signals = field(default_factory=Signals)
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -88,6 +89,7 @@ def open_runtime(settings: Settings, clock: Clock | None = None, *, pipeline: Pi
     db.changes = pipeline = default_pipeline(settings.record_payload_max_bytes) if pipeline is None else pipeline
     db.write_sync(pipeline.declare)
     org_id, first_key = db.write_sync(key_service.bootstrap)
-    runtime = Runtime(settings, clock, db, SecretBox(settings.key_path), org_id, first_key)
+    version = db.read_sync(lambda tx: schema_version(tx.conn))
+    runtime = Runtime(settings, clock, db, SecretBox(settings.key_path), org_id, first_key, version)
     db.commit_listeners.append(lambda: runtime.signals.notify("commit"))
     return runtime
