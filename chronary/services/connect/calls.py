@@ -317,8 +317,7 @@ async def _connector_action(
         inputs["event"] = await runtime.db.read(
             lambda tx: chronary_actions.invitation_event(tx, ctx.principal, calendar_id, event_id)
         )
-    kind, extra = await runtime.db.read(lambda tx: cons.connector_type(tx, row["org_id"], provider.type))
-    connector = cons.open_connector(runtime, kind, {**cons.decrypt(runtime, row), **extra})
+    connector = await cons.connector_for(runtime, row)
     try:
         return await connector.run(name, inputs)
     except ConnectorError as exc:

@@ -154,6 +154,12 @@ def open_connector(runtime: Runtime, kind: str, credentials: dict[str, str]) -> 
     return connectors.load(kind)(credentials, runtime.settings, connectors.client(runtime.settings))
 
 
+async def connector_for(runtime: Runtime, row: dict[str, Any]) -> Connector:
+    """The connector of a stored connection, with its decrypted credentials (close it after use)."""
+    kind, extra = await runtime.db.read(lambda tx: connector_type(tx, row["org_id"], row["provider"]))
+    return open_connector(runtime, kind, {**decrypt(runtime, row), **extra})
+
+
 async def close(connector: Connector) -> None:
     await connector.http.aclose()
 
@@ -264,8 +270,7 @@ async def status(runtime: Runtime, ctx: Ctx, provider_type: str, check: bool) ->
 
 async def _recheck(runtime: Runtime, row: dict[str, Any]) -> dict[str, Any]:
     """Run the provider's cheap check now and record the outcome as the connection's health."""
-    kind, extra = await runtime.db.read(lambda tx: connector_type(tx, row["org_id"], row["provider"]))
-    connector = open_connector(runtime, kind, {**decrypt(runtime, row), **extra})
+    connector = await connector_for(runtime, row)
     values: dict[str, Any]
     try:
         await connector.check()

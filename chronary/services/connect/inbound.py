@@ -51,8 +51,7 @@ async def receive(runtime: Runtime, token: str, headers: Mapping[str, str], body
     if row is None or not row["secret"]:
         raise NotFound("Unknown inbound URL", None)
     lower = {k.lower(): v for k, v in headers.items()}
-    kind, extra = await runtime.db.read(lambda tx: cons.connector_type(tx, row["org_id"], row["provider"]))
-    connector = cons.open_connector(runtime, kind, {**cons.decrypt(runtime, row), **extra})
+    connector = await cons.connector_for(runtime, row)
     try:
         inbound = connector.inbound(lower, body, runtime.clock.now())
     except BadSignature as exc:

@@ -136,8 +136,7 @@ async def _register(runtime: Runtime, ctx: Ctx, row: dict[str, Any]) -> None:
     url = cons.inbound_url(runtime, ctx.base_url, row)
     if url is None or not row["secret"]:
         return
-    kind, extra = await runtime.db.read(lambda tx: cons.connector_type(tx, row["org_id"], row["provider"]))
-    connector = cons.open_connector(runtime, kind, {**cons.decrypt(runtime, row), **extra})
+    connector = await cons.connector_for(runtime, row)
     try:
         await connector.register_inbound(url)
     except ConnectorError as exc:
