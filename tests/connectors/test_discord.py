@@ -3,7 +3,6 @@ JSON error codes and 429s."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -12,9 +11,10 @@ import httpx
 import pytest
 
 from chronary.config import Settings
-from chronary.connectors import client, load
+from chronary.connectors import load
 from chronary.connectors.base import BadCredentials, BadInput, ConnectorError, Unreachable
 from chronary.connectors.discord import Connector
+from tests.connectors._support import run_connector
 from tests.fakes.discord import FakeDiscord
 
 TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4OQ.GaBcDe.fake-signature-part_0123456789abcdef"
@@ -42,14 +42,7 @@ def settings(discord: FakeDiscord, tmp_path: Path) -> Settings:
 
 
 def call(settings: Settings, credentials: dict[str, str], fn: Callable[[Connector], Awaitable[T]]) -> T:
-    async def main() -> T:
-        http = client(settings)
-        try:
-            return await fn(Connector(credentials, settings, http))
-        finally:
-            await http.aclose()
-
-    return asyncio.run(main())
+    return run_connector(Connector, settings, credentials, fn)
 
 
 def send(settings: Settings, token: str = TOKEN, **inputs: Any) -> dict[str, Any]:

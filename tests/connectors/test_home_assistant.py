@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
@@ -12,9 +11,10 @@ from typing import Any
 import pytest
 
 from chronary.config import Settings
-from chronary.connectors import client, load
+from chronary.connectors import load
 from chronary.connectors.base import BadCredentials, BadInput, ConnectorError
 from chronary.connectors.home_assistant import Connector
+from tests.connectors._support import run_connector
 from tests.fakes.home_assistant import TOKEN, FakeHomeAssistant
 
 NOW = datetime(2025, 3, 10, 9, 0, tzinfo=UTC)
@@ -32,14 +32,7 @@ def settings(tmp_path: Path) -> Settings:
 
 
 def call(settings: Settings, credentials: dict[str, str], fn: Callable[[Connector], Awaitable[Any]]) -> Any:
-    async def go() -> Any:
-        http = client(settings)
-        try:
-            return await fn(Connector(credentials, settings, http))
-        finally:
-            await http.aclose()
-
-    return asyncio.run(go())
+    return run_connector(Connector, settings, credentials, fn)
 
 
 def creds(fake: FakeHomeAssistant, token: str = TOKEN) -> dict[str, str]:

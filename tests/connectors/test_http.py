@@ -15,9 +15,10 @@ import httpx
 import pytest
 
 from chronary.config import Settings
-from chronary.connectors import client, load
+from chronary.connectors import load
 from chronary.connectors.base import BadCredentials, BadInput, Unreachable
 from chronary.connectors.http import Connector
+from tests.connectors._support import run_connector
 from tests.fakes.server import FakeServer, Reply, Request, route
 
 KEY = "sk-live-0123456789abcdef"
@@ -83,14 +84,7 @@ def settings(tmp_path: Path) -> Settings:
 
 
 def call(settings: Settings, credentials: dict[str, str], fn: Callable[[Connector], Awaitable[T]]) -> T:
-    async def main() -> T:
-        http = client(settings)
-        try:
-            return await fn(Connector(credentials, settings, http))
-        finally:
-            await http.aclose()
-
-    return asyncio.run(main())
+    return run_connector(Connector, settings, credentials, fn)
 
 
 def request(settings: Settings, credentials: dict[str, str], **inputs: Any) -> dict[str, Any]:

@@ -3,7 +3,6 @@ ntfy's errors (401 unknown token, 403 protected topic, 400 bad input, 429 rate l
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -12,9 +11,10 @@ import httpx
 import pytest
 
 from chronary.config import Settings
-from chronary.connectors import client, load
+from chronary.connectors import load
 from chronary.connectors.base import BadCredentials, BadInput, ConnectorError
 from chronary.connectors.ntfy import Connector
+from tests.connectors._support import run_connector
 from tests.fakes.ntfy import FakeNtfy
 
 T = TypeVar("T")
@@ -32,14 +32,7 @@ def settings(tmp_path: Path) -> Settings:
 
 
 def call(settings: Settings, credentials: dict[str, str], fn: Callable[[Connector], Awaitable[T]]) -> T:
-    async def main() -> T:
-        http = client(settings)
-        try:
-            return await fn(Connector(credentials, settings, http))
-        finally:
-            await http.aclose()
-
-    return asyncio.run(main())
+    return run_connector(Connector, settings, credentials, fn)
 
 
 def publish(settings: Settings, credentials: dict[str, str], **inputs: Any) -> dict[str, Any]:

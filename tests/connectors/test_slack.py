@@ -3,7 +3,6 @@ ok:false errors), and its verification of signed Events API deliveries."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,9 +12,10 @@ import httpx
 import pytest
 
 from chronary.config import Settings
-from chronary.connectors import client, load
+from chronary.connectors import load
 from chronary.connectors.base import BadCredentials, BadInput, BadSignature, ConnectorError, Inbound
 from chronary.connectors.slack import Connector
+from tests.connectors._support import run_connector
 from tests.fakes.slack import FakeSlack, delivery, event_callback, sign
 
 TOKEN = "xoxb-1111-2222-abcdefABCDEF"
@@ -39,14 +39,7 @@ def settings(slack: FakeSlack, tmp_path: Path) -> Settings:
 
 
 def call(settings: Settings, credentials: dict[str, str], fn: Callable[[Connector], Awaitable[T]]) -> T:
-    async def main() -> T:
-        http = client(settings)
-        try:
-            return await fn(Connector(credentials, settings, http))
-        finally:
-            await http.aclose()
-
-    return asyncio.run(main())
+    return run_connector(Connector, settings, credentials, fn)
 
 
 def post(settings: Settings, token: str = TOKEN, **inputs: Any) -> dict[str, Any]:

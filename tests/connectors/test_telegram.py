@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
@@ -12,10 +11,11 @@ from typing import Any
 import pytest
 
 from chronary.config import Settings
-from chronary.connectors import client, load
+from chronary.connectors import load
 from chronary.connectors.base import BadCredentials, BadInput, BadSignature, ConnectorError, Unreachable
 from chronary.connectors.telegram import ALLOWED_UPDATES, Connector
 from tests.conftest import free_port
+from tests.connectors._support import run_connector
 from tests.fakes.telegram import TOKEN, FakeTelegram
 
 SECRET = "hook-Secret_123"
@@ -34,14 +34,7 @@ def settings(tmp_path: Path, fake: FakeTelegram) -> Settings:
 
 
 def call(settings: Settings, credentials: dict[str, str], fn: Callable[[Connector], Awaitable[Any]]) -> Any:
-    async def go() -> Any:
-        http = client(settings)
-        try:
-            return await fn(Connector(credentials, settings, http))
-        finally:
-            await http.aclose()
-
-    return asyncio.run(go())
+    return run_connector(Connector, settings, credentials, fn)
 
 
 def creds(**extra: str) -> dict[str, str]:
