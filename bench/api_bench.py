@@ -108,6 +108,16 @@ def local_server() -> Iterator[tuple[str, str]]:
                     proc.wait()
 
 
+@contextmanager
+def target(url: str | None, key: str | None) -> Iterator[tuple[str, str]]:
+    """(base_url, org key): the running server given with --url/--key, else a fresh local one."""
+    if url:
+        yield url.rstrip("/"), key or ""
+    else:
+        with local_server() as pair:
+            yield pair
+
+
 def run(
     name: str,
     total: int,
@@ -148,15 +158,7 @@ def main() -> None:
     if args.url and not args.key:
         parser.error("--url needs --key")
 
-    @contextmanager
-    def target() -> Iterator[tuple[str, str]]:
-        if args.url:
-            yield args.url.rstrip("/"), args.key
-        else:
-            with local_server() as pair:
-                yield pair
-
-    with target() as (base, key):
+    with target(args.url, args.key) as (base, key):
         with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=30) as c:
             agent = c.post("/v1/agents", json={"name": "bench"}).json()
             cal = c.post(f"/v1/agents/{agent['id']}/calendars", json={"name": "bench", "timezone": "UTC"}).json()

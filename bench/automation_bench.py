@@ -27,16 +27,14 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
-from api_bench import local_server  # `chronary serve` on a temp data dir, workers on (the default)
+from api_bench import target  # --url/--key, else `chronary serve` on a temp data dir (workers on: the default)
 
 WAIT_SECONDS = 120.0  # longest wait for one step's request, or for the queued runs to finish
 
@@ -262,18 +260,10 @@ def main() -> None:
     if args.url and not args.key:
         parser.error("--url needs --key")
 
-    @contextmanager
-    def target() -> Iterator[tuple[str, str]]:
-        if args.url:
-            yield args.url.rstrip("/"), args.key
-        else:
-            with local_server() as pair:
-                yield pair
-
     receiver = Receiver().start()
     try:
         with (
-            target() as (base, key),
+            target(args.url, args.key) as (base, key),
             httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=60) as c,
         ):
             rows = [trigger_latency(c, receiver, args.events, args.warmup)]

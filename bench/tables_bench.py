@@ -18,11 +18,9 @@ import os
 import random
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import httpx
-from api_bench import HEADER, Result, local_server, run
+from api_bench import HEADER, Result, run, target
 
 SLUG = "bench"
 TABLE = {
@@ -65,19 +63,11 @@ def main() -> None:
     if args.url and not args.key:
         parser.error("--url needs --key")
 
-    @contextmanager
-    def target() -> Iterator[tuple[str, str]]:
-        if args.url:
-            yield args.url.rstrip("/"), args.key
-        else:
-            with local_server() as pair:
-                yield pair
-
     base_path = f"/connect/v1/tables/{SLUG}"
     n_rows, total, conc = args.rows, args.requests, args.concurrency
     rng = random.Random(7)
     picks = [rng.randrange(n_rows) for _ in range(total)]
-    with target() as (base, key):
+    with target(args.url, args.key) as (base, key):
         headers = {"Authorization": f"Bearer {key}"}
         with httpx.Client(base_url=base, headers=headers, timeout=600) as c:
             r = c.post("/connect/v1/tables", json=TABLE)
