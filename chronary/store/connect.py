@@ -7,6 +7,7 @@ from typing import Any
 
 import apsw
 
+from chronary.store import connections as con_store
 from chronary.store.rows import count, decode, insert, one, page
 
 PROVIDER_JSON = ("auth",)
@@ -38,7 +39,7 @@ def delete_provider(conn: apsw.Connection, org_id: str, provider_type: str) -> N
 
 def connections_of(conn: apsw.Connection, org_id: str, provider_type: str) -> list[dict[str, Any]]:
     rows = conn.execute("SELECT * FROM connections WHERE org_id = ? AND provider = ? ORDER BY id", (org_id, provider_type))
-    return [decode(r, ("last_sync", "settings")) for r in rows]
+    return [decode(r, con_store.JSON) for r in rows]
 
 
 def count_connections(conn: apsw.Connection, org_id: str, provider_type: str) -> int:

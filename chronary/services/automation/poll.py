@@ -85,6 +85,13 @@ class PollCursor:
         return cls(updated_at, tuple(ids_at), tuple(recent), bool(raw.get("primed", False)))
 
 
+def value_at(item: Any, path: str) -> Any:
+    """The field at a dotted path (an exact key containing dots wins), None when absent: the same
+    reading the dedup uses, for whoever names an item by its key and timestamp."""
+    value = _dig(item, path)
+    return None if value is _MISSING else value
+
+
 def _dig(item: Any, path: str) -> Any:
     if isinstance(item, Mapping) and path in item:
         return item[path]

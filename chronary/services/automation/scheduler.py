@@ -22,7 +22,7 @@ from chronary.errors import ChronaryError, PayloadTooLarge
 from chronary.services import moments, records
 from chronary.services.automation import cron, runs
 from chronary.services.automation import triggers as trigger_rules
-from chronary.services.automation.poll import PollCursor, new_items
+from chronary.services.automation.poll import PollCursor, new_items, value_at
 from chronary.services.connect import calls
 from chronary.services.context import Ctx
 from chronary.services.event_present import present as present_event
@@ -231,7 +231,7 @@ async def _poll(runtime: Runtime, trigger: dict[str, Any]) -> int:
         fresh_items, cursor = new_items(items, cursor, key=key, updated=updated)
         queued = 0
         for item in fresh_items:
-            item_key = f"{_dig(item, key)}@{_dig(item, updated)}"
+            item_key = f"{value_at(item, key)}@{value_at(item, updated)}"
             record_id = _keep_item(tx, runtime, fresh, item, item_key)
             data = {"type": "poll", "item": item, "polled_at": iso_ms(tx.now), "object": item, "record_id": record_id}
             execution_id = runs.enqueue(tx, flow_now, fresh, data, f"poll:{item_key}", limit=_cap(runtime))
@@ -263,10 +263,3 @@ def _keep_item(tx: Tx, runtime: Runtime, trigger: dict[str, Any], item: dict[str
         )
     except PayloadTooLarge:
         return None
-
-
-def _dig(item: dict[str, Any], dotted: str) -> Any:
-    value: Any = item
-    for part in dotted.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
-    return value

@@ -31,6 +31,7 @@ from chronary.connectors.base import (
     RawResponse,
     Target,
     Unreachable,
+    clean_headers,
     join,
 )
 from chronary.errors import ChronaryError, NotFound, PayloadTooLarge, RateLimited, UpstreamError, ValidationError
@@ -204,7 +205,7 @@ async def _oauth_call(runtime: Runtime, row: dict[str, Any], data: ProxyRequest,
         resp = await provider.api_request(data.method, data.path, params=data.query, json_body=payload, headers=headers)
         raw = RawResponse(
             resp.status_code,
-            [(k, v) for k, v in resp.headers.multi_items() if k.lower() not in HOP_BY_HOP | AUTH_HEADERS],
+            clean_headers(resp.headers),
             resp.content[: runtime.settings.connect_proxy_max_bytes],
             resp.headers.get("content-type", ""),
         )
