@@ -22,7 +22,10 @@ def _formatted(description: str, fmt: str) -> Meta:
 
 Timestamp = Annotated[str, _formatted("ISO 8601 with offset or Z; answered in UTC with Z", "date-time")]
 Date = Annotated[str, _formatted("A calendar date, YYYY-MM-DD", "date")]
-_DATE_OR_TIME = "ISO 8601 timestamp with offset; for all-day events a date YYYY-MM-DD"
+_DATE_OR_TIME = (
+    "ISO 8601 timestamp with offset; for all-day events a date YYYY-MM-DD (or that date's midnight, "
+    "local to the calendar or UTC: 2027-03-12T00:00:00Z)"
+)
 DateOrTimestamp = Annotated[
     str,
     Meta(

@@ -2,7 +2,9 @@
 
 All-day events are whole days in the calendar's timezone: the body sends dates (YYYY-MM-DD;
 the end date is exclusive, as in iCalendar), and we store the instants of local midnight so
-availability treats them like any other busy time.
+availability treats them like any other busy time. Instants are taken too: local midnight in
+the calendar's timezone, or UTC midnight — how clients of the hosted Chronary API send a date
+(`"2027-03-12T00:00:00Z"` with `all_day: true` means 12 March wherever the calendar is).
 """
 
 from __future__ import annotations
@@ -29,15 +31,20 @@ def local_midnight(day: date, tz: ZoneInfo) -> datetime:
 
 
 def _as_day(value: str, param: str, tz: ZoneInfo) -> date:
+    """The date an all-day bound names. Local midnight and UTC midnight never name different
+    dates for one instant (a zone would need a whole-day offset), so the order of the checks
+    does not matter."""
     if _DATE_ONLY.match(value):
         return parse_date(value, param)
-    instant = parse_instant(value, param).astimezone(tz)
-    if instant.time() != time(0):
-        raise ValidationError(
-            f"{param} of an all-day event must be a date (YYYY-MM-DD) or local midnight in the calendar's timezone",
-            param,
-        )
-    return instant.date()
+    instant = parse_instant(value, param)
+    for reading in (instant.astimezone(tz), instant.astimezone(UTC)):
+        if reading.time() == time(0):
+            return reading.date()
+    raise ValidationError(
+        f"{param} of an all-day event must be a date (YYYY-MM-DD), local midnight in the calendar's timezone "
+        "or UTC midnight",
+        param,
+    )
 
 
 def resolve(start: str, end: str, all_day: bool, tz: ZoneInfo) -> tuple[datetime, datetime]:

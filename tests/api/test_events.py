@@ -147,12 +147,30 @@ def test_all_day_accepts_local_midnight_instants(api, cal):
     assert (e["start_date"], e["end_date"]) == ("2030-01-10", "2030-01-11")
 
 
+@pytest.mark.parametrize("zone", ["America/Los_Angeles", "Pacific/Kiritimati", "UTC"])
+def test_all_day_accepts_utc_midnight_as_that_date(api, zone):
+    """Clients of the hosted Chronary API send all-day dates as UTC midnight: the date is kept
+    whatever the calendar's zone (Los Angeles is behind UTC, Kiritimati 14 hours ahead)."""
+    calendar = api.calendar(timezone=zone)
+    e = api.event(calendar["id"], "2027-03-12T00:00:00Z", "2027-03-13T00:00:00Z", all_day=True)
+    assert (e["start_date"], e["end_date"]) == ("2027-03-12", "2027-03-13")
+    stored = api.get(_url(calendar, f"/{e['id']}")).json()
+    assert (stored["start_date"], stored["end_date"], stored["all_day"]) == ("2027-03-12", "2027-03-13", True)
+    moved = api.patch(
+        _url(calendar, f"/{e['id']}"), json={"start_time": "2027-03-20T00:00:00+00:00", "end_time": "2027-03-22T00:00:00Z"}
+    )
+    assert moved.status_code == 200, moved.text
+    assert (moved.json()["start_date"], moved.json()["end_date"]) == ("2027-03-20", "2027-03-22")
+
+
 @pytest.mark.parametrize(
     "start,end,param",
     [
         ("2030-01-10", "2030-01-10", "end_time"),  # end date is exclusive: same day is empty
         ("2030-01-10", "2030-01-09", "end_time"),
         ("2030-01-10T09:00:00+01:00", "2030-01-11", "start_time"),  # not local midnight
+        ("2030-01-10T00:00:00+05:00", "2030-01-11", "start_time"),  # midnight, but neither local nor UTC
+        ("2030-01-10", "2030-01-11T12:00:00Z", "end_time"),  # UTC, but not midnight
         ("2030-02-30", "2030-03-01", "start_time"),
         ("10/01/2030", "2030-01-11", "start_time"),
     ],
