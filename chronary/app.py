@@ -11,17 +11,19 @@ from litestar import Litestar, Router
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import RedocRenderPlugin, YamlRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.plugins import PluginProtocol
 
 from chronary import __version__, api, connect_api
 from chronary.api import web_ui
 from chronary.api._auth import api_key_guard
 from chronary.api._common import app_dependencies, v1_dependencies
 from chronary.api._errors import EXCEPTION_HANDLERS
+from chronary.api._idempotency import idempotency_middleware
 from chronary.api._middleware import RequestContextMiddleware
-from chronary.api._openapi import ClosedStructSchemaPlugin
+from chronary.api._openapi import ClosedStructSchemaPlugin, document_idempotency
 from chronary.clock import Clock
 from chronary.config import Settings
-from chronary.mcp import http as mcp_http
+from chronary.mcp import mount as mcp_mount
 from chronary.runtime import Runtime, open_runtime
 from chronary.workers import WorkerSet, discover
 
@@ -42,11 +44,21 @@ class ChronaryApp(Litestar):
             return
         await RequestContextMiddleware(super().__call__)(scope, receive, send)
 
+    @staticmethod
+    def _get_default_plugins(plugins: list[PluginProtocol]) -> list[PluginProtocol]:
+        """Only msgspec's: Litestar would also add its pydantic and attrs plugins whenever those
+        libraries are installed (the MCP SDK brings pydantic), importing them at start (~0.2 s).
+        Chronary's handlers and schemas are msgspec Structs, so those plugins have nothing to do."""
+        from litestar.plugins.core import MsgspecDIPlugin
+
+        return [*plugins, MsgspecDIPlugin()]
+
 
 def create_app(settings: Settings, clock: Clock | None = None, runtime: Runtime | None = None) -> Litestar:
     runtime = runtime or open_runtime(settings, clock)
     private_routes, public_routes = api.discover()
-    mcp = mcp_http.McpEndpoint(runtime, settings)  # /mcp: MCP over Streamable HTTP (chronary/mcp/http.py)
+    # /mcp: MCP over Streamable HTTP (chronary/mcp/http.py), its SDK imported on first use (mount.py)
+    mcp = mcp_mount.LazyMcp(runtime, settings)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -57,17 +69,19 @@ def create_app(settings: Settings, clock: Clock | None = None, runtime: Runtime 
         app.state.workers = workers
         workers.start()
         try:
-            async with mcp.session_manager.run():
+            async with mcp.running():
                 yield
         finally:
             await workers.shutdown()
             runtime.db.close()
 
+    idempotent = idempotency_middleware(runtime)  # Idempotency-Key on POST/PATCH
     v1 = Router(
         path="/v1",
         route_handlers=private_routes,
         guards=[api_key_guard(runtime.db)],
         dependencies=v1_dependencies(settings),
+        middleware=[idempotent],
         security=[{"apiKey": []}, {"apiKeyHeader": []}],
     )
     connect = Router(
@@ -75,6 +89,7 @@ def create_app(settings: Settings, clock: Clock | None = None, runtime: Runtime 
         route_handlers=connect_api.routes(),
         guards=[api_key_guard(runtime.db)],
         dependencies=v1_dependencies(settings),
+        middleware=[idempotent],
         security=[{"apiKey": []}, {"apiKeyHeader": []}],
     )
     handlers: list[Any] = [
@@ -82,7 +97,7 @@ def create_app(settings: Settings, clock: Clock | None = None, runtime: Runtime 
         connect,
         *public_routes,
         *connect_api.public_routes(),
-        mcp_http.route(mcp),
+        mcp_mount.route(mcp),
     ]  # the UI's shell and assets are public routes (api/web_ui.py)
 
     app = ChronaryApp(
@@ -127,6 +142,7 @@ def create_app(settings: Settings, clock: Clock | None = None, runtime: Runtime 
         debug=False,
         logging_config=None,
     )
+    document_idempotency(app, ("/v1/", "/connect/v1/"))
     # also on app.state for tests and tools holding the app; handlers get these injected
     # (api/_common.app_dependencies: runtime, db, settings, secrets, clock)
     app.state.runtime = runtime

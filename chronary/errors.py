@@ -48,6 +48,12 @@ class Conflict(ChronaryError):
     type = "conflict"
 
 
+class IdempotencyInProgress(Conflict):
+    """A request with this Idempotency-Key is still running; retry shortly."""
+
+    type = "idempotency_in_progress"
+
+
 class PayloadTooLarge(ChronaryError):
     status = 413
     type = "payload_too_large"
@@ -56,6 +62,13 @@ class PayloadTooLarge(ChronaryError):
 class UnsupportedMediaType(ChronaryError):
     status = 415
     type = "unsupported_media_type"
+
+
+class IdempotencyMismatch(ChronaryError):
+    """An Idempotency-Key reused for a different request (method, path or body)."""
+
+    status = 422
+    type = "idempotency_mismatch"
 
 
 class RateLimited(ChronaryError):
