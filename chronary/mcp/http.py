@@ -19,7 +19,8 @@ Hosts (the SDK's DNS-rebinding protection answers 421 to Host headers it does no
   the key check is what protects a LAN-facing server.
 
 Sessions: the SDK's StreamableHTTPSessionManager (stateful sessions, SSE or JSON answers) runs in
-the app's lifespan (`session_manager.run()`, entered by chronary/app.py).
+the app's lifespan. This module imports the SDK, so the app mounts it through chronary/mcp/mount.py,
+which imports it and enters `session_manager.run()` when /mcp is first requested.
 """
 
 from __future__ import annotations
@@ -29,8 +30,7 @@ import json
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from litestar.handlers import ASGIRouteHandler, asgi
-from litestar.types import Receive, Scope, Send
+from litestar.types import Scope, Send
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 
@@ -42,7 +42,6 @@ from chronary.services import keys
 if TYPE_CHECKING:
     from chronary.runtime import Runtime
 
-PATH = "/mcp"
 _LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 
 
@@ -130,13 +129,3 @@ class McpEndpoint:
             return
         scope[PRINCIPAL_KEY] = principal
         await self.session_manager.handle_request(scope, receive, send)
-
-
-def route(endpoint: McpEndpoint) -> ASGIRouteHandler:
-    """The Litestar mount for `endpoint` at /mcp (and below)."""
-
-    @asgi(PATH, is_mount=True, copy_scope=True)
-    async def mcp_transport(scope: Scope, receive: Receive, send: Send) -> None:
-        await endpoint(scope, receive, send)
-
-    return mcp_transport

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from mcp.client.streamable_http import create_mcp_http_client, streamable_http_client
 from mcp.server.stdio import stdio_server
 
-from chronary.mcp.http import PATH
+from chronary.mcp.mount import PATH
 from chronary.mcp.server import ChronaryMCP
 from chronary.services import keys
 

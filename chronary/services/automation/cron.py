@@ -34,8 +34,6 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from croniter import CroniterBadDateError, CroniterError, croniter
-
 from chronary.timeutil import valid_timezone
 
 MAX_LENGTH = 200
@@ -64,6 +62,8 @@ class _Schedule:
 
     def walls(self, start: datetime) -> Iterator[datetime]:
         """Matching naive wall times strictly after `start` (naive), in order."""
+        from croniter import CroniterBadDateError, croniter  # imported when a schedule is first read
+
         it = croniter(self.fields, start)
         while True:
             try:
@@ -166,6 +166,8 @@ def _schedule(expr: str, timezone: str) -> _Schedule:
 
 @lru_cache(maxsize=512)
 def _checked(expr: str, timezone: str) -> _Schedule:
+    from croniter import CroniterBadDateError, CroniterError, croniter  # not at start: only schedules need it
+
     fields = _fields(expr)
     zone = _zone(timezone)
     try:
