@@ -54,7 +54,8 @@ def busy_sources(
     since a month of 50 busy agents is thousands of rows. Masters (full rows, to be expanded)
     start before the window's end; exceptions are every stored exception of those masters.
     Singles mirror store.events.in_window (one scope at a time); masters and exceptions come
-    from the same store.events.series_in_scope.
+    from the same store.events.series_in_scope, whose strays (exceptions of series that ended
+    before the window, moved into it) join the singles.
     """
     marks = ",".join("?" for _ in agent_ids)
     cals = {
@@ -78,5 +79,11 @@ def busy_sources(
             (*cal_ids, now_ts, end_ts, event_store.span_floor(conn, cal_marks, cal_ids, start_ts), start_ts),
         )
     )
-    masters, exceptions = event_store.series_in_scope(conn, f"calendar_id IN ({cal_marks})", cal_ids, end_ts)
+    masters, exceptions, strays = event_store.series_in_scope(
+        conn, f"calendar_id IN ({cal_marks})", cal_ids, (cal_marks, cal_ids), start_ts, end_ts
+    )
+    for x in strays:  # exceptions of series over before the window, moved into it: blocking as singles are
+        hold_lapsed = x["status"] == "hold" and x["hold_expires_at"] is not None and x["hold_expires_at"] <= now_ts
+        if x["status"] != "cancelled" and x["transparency"] != "transparent" and not hold_lapsed:
+            singles.append((cals[x["calendar_id"]]["agent_id"], x["start_ts"], x["end_ts"]))
     return singles, masters, exceptions, cals
