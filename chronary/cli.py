@@ -313,6 +313,12 @@ def db_consumers(data_dir: str | None, drop: str | None) -> None:
         click.echo(f"  {row['consumer']:<28} at {row['seq']:<8} behind {row['behind']}")
 
 
+from chronary.portability_cli import export, import_  # noqa: E402 - after cli exists; light (click only)
+
+cli.add_command(import_)
+cli.add_command(export)
+
+
 def main() -> None:
     try:
         cli(prog_name="chronary")
