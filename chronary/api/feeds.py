@@ -11,11 +11,13 @@ import math
 import threading
 import time
 from collections import deque
+from collections.abc import AsyncIterator
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any
 
 from litestar import HttpMethod, Request, Response, post, route
 from litestar.params import Parameter
+from litestar.response import Stream
 
 from chronary.api._common import ERRORS
 from chronary.config import Settings
@@ -93,7 +95,9 @@ def _not_modified(request: Request[Any, Any, Any], feed: svc.Feed) -> bool:
     responses={404: ERRORS[404], 429: ERRORS[429]},
     media_type="text/calendar",
 )
-async def ical_feed(segment: str, request: Request[Any, Any, Any], db: Database, settings: Settings) -> Response[bytes]:
+async def ical_feed(
+    segment: str, request: Request[Any, Any, Any], db: Database, settings: Settings
+) -> Response[bytes] | Stream:
     client = request.client.host if request.client else "unknown"
     _limiter(request).check(client, settings.feed_rate_limit_per_minute)
     if not segment.endswith(".ics"):
@@ -108,7 +112,16 @@ async def ical_feed(segment: str, request: Request[Any, Any, Any], db: Database,
     if _not_modified(request, feed):
         return Response(content=b"", status_code=304, headers=headers, media_type="text/calendar")
     headers["Content-Disposition"] = 'inline; filename="calendar.ics"'
-    return Response(content=feed.body, status_code=200, headers=headers, media_type="text/calendar")
+    headers["Content-Length"] = str(feed.length)
+    if request.method == HttpMethod.HEAD:
+        return Response(content=b"", status_code=200, headers=headers, media_type="text/calendar")
+    return Stream(_body(feed), status_code=200, headers=headers, media_type="text/calendar")
+
+
+async def _body(feed: svc.Feed) -> AsyncIterator[bytes]:
+    """The body one decompressed chunk at a time: a 50 MB feed is never one string in memory."""
+    for part in feed.parts():
+        yield part
 
 
 @post(

@@ -271,7 +271,8 @@ def vtimezone(tzid: str, first_year: int) -> str:
     return _vtimezone.build(tzid, first_year, max(first_year + 1, datetime.now(UTC).year + VTIMEZONE_YEARS_AHEAD))
 
 
-def render_calendar(name: str, calendar_tz: str, tzids: set[str], first_year: int, vevents: list[str]) -> str:
+def calendar_head(name: str, calendar_tz: str, tzids: set[str], first_year: int) -> str:
+    """Everything of a VCALENDAR before its VEVENTs (properties and the VTIMEZONEs)."""
     head = [
         "BEGIN:VCALENDAR",
         "VERSION:2.0",
@@ -290,9 +291,14 @@ def render_calendar(name: str, calendar_tz: str, tzids: set[str], first_year: in
             parts.append(vtimezone(tzid, first_year))
         except Exception:  # noqa: BLE001 - a zone tzdata cannot describe: clients fall back to TZID
             continue
-    parts.extend(vevents)
-    parts.append("END:VCALENDAR" + CRLF)
     return "".join(parts)
+
+
+CALENDAR_END = "END:VCALENDAR" + CRLF
+
+
+def render_calendar(name: str, calendar_tz: str, tzids: set[str], first_year: int, vevents: list[str]) -> str:
+    return calendar_head(name, calendar_tz, tzids, first_year) + "".join(vevents) + CALENDAR_END
 
 
 def first_year(start_ts: int) -> int:

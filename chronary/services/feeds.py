@@ -3,15 +3,18 @@
 A feed request costs one indexed lookup of the token; when the calendar's `revision` (bumped on
 every event change and calendar update) and the feed window are unchanged the cached body and
 strong ETag are reused, so a 304 costs next to nothing. A rebuild reuses each unchanged event's
-rendered VEVENT text, so one edit in a 10k-event calendar re-renders one event.
+rendered VEVENT text from the previous build (kept compressed in chunks, see `feed_body`), so one
+edit in a 100k-event calendar re-renders one event and recompresses one chunk; bodies are
+streamed, never joined into one string.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import threading
+from array import array
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,7 +22,7 @@ from typing import Any
 from chronary.errors import NotFound
 from chronary.ical import render
 from chronary.schemas.calendars import Calendar
-from chronary.services import changes
+from chronary.services import changes, feed_body
 from chronary.services.calendars import load as load_calendar
 from chronary.services.calendars import new_feed_token
 from chronary.services.calendars import present as present_calendar
@@ -32,8 +35,7 @@ from chronary.store.db import Tx
 from chronary.timeutil import iso_ms, parse_stored, to_ts
 
 MAX_CACHED_FEEDS = 256
-MAX_CACHED_BYTES = 64 * 1024 * 1024  # bodies kept; a 10k-event feed is ≈ 5 MB
-MAX_CACHED_VEVENTS = 100_000
+MAX_CACHED_BYTES = 32 * 1024 * 1024  # compressed bodies kept; a 100k-event feed is ≈ 5 MB
 
 
 @dataclass(frozen=True)
@@ -41,19 +43,35 @@ class Feed:
     calendar_id: str
     revision: int
     window_start_ts: int
-    body: bytes
     etag: str
     last_modified: datetime
+    head: bytes
+    chunks: tuple[feed_body.Chunk, ...]
+    tail: bytes
+    context: tuple[Any, ...]  # what every VEVENT depends on besides its own rows: reuse needs it equal
+    length: int  # of the body, in bytes
+
+    def parts(self) -> Iterator[bytes]:
+        """The body in pieces (one compressed chunk of VEVENTs at a time): stream it."""
+        return feed_body.parts(self.head, self.chunks, self.tail)
+
+    @property
+    def body(self) -> bytes:
+        return b"".join(self.parts())
+
+    @property
+    def size(self) -> int:
+        return len(self.head) + len(self.tail) + sum(c.size for c in self.chunks)
 
 
 class FeedCache:
-    """Thread-safe: feeds are built on reader threads."""
+    """Thread-safe: feeds are built on reader threads. A calendar's cached feed answers while its
+    revision and window are unchanged, and is what its next build reuses VEVENTs from."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.feeds: OrderedDict[str, Feed] = OrderedDict()
         self.bytes = 0
-        self.vevents: dict[tuple[Any, ...], str] = {}
 
     def feed(self, calendar_id: str, revision: int, window_start_ts: int) -> Feed | None:
         with self._lock:
@@ -63,25 +81,20 @@ class FeedCache:
             self.feeds.move_to_end(calendar_id)
             return feed
 
+    def previous(self, calendar_id: str) -> Feed | None:
+        with self._lock:
+            return self.feeds.get(calendar_id)
+
     def store(self, feed: Feed) -> None:
         with self._lock:
             old = self.feeds.pop(feed.calendar_id, None)
             if old is not None:
-                self.bytes -= len(old.body)
+                self.bytes -= old.size
             self.feeds[feed.calendar_id] = feed
-            self.bytes += len(feed.body)
+            self.bytes += feed.size
             while len(self.feeds) > 1 and (len(self.feeds) > MAX_CACHED_FEEDS or self.bytes > MAX_CACHED_BYTES):
                 _, evicted = self.feeds.popitem(last=False)
-                self.bytes -= len(evicted.body)
-
-    def vevent(self, key: tuple[Any, ...], build: Any) -> str:
-        text = self.vevents.get(key)
-        if text is None:
-            text = build()
-            if len(self.vevents) >= MAX_CACHED_VEVENTS:
-                self.vevents.clear()  # crude but bounded; a rebuild is well under a second anyway
-            self.vevents[key] = text
-        return text
+                self.bytes -= evicted.size
 
 
 CACHE = FeedCache()
@@ -93,68 +106,94 @@ def window_start(now: datetime, past_days: int) -> int:
     return to_ts(day)
 
 
-def _vevents(calendar: dict[str, Any], rows: list[dict[str, Any]], cache: FeedCache) -> tuple[list[str], set[str]]:
+def _render(tx: Tx, calendar: dict[str, Any], ids: list[str]) -> dict[str, bytes]:
+    """VEVENT bytes of these shown events, their rows (and series masters) fetched by id."""
     tz = calendar["timezone"]
-    defaults = calendar["default_reminders"]
-    defaults_key = None if defaults is None else tuple(defaults)
-    masters = {r["id"]: r for r in rows if r["recurrence"] and not r["recurring_event_id"]}
-    exdates: dict[str, list[int]] = {}
-    for r in rows:
-        if r["recurring_event_id"] and r["status"] == "cancelled" and r["recurrence_id_ts"] is not None:
-            exdates.setdefault(r["recurring_event_id"], []).append(r["recurrence_id_ts"])
-    out: list[str] = []
-    tzids: set[str] = set()
-    for r in rows:
-        if r["status"] == "cancelled":
-            continue  # cancelled events are omitted; cancelled occurrences became EXDATEs above
-        master = masters.get(r["recurring_event_id"]) if r["recurring_event_id"] else None
-        if r["recurring_event_id"] and (master is None or master["status"] == "cancelled"):
-            continue  # an exception whose series is gone or cancelled has nothing to override
-        ex = tuple(sorted(exdates.get(r["id"], ()))) if r["recurrence"] else ()
-        uid = master["ical_uid"] if master else r["ical_uid"]
-        key = (
-            r["id"],
-            r["updated_at"],
-            r["sequence"],
-            r.get("transparency"),
+    rows = feed_store.feed_rows(tx.conn, ids)
+    series = sorted({r["recurring_event_id"] for r in rows.values() if r["recurring_event_id"]})
+    masters = feed_store.feed_rows(tx.conn, series) if series else {}
+    with_rules = [r["id"] for r in rows.values() if r["recurrence"]]
+    exdates = feed_store.feed_exdates(tx.conn, calendar["id"], with_rules) if with_rules else {}
+    out = {}
+    for event_id, row in rows.items():
+        master = masters.get(row["recurring_event_id"]) if row["recurring_event_id"] else None
+        text = render.render_vevent(
+            row,
             tz,
-            defaults_key,
-            uid,
-            ex,
-            master["updated_at"] if master else None,
+            calendar["default_reminders"],
+            uid=master["ical_uid"] if master else row["ical_uid"],
+            exdates=sorted(exdates.get(event_id, ())) if row["recurrence"] else [],
+            master=master,
         )
-        out.append(
-            cache.vevent(
-                key,
-                lambda r=r, uid=uid, ex=ex, master=master: render.render_vevent(
-                    r, tz, defaults, uid=uid, exdates=list(ex), master=master
-                ),
-            )
-        )
-        if not r["all_day"]:
-            tzids.add(render.event_tzid(master or r, tz))
-    return out, tzids
+        out[event_id] = text.encode("utf-8")
+    return out
 
 
 def build(tx: Tx, calendar: dict[str, Any], window_ts: int, cache: FeedCache | None = None) -> Feed:
+    """The calendar's feed, reusing what its previous build rendered.
+
+    One pass in SQL gives each shown row's version; chunks of unchanged events are reused whole,
+    and only the new or changed events are fetched and rendered: no list of 100k rows is held.
+    """
     cache = cache or CACHE
-    rows = feed_store.feed_rows(tx.conn, calendar["id"], window_ts)
-    vevents, tzids = _vevents(calendar, rows, cache)
-    first = min([window_ts, *(r["start_ts"] for r in rows)]) if rows else window_ts
-    body = render.render_calendar(calendar["name"], calendar["timezone"], tzids, render.first_year(first), vevents).encode(
-        "utf-8"
-    )
-    etag = '"' + hashlib.sha256(body).hexdigest()[:40] + '"'
+    conn = tx.conn
+    cal_id = calendar["id"]
+    tz = calendar["timezone"]
+    defaults = calendar["default_reminders"]
+    context = (tz, None if defaults is None else tuple(defaults))
+    old = cache.previous(cal_id)
+    previous = feed_body.Previous(old.chunks) if old is not None and old.context == context else None
+    versions = feed_store.feed_versions(conn, cal_id, window_ts)
+    plan: list[feed_body.Chunk | tuple[int, int]] = []
+    for a, b in feed_body.boundaries(versions):
+        same = previous.same_chunk(versions[a:b]) if previous is not None else None
+        plan.append(same if same is not None else (a, b))
+    changed = [p for p in plan if isinstance(p, tuple)]
+    made = iter(_changed_chunks(tx, calendar, window_ts, versions, changed, previous))
+    chunks = tuple(p if isinstance(p, feed_body.Chunk) else next(made) for p in plan)
+    first, newest = feed_store.feed_summary(conn, cal_id, window_ts)
+    zones = {zone if isinstance(zone, str) else tz for zone in feed_store.feed_zones(conn, cal_id, window_ts)}
+    head = render.calendar_head(calendar["name"], tz, zones, render.first_year(min(window_ts, first or window_ts)))
+    head_bytes = head.encode("utf-8")
+    tail = render.CALENDAR_END.encode("utf-8")
     # feed_state moves on every event change recorded through services/changes (deletions
     # included); the newest updated_at also covers writers that only bump the revision
-    newest = max((r["updated_at"] for r in rows), default=None)
     stamps = [
         parse_stored(calendar["updated_at"]),
-        parse_stored(feed_store.changed_at(tx.conn, calendar["id"])),
+        parse_stored(feed_store.changed_at(conn, cal_id)),
         parse_stored(newest),
     ]
     last_modified = max(s for s in stamps if s is not None).replace(microsecond=0)
-    return Feed(calendar["id"], calendar["revision"], window_ts, body, etag, last_modified)
+    return Feed(
+        cal_id,
+        calendar["revision"],
+        window_ts,
+        feed_body.etag(head_bytes, chunks, tail),
+        last_modified,
+        head_bytes,
+        chunks,
+        tail,
+        context,
+        len(head_bytes) + len(tail) + sum(c.length for c in chunks),
+    )
+
+
+def _changed_chunks(
+    tx: Tx,
+    calendar: dict[str, Any],
+    window_ts: int,
+    versions: array[int],
+    ranges: list[tuple[int, int]],
+    previous: feed_body.Previous | None,
+) -> Iterator[feed_body.Chunk]:
+    """The chunks at these position ranges, from the previous build's texts where it has them."""
+    for (a, b), ids in zip(ranges, feed_store.feed_ids(tx.conn, calendar["id"], window_ts, ranges), strict=True):
+        texts: list[bytes | None] = [previous.text(v) for v in versions[a:b]] if previous is not None else [None] * (b - a)
+        missing = [eid for eid, text in zip(ids, texts, strict=True) if text is None]
+        rendered = _render(tx, calendar, missing) if missing else {}
+        yield feed_body.make_chunk(
+            versions[a:b], [text if text is not None else rendered[eid] for eid, text in zip(ids, texts, strict=True)]
+        )
 
 
 def load(tx: Tx, token: str, past_days: int, cache: FeedCache | None = None) -> Feed:
