@@ -1,12 +1,17 @@
 """CalDAV provider, for iCloud (an app-specific password against caldav.icloud.com) and any
 CalDAV server (Radicale, Nextcloud, Fastmail, …).
 
-Built on the `caldav` library (blocking; the engine calls it from a thread). Incremental pull
-uses RFC 6578 sync-collection with `disable_fallback=True`, so an expired token is reported as
-CursorExpired (the engine then lists everything) instead of caldav silently re-listing; servers
-without sync-collection fall back to ctag + etag comparison. Bodies are fetched with one
-calendar-multiget per chunk, and only for hrefs whose etag we do not already hold. Writes carry
-If-Match / If-None-Match so a concurrent edit gives 412 instead of being overwritten.
+Built on the `caldav` library's client (blocking; the engine calls it from a thread); the bulk
+reads are our own REPORTs through that client, parsed with lxml, not its object layer. Pulls use
+RFC 6578 sync-collection asking for the bodies too (calendar-data), so a first import or a
+changed round is one request; an expired token is reported as CursorExpired (the engine then
+lists everything, etags only, and fetches just the bodies it lacks). Servers without
+sync-collection fall back to ctag + etag comparison. Bodies a server leaves out of the
+sync-collection answer are fetched with calendar-multiget in chunks of MULTIGET_CHUNK, and only
+for hrefs whose etag we do not already hold. The calendar home found at login is remembered per
+(server, user) in this process, so a scheduled round is two requests when nothing changed (the
+calendar listing and one sync-collection per calendar). Writes carry If-Match / If-None-Match so
+a concurrent edit gives 412 instead of being overwritten.
 The library is blocking: each interface coroutine runs its work in a thread. Bodies are read
 with the one VEVENT codec, leniently (one odd resource is skipped and counted, not fatal), and
 written with its encoder on top of the last body both sides agreed on.
@@ -25,7 +30,7 @@ import contextlib
 import hashlib
 import logging
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 from urllib.parse import quote, unquote, urljoin, urlsplit
 from zoneinfo import ZoneInfo
@@ -67,16 +72,23 @@ DAV, CALDAV, APPLE, CS = (
 NS = {"d": DAV, "c": CALDAV, "a": APPLE, "cs": CS}
 ICLOUD_URL = "https://caldav.icloud.com"
 TIMEOUT = 30
-MULTIGET_CHUNK = 200
+MULTIGET_CHUNK = 500
+SYNC_MAX_PAGES = 100  # truncated sync-collection answers (RFC 6578 3.6) followed up to this
+HOMES_MAX = 1024
 WRITE_PRIVILEGES = {"write", "write-content", "all", "bind"}
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9@._-]{1,120}$")
 
 _LIST_BODY = f"""<?xml version="1.0" encoding="utf-8"?>
 <d:propfind xmlns:d="{DAV}" xmlns:c="{CALDAV}" xmlns:a="{APPLE}" xmlns:cs="{CS}"><d:prop>
 <d:resourcetype/><d:displayname/><a:calendar-color/><d:current-user-privilege-set/>
-<c:supported-calendar-component-set/><c:calendar-timezone/><cs:getctag/></d:prop></d:propfind>"""
+<c:supported-calendar-component-set/><c:calendar-timezone/></d:prop></d:propfind>"""
 _ETAGS_BODY = f"""<?xml version="1.0" encoding="utf-8"?>
 <d:propfind xmlns:d="{DAV}"><d:prop><d:getetag/><d:resourcetype/></d:prop></d:propfind>"""
+_SYNC_BODY = (
+    f'<?xml version="1.0" encoding="utf-8"?><d:sync-collection xmlns:d="{DAV}" xmlns:c="{CALDAV}">'
+    "<d:sync-token>{token}</d:sync-token><d:sync-level>1</d:sync-level><d:prop><d:getetag/>{data}</d:prop>"
+    "</d:sync-collection>"
+)
 _CTAG_BODY = f"""<?xml version="1.0" encoding="utf-8"?>
 <d:propfind xmlns:d="{DAV}" xmlns:cs="{CS}"><d:prop><cs:getctag/><d:sync-token/></d:prop></d:propfind>"""
 
@@ -132,6 +144,12 @@ def guarded_session(settings: Any) -> niquests.Session:
 
     session.hooks["pre_request"].append(check)
     return session
+
+
+# (server_url, username) -> (calendar home path, scheme://host[:port]/ of it): found at login, so
+# a scheduled round need not rediscover it (two requests). Paths only, never a credential; a
+# listing that fails on a remembered home rediscovers once.
+_homes: dict[tuple[str, str], tuple[str, str]] = {}
 
 
 class Provider(BaseProvider):
@@ -262,17 +280,41 @@ class Provider(BaseProvider):
         home = self._call("calendar discovery", lambda: principal.calendar_home_set)
         home_url = urljoin(self.url, str(home.url))
         parts = urlsplit(home_url)
+        self._guard(home_url)
         self._home = _path(home_url)
         self._base = f"{parts.scheme}://{parts.netloc}/"
-        self._guard(home_url)
+        if len(_homes) >= HOMES_MAX:
+            _homes.clear()
+        _homes[self._home_key()] = (self._home, self._base)
         return self.account.username or ""
 
-    def calendars(self) -> list[RemoteCalendar]:
-        if self._home is None:
+    def _home_key(self) -> tuple[str, str]:
+        return (self.url, self.account.username or "")
+
+    def _list_home(self) -> list[Any]:
+        """The depth-1 listing of the calendar home: the remembered one, else a fresh discovery."""
+        remembered = self._home is None and self._home_key() in _homes
+        if remembered:
+            self._home, self._base = _homes[self._home_key()]
+        elif self._home is None:
             self.discover()
         assert self._home is not None
+        try:
+            return self._multistatus("PROPFIND", self._abs(self._home), _LIST_BODY, 1)
+        except (AuthFailed, Unreachable):
+            raise
+        except ProviderError:
+            if not remembered:
+                raise
+            _homes.pop(self._home_key(), None)  # moved or gone: find it again, once
+            self._home = self._base = None
+            self.discover()
+            home: str = self._home or ""  # set by discover()
+            return self._multistatus("PROPFIND", self._abs(home), _LIST_BODY, 1)
+
+    def calendars(self) -> list[RemoteCalendar]:
         out = []
-        for response in self._multistatus("PROPFIND", self._abs(self._home), _LIST_BODY, 1):
+        for response in self._list_home():
             prop = self._ok_prop(response)
             href = _path(response.findtext("d:href", default="", namespaces=NS))
             if prop is None or prop.find("d:resourcetype/c:calendar", NS) is None:
@@ -305,36 +347,98 @@ class Provider(BaseProvider):
                 return Changes(cursor=cursor, unchanged=True)
             return self._full_by_etags(calendar, known)
         token = cursor[5:] if cursor and cursor.startswith("sync:") else None
-        cal = self.client.calendar(url=self._abs(calendar.remote_id))
+        # bodies in the same answer, except when re-listing a calendar we mostly hold already
+        result = self._sync_collection(calendar, token, with_data=token is not None or not known)
+        if result is None:
+            return self._full_by_etags(calendar, known)
+        new_token, listed, bodies, deleted = result
+        changes = Changes(deleted=sorted(deleted), cursor=f"sync:{new_token}", full=token is None)
+        if changes.full:
+            changes.present = set(listed)
+        wanted = [h for h, etag in listed.items() if etag is None or known.get(h) != etag]
+        self._decode_into(changes, calendar, ((h, listed[h], bodies[h]) for h in wanted if h in bodies))
+        self._read_into(changes, calendar, [h for h in wanted if h not in bodies])
+        return changes
 
-        def sync() -> Any:
+    def _sync_collection(
+        self, calendar: RemoteCalendar, token: str | None, with_data: bool
+    ) -> tuple[str, dict[str, str | None], dict[str, str], set[str]] | None:
+        """RFC 6578 sync-collection from `token` (None: everything), following truncated answers.
+
+        Returns (new token, href -> etag, href -> body for those the server sent, deleted hrefs),
+        or None when the server has no sync-collection (only asked without a token)."""
+        url = self._abs(calendar.remote_id)
+        own = calendar.remote_id.rstrip("/")
+        data = "<c:calendar-data/>" if with_data else ""
+        listed: dict[str, str | None] = {}
+        bodies: dict[str, str] = {}
+        deleted: set[str] = set()
+        current = token
+        for _ in range(SYNC_MAX_PAGES):
+            body = _SYNC_BODY.format(token=_xml_escape(current or ""), data=data)
+            resp = self._sync_request(url, body, current)
+            if resp is None:
+                return None
+            tree = resp.tree
+            new_token = (tree.findtext("d:sync-token", default="", namespaces=NS) if tree is not None else "").strip()
+            if not new_token:
+                if current is None:
+                    return None  # no token in the answer: not really sync-collection
+                raise ProviderError("sync-collection answered without a sync token")
+            truncated = False
+            for response in [] if tree is None else tree.iterfind("d:response", NS):
+                href = _path(response.findtext("d:href", default="", namespaces=NS))
+                status = response.findtext("d:status", default="", namespaces=NS) + " "
+                if href.rstrip("/") == own:
+                    truncated = truncated or " 507 " in status
+                    continue
+                if " 404 " in status:
+                    deleted.add(href)
+                    listed.pop(href, None)
+                    bodies.pop(href, None)
+                    continue
+                prop = self._ok_prop(response)
+                if prop is None:
+                    continue
+                deleted.discard(href)
+                listed[href] = prop.findtext("d:getetag", default=None, namespaces=NS)
+                text = prop.findtext("c:calendar-data", default=None, namespaces=NS)
+                if text:
+                    bodies[href] = text
+                else:
+                    bodies.pop(href, None)
+            if not truncated or new_token == current:
+                return new_token, listed, bodies, deleted
+            current = new_token
+        log.warning("sync-collection of %s still truncated after %d pages", calendar.remote_id, SYNC_MAX_PAGES)
+        return current or "", listed, bodies, deleted
+
+    def _sync_request(self, url: str, body: str, token: str | None) -> Any:
+        """One sync-collection REPORT: its response, None for "not supported" on a first listing,
+        CursorExpired when the server refuses our token."""
+        self._guard(url)
+        client = self.client
+        headers = {"Depth": "1", "Content-Type": "application/xml; charset=utf-8"}
+
+        def go() -> Any:
             try:
-                return cal.get_objects_by_sync_token(token, load_objects=False, disable_fallback=True)
+                return client.request(url, "REPORT", body, headers)
             except dav_error.DAVError as exc:
                 if token is not None and (
                     any("valid-sync-token" in p for p in exc.preconditions) or exc.status in (403, 409, 410, 412)
                 ):
                     raise CursorExpired("the server no longer accepts our sync token") from None
-                if token is None and not isinstance(exc, dav_error.AuthorizationError):
-                    return None  # no sync-collection support: ctag + etags instead
                 raise
 
-        result = self._call("sync-collection", sync)
-        if result is None:
-            return self._full_by_etags(calendar, known)
-        own = calendar.remote_id
-        listed: dict[str, str | None] = {}
-        for obj in result:
-            href = _path(obj.url)
-            if href != own:
-                listed[href] = (obj.props or {}).get("{DAV:}getetag")
-        deleted = sorted(_path(u) for u in result.deleted_urls if _path(u) != own)
-        changes = Changes(deleted=deleted, cursor=f"sync:{result.sync_token}", full=token is None)
-        if changes.full:
-            changes.present = set(listed)
-        wanted = [h for h, etag in listed.items() if etag is None or known.get(h) != etag]
-        self._read_into(changes, calendar, wanted)
-        return changes
+        resp = self._call("sync-collection", go)
+        if resp.status in (200, 207):
+            return resp
+        expired = resp.status in (403, 409, 410, 412) or b"valid-sync-token" in (_raw(resp) or b"")
+        if token is not None and expired:
+            raise CursorExpired("the server no longer accepts our sync token")
+        if token is None:
+            return None  # no sync-collection support (501, 405, …): ctag + etags instead
+        raise ProviderError(f"sync-collection failed (HTTP {resp.status})")
 
     def _ctag(self, calendar: RemoteCalendar) -> str | None:
         responses = self._multistatus("PROPFIND", self._abs(calendar.remote_id), _CTAG_BODY, 0)
@@ -361,10 +465,17 @@ class Provider(BaseProvider):
         return changes
 
     def _read_into(self, changes: Changes, calendar: RemoteCalendar, hrefs: list[str]) -> None:
-        """Fetch and decode the bodies of `hrefs` into `changes.events`; an unreadable body is
-        skipped and counted (lenient decoding), a resource without events (a task) ignored."""
+        """Fetch and decode the bodies of `hrefs` into `changes.events`."""
+        if hrefs:
+            self._decode_into(changes, calendar, self._multiget(calendar, hrefs))
+
+    def _decode_into(
+        self, changes: Changes, calendar: RemoteCalendar, items: Iterable[tuple[str, str | None, str | None]]
+    ) -> None:
+        """Decode (href, etag, body) into `changes.events`; an unreadable body is skipped and
+        counted (lenient decoding), a resource without events (a task) ignored."""
         tz = ZoneInfo(calendar.local_timezone)
-        for href, etag, body in self._multiget(calendar, hrefs):
+        for href, etag, body in items:
             if body is None:
                 continue
             try:
@@ -438,6 +549,11 @@ class Provider(BaseProvider):
             with contextlib.suppress(Exception):  # closing must never fail a sync
                 self._client.close()
             self._client = None
+
+
+def _raw(resp: Any) -> bytes | None:
+    raw = getattr(resp, "_raw", None)
+    return raw.encode() if isinstance(raw, str) else raw if isinstance(raw, bytes) else None
 
 
 def _xml_escape(text: str) -> str:
