@@ -16,7 +16,6 @@ The domain work is in `chronary.services.portability`; heavy imports happen insi
 from __future__ import annotations
 
 import contextlib
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -273,8 +272,7 @@ def export_ics(calendar_id: str, out: Path | None, data_dir: str | None) -> None
             runtime.db.close()
     data = text.encode("utf-8")
     if out is None:
-        sys.stdout.buffer.write(data)
-        sys.stdout.flush()
+        click.echo(data, nl=False)  # bytes go to the binary stdout as they are (CRLF kept)
     else:
         out.write_bytes(data)
         click.echo(f"{out}: {len(rows)} stored events", err=True)
