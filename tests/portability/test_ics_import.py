@@ -128,3 +128,16 @@ def test_org_level_calendar_named_after_the_file(api, chronary) -> None:
     assert result.exit_code == 0, result.output
     cal = api.get(f"/v1/calendars/{result.stdout.split(':')[0]}").json()
     assert (cal["name"], cal["timezone"], cal["agent_id"]) == ("Home", "Europe/Paris", None)  # X-WR-CALNAME
+
+
+def test_own_export_back_into_the_same_calendar_keeps_holds(api, chronary, tmp_path: Path) -> None:
+    cal = api.calendar(name="Mine", timezone="UTC")
+    hold = api.event(cal["id"], "2030-01-10T15:00:00Z", "2030-01-10T16:00:00Z", "Held", status="hold")
+    out = tmp_path / "mine.ics"
+    assert chronary("export", "ics", "--calendar", cal["id"], "--out", str(out)).exit_code == 0
+    assert "X-CHRONARY-HOLD:TRUE" in out.read_text()
+    again = chronary("import", "ics", str(out), "--calendar", cal["id"])
+    assert again.exit_code == 0, again.output
+    [event] = events_of(api, cal["id"])
+    assert event["id"] == hold["id"]  # matched by its UID, not duplicated
+    assert (event["status"], event["hold_expires_at"]) == ("hold", hold["hold_expires_at"])

@@ -181,6 +181,11 @@ class Writer:
         return row
 
     def _patch(self, row: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+        if not self.restoring:  # holds go out as TENTATIVE (as the sync merge reads them back): keep them holds
+            if row.get("status") == "hold" and values.get("status") == "tentative":
+                values = {**values, "status": "hold", "transparency": "opaque"}
+            elif values.get("status") != "hold" and row.get("hold_expires_at") is not None:
+                values = {**values, "hold_expires_at": None}
         diff = {k: v for k, v in values.items() if row.get(k) != v}
         if not diff:
             self.stats.unchanged += 1
