@@ -54,6 +54,17 @@ class ChronaryApp(Litestar):
         return [*plugins, MsgspecDIPlugin()]
 
 
+class MountedOnce(Router):
+    """A Router built for one app and registered in it once.
+
+    Litestar deep-copies every Router instance it registers, so that one router can sit under two
+    parents; for /v1 with its couple of hundred handlers that copy was a sizeable part of building
+    the app at start. These routers are made per app and have a single parent: the copy is this."""
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> MountedOnce:
+        return self
+
+
 def create_app(settings: Settings, clock: Clock | None = None, runtime: Runtime | None = None) -> Litestar:
     runtime = runtime or open_runtime(settings, clock)
     private_routes, public_routes = api.discover()
@@ -76,7 +87,7 @@ def create_app(settings: Settings, clock: Clock | None = None, runtime: Runtime 
             runtime.db.close()
 
     idempotent = idempotency_middleware(runtime)  # Idempotency-Key on POST/PATCH
-    v1 = Router(
+    v1 = MountedOnce(
         path="/v1",
         route_handlers=private_routes,
         guards=[api_key_guard(runtime.db)],
@@ -84,7 +95,7 @@ def create_app(settings: Settings, clock: Clock | None = None, runtime: Runtime 
         middleware=[idempotent],
         security=[{"apiKey": []}, {"apiKeyHeader": []}],
     )
-    connect = Router(
+    connect = MountedOnce(
         path="/connect/v1",
         route_handlers=connect_api.routes(),
         guards=[api_key_guard(runtime.db)],

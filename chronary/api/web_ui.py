@@ -1,7 +1,8 @@
 """The bundled web UI (`web/`): the app shell at `/`, its assets, vendored libraries, offline API docs.
 
 No build step: the UI is plain ES modules. At startup every file under `web/assets` and
-`web/vendor` is read once, fingerprinted (SHA-256, 10 hex characters) and gzipped in memory. The
+`web/vendor` is read once and fingerprinted (SHA-256, 10 hex characters); each is gzipped in memory
+when first sent compressed (not at startup, where compressing all of them cost ~50 ms). The
 shell gets `?v=<fingerprint>` on its own references and an import map that gives every module its
 fingerprinted URL, so a fingerprinted request can be cached for a year (`immutable`) and a new
 release is fetched at once. Unfingerprinted requests revalidate with the ETag. Nothing is loaded
@@ -10,6 +11,7 @@ from anywhere else: the UI works on an offline LAN.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import json
@@ -45,13 +47,17 @@ def web_dir() -> Path | None:
 @dataclass(frozen=True)
 class Asset:
     body: bytes
-    gz: bytes | None
+    compressible: bool
     media_type: str
     fingerprint: str
 
+    @functools.cached_property
+    def gz(self) -> bytes | None:
+        return gzip.compress(self.body, 9, mtime=0) if self.compressible else None
+
 
 class Bundle:
-    """Every UI file, read, fingerprinted and compressed once."""
+    """Every UI file, read and fingerprinted once (each compressed once, when first sent so)."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -80,8 +86,8 @@ def _load(path: Path) -> Asset:
         media = "text/javascript"
     if media.startswith("text/") or media in ("application/javascript", "application/json"):
         media += "; charset=utf-8"
-    gz = gzip.compress(body, 9, mtime=0) if path.suffix in _COMPRESSIBLE and len(body) > 512 else None
-    return Asset(body, gz, media, hashlib.sha256(body).hexdigest()[:10])
+    compressible = path.suffix in _COMPRESSIBLE and len(body) > 512
+    return Asset(body, compressible, media, hashlib.sha256(body).hexdigest()[:10])
 
 
 _bundle: Bundle | None = None
@@ -112,7 +118,7 @@ def page(request: Request[Any, Any, Any], name: str) -> Response[bytes]:
     if found is None or name not in found.pages:
         raise NotFound("This build has no web UI; use the API with an API key (docs at /schema)")
     body = found.pages[name]
-    asset = Asset(body, gzip.compress(body, 6, mtime=0), "text/html; charset=utf-8", hashlib.sha256(body).hexdigest()[:10])
+    asset = Asset(body, True, "text/html; charset=utf-8", hashlib.sha256(body).hexdigest()[:10])
     return _send(request, asset, "no-cache")
 
 
