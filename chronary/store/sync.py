@@ -9,6 +9,8 @@ import apsw
 from chronary.store.events import JSON as EVENT_JSON
 from chronary.store.rows import count, decode, dumps, one, page
 
+IN_CHUNK = 500  # values per `IN (…)` list
+
 # -- links: (owner, remote calendar, UID) ↔ local master/single event -----------------------------
 # The owner is a connection (con_…) or an iCal subscription (isub_…): one merge serves both.
 
@@ -28,6 +30,20 @@ def link_by_uid(conn: apsw.Connection, owner_id: str, remote_id: str, uid: str) 
         "SELECT * FROM sync_links WHERE owner_id = ? AND remote_id = ? AND uid = ?",
         (owner_id, remote_id, uid),
     )
+
+
+def links_by_uids(conn: apsw.Connection, owner_id: str, remote_id: str, uids: list[str]) -> dict[str, dict[str, Any]]:
+    """The links of many UIDs at once, by UID (a merge batch reads them in one go)."""
+    out: dict[str, dict[str, Any]] = {}
+    for i in range(0, len(uids), IN_CHUNK):
+        part = uids[i : i + IN_CHUNK]
+        marks = ",".join("?" for _ in part)
+        for row in conn.execute(
+            f"SELECT * FROM sync_links WHERE owner_id = ? AND remote_id = ? AND uid IN ({marks})",
+            (owner_id, remote_id, *part),
+        ):
+            out[row["uid"]] = row
+    return out
 
 
 def link_by_href(conn: apsw.Connection, owner_id: str, remote_id: str, href: str) -> dict[str, Any] | None:
@@ -155,6 +171,23 @@ def master_by_uid(conn: apsw.Connection, calendar_id: str, uid: str) -> dict[str
         ),
         EVENT_JSON,
     )
+
+
+def masters_by_uids(conn: apsw.Connection, calendar_id: str, uids: list[str]) -> dict[str, dict[str, Any]]:
+    """`master_by_uid` for many UIDs at once: the oldest master or single event of each."""
+    out: dict[str, dict[str, Any]] = {}
+    for i in range(0, len(uids), IN_CHUNK):
+        part = uids[i : i + IN_CHUNK]
+        marks = ",".join("?" for _ in part)
+        rows = conn.execute(
+            f"SELECT * FROM events WHERE calendar_id = ? AND ical_uid IN ({marks}) AND recurring_event_id IS NULL "
+            "ORDER BY created_at",
+            (calendar_id, *part),
+        )
+        for row in rows:
+            if row["ical_uid"] not in out:
+                out[row["ical_uid"]] = decode(row, EVENT_JSON)
+    return out
 
 
 def detach_events(conn: apsw.Connection, connection_id: str, remote_id: str | None = None) -> list[str]:

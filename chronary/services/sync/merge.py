@@ -115,17 +115,39 @@ class Merger:
         self.calendar = cal_store.get(tx.conn, mirror.calendar_id)
         self.now = iso_ms(tx.now)
         self.origin = mirror.origin
+        self._links: dict[str, dict[str, Any]] = {}  # apply_events' prefetch, by UID
+        self._locals: dict[str, dict[str, Any]] = {}
+        self._fresh: set[str] = set()  # UIDs whose prefetched rows are still current
 
     def key(self) -> tuple[str, str]:
         return self.mirror.owner_id, self.mirror.remote_id
 
     # -- entry points ----------------------------------------------------------------------------
     def apply_events(self, events: list[RemoteEvent]) -> None:
-        """Merge changed remote events (decoded by the provider, outside the transaction)."""
+        """Merge changed remote events (decoded by the provider, outside the transaction).
+
+        The links and same-UID local events of the whole batch are read in two queries up front
+        (a first import merges thousands); a UID met twice in one batch is looked up again."""
         if self.calendar is None:
             return
+        cid, rid = self.key()
+        uids = list(dict.fromkeys(ev.uid for ev in events))
+        self._links = sync_store.links_by_uids(self.conn, cid, rid, uids)
+        self._locals = sync_store.masters_by_uids(self.conn, self.calendar["id"], [u for u in uids if u not in self._links])
+        self._fresh = set(uids)
         for ev in events:
             self.item(ev)
+
+    def _lookup(self, uid: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """(link, same-UID local master) for `uid`: prefetched the first time, read after."""
+        cid, rid = self.key()
+        assert self.calendar is not None
+        if uid in self._fresh:
+            self._fresh.discard(uid)
+            link = self._links.get(uid)
+            return link, None if link else self._locals.get(uid)
+        link = sync_store.link_by_uid(self.conn, cid, rid, uid)
+        return link, None if link else sync_store.master_by_uid(self.conn, self.calendar["id"], uid)
 
     def finish(self, changes: Changes) -> None:
         """Remote deletions: listed as deleted, or (full listing) absent from `present`."""
@@ -151,20 +173,18 @@ class Merger:
     def item(self, ev: RemoteEvent) -> None:
         assert self.calendar is not None
         cid, rid = self.key()
-        link = sync_store.link_by_uid(self.conn, cid, rid, ev.uid)
-        if link is None:
+        link, local = self._lookup(ev.uid)
+        if link is None and local is not None:
             # a local event we pushed but could not record (crash between PUT and commit), or one
             # created here with the same UID: adopt it rather than mirror it a second time
-            local = sync_store.master_by_uid(self.conn, self.calendar["id"], ev.uid)
-            if local is not None:
-                link = {
-                    "owner_id": cid,
-                    "remote_id": rid,
-                    "uid": ev.uid,
-                    "href": None,
-                    "etag": None,
-                    "event_id": local["id"],
-                }
+            link = {
+                "owner_id": cid,
+                "remote_id": rid,
+                "uid": ev.uid,
+                "href": None,
+                "etag": None,
+                "event_id": local["id"],
+            }
         if link and link["etag"] == ev.etag and link["href"] == ev.remote_id and ev.etag:
             return  # unchanged: our own push echoed back, or a feed entry that did not move
         pend = sync_store.pending_for(self.conn, cid, rid, link["event_id"]) if link else None
@@ -224,8 +244,9 @@ class Merger:
             master = self._create(ids.new_id("evt"), ev.uid, master_values, None, None)
         else:
             master = self._patch(existing, master_values)
-        old = {e["recurrence_id_ts"]: e for e in sync_store.exceptions_of(self.conn, master["id"])}
-        if existing is not None:
+        old: dict[int | None, dict[str, Any]] = {}
+        if existing is not None:  # a master created just now has no exceptions yet
+            old = {e["recurrence_id_ts"]: e for e in sync_store.exceptions_of(self.conn, master["id"])}
             self._excluded(existing, master, set(old))
         remote = self.mirror.remote_json(ev, None)
         for ov in ev.overrides:
