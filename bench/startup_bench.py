@@ -7,9 +7,12 @@ connection, records the time from `Popen` to the first 200, then stops the serve
 waits for it. Runs are sequential and bounded (`--runs`, each capped at `--timeout` seconds).
 
     .venv/bin/python bench/startup_bench.py                        # source: python -m chronary serve
-    .venv/bin/python bench/startup_bench.py --binary dist/chronary # a one-file binary you built
+    .venv/bin/python bench/startup_bench.py --binary dist/chronary # and a one-file binary you built
     .venv/bin/python bench/startup_bench.py --build                # build dist/chronary first, then both
-    PYTHONPATH=/path/to/old/checkout .venv/bin/python bench/startup_bench.py   # "before" from source
+    .venv/bin/python bench/startup_bench.py --source-path /old/checkout --binary old/chronary \
+        --binary dist/chronary                                     # before and after in one run
+
+Targets take turns run by run (A B A B …), so on a shared machine each sees the same load.
 
 Prints, per target, the median and minimum seconds to /health and each run's figure, plus the
 median CPU seconds (user + system, read from /proc when /health first answered) the server had
@@ -29,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -61,12 +65,12 @@ def _tree_cpu(pid: int) -> float:
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def time_to_health(command: list[str], timeout: float) -> tuple[float, float]:
+def time_to_health(command: list[str], timeout: float, extra_env: dict[str, str]) -> tuple[float, float]:
     """(seconds from exec to the first 200 on /health, CPU seconds the server had used by then)."""
     with tempfile.TemporaryDirectory(prefix="chronary-startup-") as data:
         port = _free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("CHRONARY_")}
-        env.update(CHRONARY_LOG_LEVEL="warning", CHRONARY_DATA_DIR=data, CHRONARY_PORT=str(port))
+        env.update(CHRONARY_LOG_LEVEL="warning", CHRONARY_DATA_DIR=data, CHRONARY_PORT=str(port), **extra_env)
         url = f"http://127.0.0.1:{port}/health"
         start = time.perf_counter()
         # cwd: not the checkout, so `python -m chronary` imports what PYTHONPATH or the venv names
@@ -103,19 +107,31 @@ def time_to_health(command: list[str], timeout: float) -> tuple[float, float]:
     return wall, cpu
 
 
-def bench(name: str, command: list[str], runs: int, timeout: float) -> None:
-    time_to_health(command, timeout)  # warm-up: page cache, .pyc files
-    walls, cpus = [], []
+@dataclass
+class Target:
+    name: str
+    command: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    walls: list[float] = field(default_factory=list)
+    cpus: list[float] = field(default_factory=list)
+
+
+def bench(targets: list[Target], runs: int, timeout: float) -> None:
+    """Runs interleaved (A B A B …) so a neighbour's load falls on every target alike."""
+    for target in targets:
+        time_to_health(target.command, timeout, target.env)  # warm-up: page cache, .pyc files
     for _ in range(runs):
-        wall, cpu = time_to_health(command, timeout)
-        walls.append(wall)
-        cpus.append(cpu)
-    shown = " ".join(f"{t:.3f}" for t in walls)
-    print(
-        f"{name:<7} to /health: median {statistics.median(walls):.3f} s  min {min(walls):.3f} s"
-        f"  | CPU median {statistics.median(cpus):.3f} s  | runs: {shown}",
-        flush=True,
-    )
+        for target in targets:
+            wall, cpu = time_to_health(target.command, timeout, target.env)
+            target.walls.append(wall)
+            target.cpus.append(cpu)
+    for target in targets:
+        shown = " ".join(f"{t:.3f}" for t in target.walls)
+        print(
+            f"{target.name:<16} to /health: median {statistics.median(target.walls):.3f} s"
+            f"  min {min(target.walls):.3f} s  | CPU median {statistics.median(target.cpus):.3f} s  | runs: {shown}",
+            flush=True,
+        )
 
 
 def build(dist: Path) -> Path:
@@ -130,17 +146,22 @@ def build(dist: Path) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--binary", type=Path, help="a built one-file binary to time")
+    parser.add_argument("--binary", type=Path, action="append", default=[], help="a built one-file binary (repeatable)")
     parser.add_argument("--build", action="store_true", help="build dist/chronary first and time it")
-    parser.add_argument("--no-source", action="store_true", help="skip `python -m chronary serve`")
+    parser.add_argument(
+        "--source-path", action="append", default=[], help="also time `serve` from this checkout (PYTHONPATH; repeatable)"
+    )
+    parser.add_argument("--no-source", action="store_true", help="skip `python -m chronary serve` from this checkout")
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--timeout", type=float, default=60.0)
     args = parser.parse_args()
-    binary = build(ROOT / "dist") if args.build else args.binary
+    serve = [sys.executable, "-m", "chronary", "serve"]
+    targets = [Target(f"source {Path(p).name}", serve, {"PYTHONPATH": str(Path(p).resolve())}) for p in args.source_path]
     if not args.no_source:
-        bench("source", [sys.executable, "-m", "chronary", "serve"], args.runs, args.timeout)
-    if binary is not None:
-        bench("binary", [str(binary.resolve())], args.runs, args.timeout)
+        targets.append(Target("source", serve))
+    binaries = [*args.binary, *([build(ROOT / "dist")] if args.build else [])]
+    targets += [Target(f"binary {b.parent.name}/{b.name}", [str(b.resolve())]) for b in binaries]
+    bench(targets, args.runs, args.timeout)
 
 
 if __name__ == "__main__":

@@ -48,8 +48,10 @@ def binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_binary_serves_with_bundled_migrations_and_discovered_modules(binary: Path, tmp_path: Path) -> None:
     data = tmp_path / "data"
     port = free_port()
-    # no subcommand (the default command is serve), configured through the environment
-    server = ServerProcess([], port, command=[str(binary)], env={"CHRONARY_PORT": str(port), "CHRONARY_DATA_DIR": str(data)})
+    # no subcommand (the default command is serve), configured through the environment; an empty
+    # PYTHONTZPATH hides the machine's zone files, so time zones come from the binary's tzdata.zip
+    env = {"CHRONARY_PORT": str(port), "CHRONARY_DATA_DIR": str(data), "PYTHONTZPATH": ""}
+    server = ServerProcess([], port, command=[str(binary)], env=env)
     server.start(timeout=60)  # one-file binaries unpack themselves first: allow a slow start
     try:
         health = httpx.get(f"{server.base_url}/health")
