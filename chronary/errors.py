@@ -54,6 +54,18 @@ class IdempotencyInProgress(Conflict):
     type = "idempotency_in_progress"
 
 
+class PreconditionFailed(ChronaryError):
+    """If-Match named a version that is no longer current: nothing was written; the answer
+    carries the current ETag so the client can re-read and retry."""
+
+    status = 412
+    type = "precondition_failed"
+
+    def __init__(self, message: str, current_etag: str, param: str | None = "If-Match"):
+        super().__init__(message, param, headers={"ETag": current_etag})
+        self.current_etag = current_etag
+
+
 class PayloadTooLarge(ChronaryError):
     status = 413
     type = "payload_too_large"

@@ -2,23 +2,39 @@
 
 from __future__ import annotations
 
-from litestar import Controller, delete, get, patch, post
+from litestar import Controller, Response, delete, get, patch, post
 from litestar.params import Parameter
 
 from chronary.api._common import ERRORS, Limit, Offset, page_body
+from chronary.api._etag import (
+    ETAG_HEADER,
+    IF_MATCH,
+    IF_NONE_MATCH,
+    NOT_MODIFIED,
+    PRECONDITION_FAILED,
+    conditional,
+    if_match,
+    tagged,
+)
 from chronary.schemas.agents import Agent, AgentCreate, AgentList, AgentStatus, AgentType, AgentUpdate
 from chronary.services import agents as svc
 from chronary.services.context import Ctx
 from chronary.store.db import Database
+
+_CONDITIONAL = (
+    "Send `If-Match` with the ETag you read to change it only if nobody else has since (412 "
+    "`precondition_failed` with the current `ETag` otherwise)."
+)
+_WRITE_ERRORS = {**ERRORS, **PRECONDITION_FAILED}
 
 
 class AgentController(Controller):
     path = "/agents"
     tags = ["agents"]
 
-    @post("/", summary="Create an agent (org keys only)", responses=ERRORS)
-    async def create(self, data: AgentCreate, db: Database, ctx: Ctx) -> Agent:
-        return await db.write(lambda tx: svc.create(tx, ctx.principal, data))
+    @post("/", summary="Create an agent (org keys only)", responses=ERRORS, response_headers=ETAG_HEADER)
+    async def create(self, data: AgentCreate, db: Database, ctx: Ctx) -> Response[Agent]:
+        return tagged(await db.write(lambda tx: svc.create(tx, ctx.principal, data)))
 
     @get("/", summary="List agents (an agent key sees only itself)", responses=ERRORS)
     async def list_agents(
@@ -33,17 +49,34 @@ class AgentController(Controller):
         page = await db.read(lambda tx: svc.list_(tx, ctx.principal, agent_type, status, limit, offset))
         return page_body(AgentList, page)
 
-    @get("/{agent_id:str}", summary="Get an agent", responses=ERRORS)
-    async def get_agent(self, agent_id: str, db: Database, ctx: Ctx) -> Agent:
-        return await db.read(lambda tx: svc.get(tx, ctx.principal, agent_id))
+    @get("/{agent_id:str}", summary="Get an agent", responses={**ERRORS, **NOT_MODIFIED}, response_headers=ETAG_HEADER)
+    async def get_agent(
+        self, agent_id: str, db: Database, ctx: Ctx, if_none_match: str | None = IF_NONE_MATCH
+    ) -> Response[Agent]:
+        return conditional(await db.read(lambda tx: svc.get(tx, ctx.principal, agent_id)), if_none_match)
 
-    @patch("/{agent_id:str}", summary="Change an agent (at least one field; metadata replaces)", responses=ERRORS)
-    async def update(self, agent_id: str, data: AgentUpdate, db: Database, ctx: Ctx) -> Agent:
-        return await db.write(lambda tx: svc.update(tx, ctx.principal, agent_id, data))
+    @patch(
+        "/{agent_id:str}",
+        summary="Change an agent (at least one field; metadata replaces)",
+        description=_CONDITIONAL,
+        responses=_WRITE_ERRORS,
+        response_headers=ETAG_HEADER,
+    )
+    async def update(
+        self, agent_id: str, data: AgentUpdate, db: Database, ctx: Ctx, if_match_header: str | None = IF_MATCH
+    ) -> Response[Agent]:
+        check = if_match(if_match_header)
+        return tagged(await db.write(lambda tx: svc.update(tx, ctx.principal, agent_id, data, check)))
 
-    @delete("/{agent_id:str}", summary="Delete an agent, its calendars and events; revoke its keys", responses=ERRORS)
-    async def remove(self, agent_id: str, db: Database, ctx: Ctx) -> None:
-        await db.write(lambda tx: svc.delete(tx, ctx.principal, agent_id))
+    @delete(
+        "/{agent_id:str}",
+        summary="Delete an agent, its calendars and events; revoke its keys",
+        description=_CONDITIONAL,
+        responses=_WRITE_ERRORS,
+    )
+    async def remove(self, agent_id: str, db: Database, ctx: Ctx, if_match_header: str | None = IF_MATCH) -> None:
+        check = if_match(if_match_header)
+        await db.write(lambda tx: svc.delete(tx, ctx.principal, agent_id, check))
 
 
 ROUTES = [AgentController]

@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from typing import Literal
 
-from litestar import Controller, delete, get, patch, post
+from litestar import Controller, Response, delete, get, patch, post
 from litestar.params import Parameter
 
 from chronary.api._common import ERRORS, Limit, Offset, page_body
+from chronary.api._etag import (
+    ETAG_HEADER,
+    IF_MATCH,
+    IF_NONE_MATCH,
+    NOT_MODIFIED,
+    PRECONDITION_FAILED,
+    conditional,
+    if_match,
+    tagged,
+)
 from chronary.schemas.events import Event, EventCreate, EventList, EventStatus, EventUpdate
 from chronary.services import event_lists as lists
 from chronary.services import events as svc
@@ -33,15 +43,20 @@ _OCCURRENCE = (
     "exception with that id (a cancelled occurrence stays listed with status cancelled); deleting one adds "
     "an EXDATE to the series, so it is gone from lists, feeds and availability (GET answers 404)."
 )
+_CONDITIONAL = (
+    " Send `If-Match` with the ETag you read to change it only if nobody else has since (412 "
+    "`precondition_failed` with the current `ETag` otherwise); an occurrence has its own ETag."
+)
+_WRITE_ERRORS = {**ERRORS, **PRECONDITION_FAILED}
 
 
 class CalendarEventController(Controller):
     path = "/calendars/{calendar_id:str}/events"
     tags = ["events"]
 
-    @post("/", summary="Create an event (or a hold with status hold)", responses=ERRORS)
-    async def create(self, calendar_id: str, data: EventCreate, db: Database, ctx: Ctx) -> Event:
-        return await db.write(lambda tx: svc.create(tx, ctx, calendar_id, data))
+    @post("/", summary="Create an event (or a hold with status hold)", responses=ERRORS, response_headers=ETAG_HEADER)
+    async def create(self, calendar_id: str, data: EventCreate, db: Database, ctx: Ctx) -> Response[Event]:
+        return tagged(await db.write(lambda tx: svc.create(tx, ctx, calendar_id, data)))
 
     @get("/", summary="List a calendar's events", description=_EXPANDS, responses=ERRORS)
     async def list_events(
@@ -63,39 +78,89 @@ class CalendarEventController(Controller):
         )
         return page_body(EventList, page)
 
-    @get("/{event_id:str}", summary="Get an event or one occurrence of a series", description=_OCCURRENCE, responses=ERRORS)
-    async def get_event(self, calendar_id: str, event_id: str, db: Database, ctx: Ctx) -> Event:
-        return await db.read(lambda tx: svc.get(tx, ctx, calendar_id, event_id))
+    @get(
+        "/{event_id:str}",
+        summary="Get an event or one occurrence of a series",
+        description=_OCCURRENCE,
+        responses={**ERRORS, **NOT_MODIFIED},
+        response_headers=ETAG_HEADER,
+    )
+    async def get_event(
+        self, calendar_id: str, event_id: str, db: Database, ctx: Ctx, if_none_match: str | None = IF_NONE_MATCH
+    ) -> Response[Event]:
+        return conditional(await db.read(lambda tx: svc.get(tx, ctx, calendar_id, event_id)), if_none_match)
 
     @patch(
         "/{event_id:str}",
         summary="Change an event (≥ 1 field; description: null clears)",
-        description=_OCCURRENCE,
-        responses=ERRORS,
+        description=_OCCURRENCE + _CONDITIONAL,
+        responses=_WRITE_ERRORS,
+        response_headers=ETAG_HEADER,
     )
-    async def update(self, calendar_id: str, event_id: str, data: EventUpdate, db: Database, ctx: Ctx) -> Event:
-        return await db.write(lambda tx: svc.update(tx, ctx, calendar_id, event_id, data))
+    async def update(
+        self,
+        calendar_id: str,
+        event_id: str,
+        data: EventUpdate,
+        db: Database,
+        ctx: Ctx,
+        if_match_header: str | None = IF_MATCH,
+    ) -> Response[Event]:
+        check = if_match(if_match_header)
+        return tagged(await db.write(lambda tx: svc.update(tx, ctx, calendar_id, event_id, data, check)))
 
     @delete(
         "/{event_id:str}",
         summary="Delete an event (a series with its exceptions)",
-        description=_OCCURRENCE,
-        responses=ERRORS,
+        description=_OCCURRENCE + _CONDITIONAL,
+        responses=_WRITE_ERRORS,
     )
-    async def remove(self, calendar_id: str, event_id: str, db: Database, ctx: Ctx) -> None:
-        await db.write(lambda tx: svc.delete(tx, ctx, calendar_id, event_id))
+    async def remove(
+        self, calendar_id: str, event_id: str, db: Database, ctx: Ctx, if_match_header: str | None = IF_MATCH
+    ) -> None:
+        check = if_match(if_match_header)
+        await db.write(lambda tx: svc.delete(tx, ctx, calendar_id, event_id, check=check))
 
-    @post("/{event_id:str}/cancel", status_code=200, summary="Cancel an event", responses=ERRORS)
-    async def cancel(self, calendar_id: str, event_id: str, db: Database, ctx: Ctx) -> Event:
-        return await db.write(lambda tx: svc.cancel(tx, ctx, calendar_id, event_id))
+    @post(
+        "/{event_id:str}/cancel",
+        status_code=200,
+        summary="Cancel an event",
+        description=_CONDITIONAL.strip(),
+        responses=_WRITE_ERRORS,
+        response_headers=ETAG_HEADER,
+    )
+    async def cancel(
+        self, calendar_id: str, event_id: str, db: Database, ctx: Ctx, if_match_header: str | None = IF_MATCH
+    ) -> Response[Event]:
+        check = if_match(if_match_header)
+        return tagged(await db.write(lambda tx: svc.cancel(tx, ctx, calendar_id, event_id, check)))
 
-    @post("/{event_id:str}/confirm", status_code=200, summary="Confirm a hold", responses=ERRORS)
-    async def confirm(self, calendar_id: str, event_id: str, db: Database, ctx: Ctx) -> Event:
-        return await db.write(lambda tx: svc.confirm(tx, ctx, calendar_id, event_id))
+    @post(
+        "/{event_id:str}/confirm",
+        status_code=200,
+        summary="Confirm a hold",
+        description=_CONDITIONAL.strip(),
+        responses=_WRITE_ERRORS,
+        response_headers=ETAG_HEADER,
+    )
+    async def confirm(
+        self, calendar_id: str, event_id: str, db: Database, ctx: Ctx, if_match_header: str | None = IF_MATCH
+    ) -> Response[Event]:
+        check = if_match(if_match_header)
+        return tagged(await db.write(lambda tx: svc.confirm(tx, ctx, calendar_id, event_id, check)))
 
-    @post("/{event_id:str}/release", status_code=204, summary="Release (delete) a hold", responses=ERRORS)
-    async def release(self, calendar_id: str, event_id: str, db: Database, ctx: Ctx) -> None:
-        await db.write(lambda tx: svc.release(tx, ctx, calendar_id, event_id))
+    @post(
+        "/{event_id:str}/release",
+        status_code=204,
+        summary="Release (delete) a hold",
+        description=_CONDITIONAL.strip(),
+        responses=_WRITE_ERRORS,
+    )
+    async def release(
+        self, calendar_id: str, event_id: str, db: Database, ctx: Ctx, if_match_header: str | None = IF_MATCH
+    ) -> None:
+        check = if_match(if_match_header)
+        await db.write(lambda tx: svc.release(tx, ctx, calendar_id, event_id, check))
 
 
 class AgentEventController(Controller):

@@ -6,6 +6,7 @@ the raw store row, which other services use to check an agent exists and may be 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from chronary import ids
@@ -19,6 +20,9 @@ from chronary.store import agents as agent_store
 from chronary.store import keys as key_store
 from chronary.store.db import Tx
 from chronary.timeutil import iso_ms, require_timezone
+
+# A front door's precondition (If-Match), run on the agent as it is now inside the write transaction.
+Check = Callable[[Agent], None] | None
 
 
 def present(row: dict[str, Any]) -> Agent:
@@ -77,11 +81,13 @@ def list_(tx: Tx, principal: Principal, type_: str | None, status: str | None, l
     return Page([present(r) for r in rows], total, limit, offset)
 
 
-def update(tx: Tx, principal: Principal, agent_id: str, data: AgentUpdate) -> Agent:
+def update(tx: Tx, principal: Principal, agent_id: str, data: AgentUpdate, check: Check = None) -> Agent:
     row = load(tx, principal, agent_id)
     changes = set_fields(data)
     if not changes:
         raise ValidationError("PATCH needs at least one field to change", None)
+    if check is not None:
+        check(present(row))
     if "name" in changes and changes["name"] is None:
         raise ValidationError("name cannot be null", "name")
     if "timezone" in changes:
@@ -97,10 +103,12 @@ def update(tx: Tx, principal: Principal, agent_id: str, data: AgentUpdate) -> Ag
     return after
 
 
-def delete(tx: Tx, principal: Principal, agent_id: str) -> None:
+def delete(tx: Tx, principal: Principal, agent_id: str, check: Check = None) -> None:
     """Deletes the agent's calendars and events (FK cascade) and revokes its keys."""
     principal.require_org("agent deletion")
     before = present(load(tx, principal, agent_id))
+    if check is not None:
+        check(before)
     key_store.revoke_for_agent(tx.conn, agent_id, iso_ms(tx.now))
     agent_store.delete(tx.conn, agent_id)
     outbox.emit(tx, "agent.deleted", before, agent_id=agent_id)

@@ -9,6 +9,7 @@ in the key order they always had.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from datetime import UTC
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -27,6 +28,9 @@ from chronary.store import calendars as cal_store
 from chronary.store import events as event_store
 from chronary.store.db import Tx
 from chronary.timeutil import from_ts, iso_ms, require_timezone, to_ts
+
+# A front door's precondition (If-Match), run on the calendar as it is now inside the write transaction.
+Check = Callable[[Calendar], None] | None
 
 FIELDS = (
     "id",
@@ -122,11 +126,13 @@ def list_(tx: Tx, ctx: Ctx, agent_id: str | None, include_all: bool, limit: int,
     return Page([to_struct(r, ctx.base_url) for r in rows], total, limit, offset)
 
 
-def update(tx: Tx, ctx: Ctx, calendar_id: str, data: CalendarUpdate) -> Calendar:
+def update(tx: Tx, ctx: Ctx, calendar_id: str, data: CalendarUpdate, check: Check = None) -> Calendar:
     row = load(tx, ctx.principal, calendar_id)
     changes = set_fields(data)
     if not changes:
         raise ValidationError("PATCH needs at least one field to change", None)
+    if check is not None:
+        check(to_struct(row, ctx.base_url))
     for required in ("name", "timezone", "agent_status"):
         if required in changes and changes[required] is None:
             raise ValidationError(f"{required} cannot be null", required)
@@ -148,9 +154,11 @@ def update(tx: Tx, ctx: Ctx, calendar_id: str, data: CalendarUpdate) -> Calendar
     return to_struct(after_row, ctx.base_url)
 
 
-def delete(tx: Tx, ctx: Ctx, calendar_id: str) -> None:
+def delete(tx: Tx, ctx: Ctx, calendar_id: str, check: Check = None) -> None:
     """Deletes its events too (FK cascade); its feed answers 404 from then on."""
     row = load(tx, ctx.principal, calendar_id)
+    if check is not None:
+        check(to_struct(row, ctx.base_url))
     before = present(row, ctx.base_url)
     cal_store.delete(tx.conn, calendar_id)
     outbox.emit(tx, "calendar.deleted", before, agent_id=row["agent_id"])

@@ -12,6 +12,7 @@ they always had), and the sync merge, calendars and agent context use it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -31,6 +32,10 @@ from chronary.store import events as event_store
 from chronary.store.db import Tx
 from chronary.store.events import EventFilter
 from chronary.timeutil import from_ts, iso, iso_ms, parse_instant, to_ts, ts_iso
+
+# A front door's precondition (If-Match): handed the event as it is now, it raises to refuse the
+# write (PreconditionFailed); called inside the write transaction, so check and write are one step.
+Check = Callable[[Event], None] | None
 
 HOLD_DEFAULT = timedelta(minutes=15)
 HOLD_MAX = timedelta(days=7)
@@ -147,11 +152,22 @@ def load(tx: Tx, principal: Principal, calendar_id: str, event_id: str) -> tuple
     return row, calendar
 
 
-def _load_for_write(tx: Tx, principal: Principal, calendar_id: str, event_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def _precondition(row: dict[str, Any], calendar: dict[str, Any], check: Check) -> None:
+    """Run the front door's check on the event as a client sees it now (a generated occurrence
+    included, before it is stored). Read-only events skip it: their write is refused (403) anyway."""
+    if check is not None and not row["read_only"]:
+        check(to_struct(row, calendar))
+
+
+def _load_for_write(
+    tx: Tx, principal: Principal, calendar_id: str, event_id: str, check: Check = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Like `load`, but a generated occurrence is first stored as an exception row whose id is
     the occurrence id (recurring_event_id = series, recurrence_id_ts = original start); the
-    change then applies to that row. Rolled back with the transaction if the change fails."""
+    change then applies to that row. Rolled back with the transaction if the change fails.
+    `check` (If-Match) sees the event before that."""
     row, calendar = load(tx, principal, calendar_id, event_id)
+    _precondition(row, calendar, check)
     if row.pop("_virtual", False):
         _require_writable(row)
         row["updated_at"] = iso_ms(tx.now)
@@ -292,12 +308,12 @@ def _refuse_expired_hold(tx: Tx, row: dict[str, Any]) -> None:
         raise Conflict(f"Hold {row['id']} expired at {ts_iso(row['hold_expires_at'])}", "hold_expires_at")
 
 
-def update(tx: Tx, ctx: Ctx, calendar_id: str, event_id: str, data: EventUpdate) -> Event:
+def update(tx: Tx, ctx: Ctx, calendar_id: str, event_id: str, data: EventUpdate, check: Check = None) -> Event:
     changes = set_fields(data)
     allow_overlap = bool(changes.pop("allow_overlap", False))
     if not changes:
         raise ValidationError("PATCH needs at least one field to change", None)
-    row, calendar = _load_for_write(tx, ctx.principal, calendar_id, event_id)
+    row, calendar = _load_for_write(tx, ctx.principal, calendar_id, event_id, check)
     _require_writable(row)
     _refuse_expired_hold(tx, row)
     if row["recurring_event_id"] and changes.get("recurrence") is not None:
@@ -351,11 +367,12 @@ def update(tx: Tx, ctx: Ctx, calendar_id: str, event_id: str, data: EventUpdate)
     return to_struct({**row, **values}, calendar)
 
 
-def delete(tx: Tx, ctx: Ctx, calendar_id: str, event_id: str, *, kind: str = "event.deleted") -> None:
+def delete(tx: Tx, ctx: Ctx, calendar_id: str, event_id: str, *, kind: str = "event.deleted", check: Check = None) -> None:
     """Deletes an event; a series goes with its exceptions; one occurrence becomes an EXDATE of
     its series (see `_delete_occurrence`)."""
     row, calendar = load(tx, ctx.principal, calendar_id, event_id)
     _require_writable(row)
+    _precondition(row, calendar, check)
     if row["recurring_event_id"]:
         _delete_occurrence(tx, row, calendar, kind)
         return
@@ -391,16 +408,17 @@ def _delete_occurrence(tx: Tx, row: dict[str, Any], calendar: dict[str, Any], ki
     changes.record(tx, Change(kind, before, agent_id=calendar["agent_id"], calendar=calendar))
 
 
-def cancel(tx: Tx, ctx: Ctx, calendar_id: str, event_id: str) -> Event:
-    row, _ = load(tx, ctx.principal, calendar_id, event_id)
+def cancel(tx: Tx, ctx: Ctx, calendar_id: str, event_id: str, check: Check = None) -> Event:
+    row, calendar = load(tx, ctx.principal, calendar_id, event_id)
+    _precondition(row, calendar, check)
     if row["status"] == "cancelled":
         raise Conflict(f"Event {event_id} is already cancelled", "status")
     return update(tx, ctx, calendar_id, event_id, EventUpdate(status="cancelled"))
 
 
-def confirm(tx: Tx, ctx: Ctx, calendar_id: str, event_id: str) -> Event:
+def confirm(tx: Tx, ctx: Ctx, calendar_id: str, event_id: str, check: Check = None) -> Event:
     """hold → confirmed."""
-    row, calendar = _load_for_write(tx, ctx.principal, calendar_id, event_id)
+    row, calendar = _load_for_write(tx, ctx.principal, calendar_id, event_id, check)
     _require_writable(row)
     if row["status"] != "hold":
         raise Conflict(f"Event {event_id} is not a hold (status {row['status']})", "status")
@@ -413,9 +431,10 @@ def confirm(tx: Tx, ctx: Ctx, calendar_id: str, event_id: str) -> Event:
     return to_struct({**row, **values}, calendar)
 
 
-def release(tx: Tx, ctx: Ctx, calendar_id: str, event_id: str) -> None:
+def release(tx: Tx, ctx: Ctx, calendar_id: str, event_id: str, check: Check = None) -> None:
     """Delete a hold."""
-    row, _ = load(tx, ctx.principal, calendar_id, event_id)
+    row, calendar = load(tx, ctx.principal, calendar_id, event_id)
+    _precondition(row, calendar, check)
     if row["status"] != "hold":
         raise Conflict(f"Event {event_id} is not a hold (status {row['status']})", "status")
     delete(tx, ctx, calendar_id, event_id, kind="event.hold_released")
