@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from litestar import Litestar, Router
+from litestar.config.app import AppConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import RedocRenderPlugin, YamlRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
@@ -52,6 +53,12 @@ class ChronaryApp(Litestar):
         from litestar.plugins.core import MsgspecDIPlugin
 
         return [*plugins, MsgspecDIPlugin()]
+
+    @staticmethod
+    def _patch_opentelemetry_middleware(config: AppConfig) -> AppConfig:
+        """Unchanged: Chronary adds no OpenTelemetry middleware for Litestar to move into a plugin,
+        and looking for one imports OpenTelemetry's semantic conventions (the MCP SDK installs it)."""
+        return config
 
 
 class MountedOnce(Router):

@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LAZY = (
     "mcp",  # chronary/mcp/mount.py: on the first /mcp request
     "pydantic",  # the MCP SDK's models (and Litestar's pydantic plugin, left out: app.ChronaryApp)
+    "opentelemetry",  # Litestar's look for OpenTelemetry middleware (skipped: app.ChronaryApp)
     "caldav",  # providers: when a connection of that kind syncs
     "niquests",
     "lxml",
@@ -29,6 +30,7 @@ LAZY = (
     "requests",
     "jsonschema",  # services/connect/calls.py: when an action's inputs are checked
     "croniter",  # services/automation/cron.py: when a schedule is read
+    "jinja2",  # services/automation/templating.py, imported where a template is checked or rendered
     "sqlite_utils",  # the `db` commands
 )
 

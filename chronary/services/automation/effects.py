@@ -22,7 +22,6 @@ from chronary.schemas.automation import (
     TableUpsertStep,
 )
 from chronary.services import record_shapes, tables
-from chronary.services.automation import templating
 from chronary.services.connect import calls
 from chronary.services.context import Ctx, Principal
 from chronary.store.db import Tx
@@ -37,6 +36,8 @@ async def table_inputs(
     runtime: Runtime, principal: Principal, step: Step, context: dict[str, Any], where: str
 ) -> dict[str, Any]:
     """The step's rendered inputs; record.to_table renders its mapping over the record itself."""
+    from chronary.services.automation import templating  # jinja2, imported when first used
+
     ctx = context
     if isinstance(step, (TableInsertStep, TableUpsertStep)):
         values = templating.render(step.values, ctx, f"{where}.values")

@@ -42,7 +42,6 @@ from chronary.schemas.automation import (
 )
 from chronary.schemas.common import set_fields
 from chronary.services import tables
-from chronary.services.automation import templating
 from chronary.services.automation import triggers as trigger_rules
 from chronary.services.connect import catalogue as org_catalogue
 from chronary.services.context import Page, Principal
@@ -53,6 +52,8 @@ from chronary.timeutil import from_ts, iso_ms
 
 
 def _check_template(value: Any, where: str) -> None:
+    from chronary.services.automation import templating  # jinja2, imported when first used
+
     try:
         templating.check(value, where)
     except templating.TemplateError as exc:
@@ -60,6 +61,8 @@ def _check_template(value: Any, where: str) -> None:
 
 
 def _check_condition(expr: str, where: str) -> None:
+    from chronary.services.automation import templating  # jinja2, imported when first used
+
     try:
         templating.check_condition(expr, where)
     except templating.TemplateError as exc:

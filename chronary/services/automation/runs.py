@@ -49,7 +49,7 @@ from chronary.schemas.automation import (
     HttpStep,
     Step,
 )
-from chronary.services.automation import effects, templating
+from chronary.services.automation import effects
 from chronary.services.context import Principal
 from chronary.services.keys import granted
 from chronary.store import automation as store
@@ -330,6 +330,8 @@ def _where(path: str) -> str:
 
 
 async def _step(run: Run, step: Step, path: str, record: dict[str, Any] | None) -> Outcome:
+    from chronary.services.automation import templating  # jinja2, imported when first used
+
     where = _where(path)
     started = iso_ms(run.now())
     clock = time.monotonic()
@@ -356,6 +358,8 @@ async def _step(run: Run, step: Step, path: str, record: dict[str, Any] | None) 
 
 
 async def _delay(run: Run, step: DelayStep, path: str, record: dict[str, Any] | None, where: str, started: str) -> Outcome:
+    from chronary.services.automation import templating  # jinja2, imported when first used
+
     now_ts = to_ts(run.now())
     if record is not None and record["status"] == "waiting":
         resume = int((record["output"] or {}).get("resume_ts", now_ts))
@@ -379,6 +383,8 @@ async def _delay(run: Run, step: DelayStep, path: str, record: dict[str, Any] | 
 async def _side_effect(
     run: Run, step: Step, path: str, record: dict[str, Any] | None, where: str, started: str, clock: float
 ) -> Outcome:
+    from chronary.services.automation import templating  # jinja2, imported when first used
+
     attempts = (record or {}).get("attempts", 0) + 1
     try:
         if isinstance(step, ActionStep):

@@ -26,7 +26,7 @@ from chronary import ids
 from chronary.errors import NotFound, ValidationError
 from chronary.schemas.automation import TriggerCreate
 from chronary.services import changes
-from chronary.services.automation import cron, runs, templating
+from chronary.services.automation import cron, runs
 from chronary.services.automation.poll import PollCursor
 from chronary.services.connect import catalogue as org_catalogue
 from chronary.services.connect.connections import receives_inbound
@@ -61,6 +61,8 @@ def _check_filters(config: dict[str, Any], allowed: tuple[str, ...], where: str 
         if not isinstance(config["condition"], str):
             raise _bad(where, "config.condition", "must be an expression string")
         param = f"{where}.config.condition" if where else "config.condition"
+        from chronary.services.automation import templating  # jinja2, imported when first used
+
         try:
             templating.check_condition(config["condition"], param)
         except templating.TemplateError as exc:
@@ -195,6 +197,8 @@ def matches(trigger: dict[str, Any], data: dict[str, Any], agent_ids: set[str]) 
         if _path(obj, dotted) != wanted:
             return False
     if "condition" in config:
+        from chronary.services.automation import templating  # jinja2, imported when first used
+
         try:
             return templating.condition(config["condition"], {"trigger": data}, "trigger.config.condition")
         except templating.TemplateError:
