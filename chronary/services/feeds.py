@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hmac
 import threading
-from array import array
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from typing import Any
 from chronary.errors import NotFound
 from chronary.ical import render
 from chronary.schemas.calendars import Calendar
-from chronary.services import changes, feed_body
+from chronary.services import changes, feed_body, feed_build
 from chronary.services.calendars import load as load_calendar
 from chronary.services.calendars import new_feed_token
 from chronary.services.calendars import present as present_calendar
@@ -50,6 +49,10 @@ class Feed:
     tail: bytes
     context: tuple[Any, ...]  # what every VEVENT depends on besides its own rows: reuse needs it equal
     length: int  # of the body, in bytes
+    newest: str | None  # the newest updated_at and the largest events rowid it was built from:
+    rowid: int  # the next build looks for rows changed after them
+    updates: int  # builds since the last full one (feed_build.FULL_EVERY)
+    tied: frozenset[str]  # the rows at `newest` as store.feeds.feed_tie shows them
 
     def parts(self) -> Iterator[bytes]:
         """The body in pieces (one compressed chunk of VEVENTs at a time): stream it."""
@@ -106,34 +109,14 @@ def window_start(now: datetime, past_days: int) -> int:
     return to_ts(day)
 
 
-def _render(tx: Tx, calendar: dict[str, Any], ids: list[str]) -> dict[str, bytes]:
-    """VEVENT bytes of these shown events, their rows (and series masters) fetched by id."""
-    tz = calendar["timezone"]
-    rows = feed_store.feed_rows(tx.conn, ids)
-    series = sorted({r["recurring_event_id"] for r in rows.values() if r["recurring_event_id"]})
-    masters = feed_store.feed_rows(tx.conn, series) if series else {}
-    with_rules = [r["id"] for r in rows.values() if r["recurrence"]]
-    exdates = feed_store.feed_exdates(tx.conn, calendar["id"], with_rules) if with_rules else {}
-    out = {}
-    for event_id, row in rows.items():
-        master = masters.get(row["recurring_event_id"]) if row["recurring_event_id"] else None
-        text = render.render_vevent(
-            row,
-            tz,
-            calendar["default_reminders"],
-            uid=master["ical_uid"] if master else row["ical_uid"],
-            exdates=sorted(exdates.get(event_id, ())) if row["recurrence"] else [],
-            master=master,
-        )
-        out[event_id] = text.encode("utf-8")
-    return out
-
-
 def build(tx: Tx, calendar: dict[str, Any], window_ts: int, cache: FeedCache | None = None) -> Feed:
-    """The calendar's feed, reusing what its previous build rendered.
+    """The calendar's feed, from what its previous build rendered.
 
-    One pass in SQL gives each shown row's version; chunks of unchanged events are reused whole,
-    and only the new or changed events are fetched and rendered: no list of 100k rows is held.
+    One aggregate pass (no Python-level loop) gives what the head needs and which rows changed
+    since the previous build; when those are few, only their chunks are remade
+    (`feed_build.update`), else every row's version is read and unchanged chunks are reused whole
+    (`feed_build.full`). Either way only new or changed events are rendered, and no list of all
+    rows is held.
     """
     cache = cache or CACHE
     conn = tx.conn
@@ -142,58 +125,60 @@ def build(tx: Tx, calendar: dict[str, Any], window_ts: int, cache: FeedCache | N
     defaults = calendar["default_reminders"]
     context = (tz, None if defaults is None else tuple(defaults))
     old = cache.previous(cal_id)
-    previous = feed_body.Previous(old.chunks) if old is not None and old.context == context else None
-    versions = feed_store.feed_versions(conn, cal_id, window_ts)
-    plan: list[feed_body.Chunk | tuple[int, int]] = []
-    for a, b in feed_body.boundaries(versions):
-        same = previous.same_chunk(versions[a:b]) if previous is not None else None
-        plan.append(same if same is not None else (a, b))
-    changed = [p for p in plan if isinstance(p, tuple)]
-    made = iter(_changed_chunks(tx, calendar, window_ts, versions, changed, previous))
-    chunks = tuple(p if isinstance(p, feed_body.Chunk) else next(made) for p in plan)
-    first, newest = feed_store.feed_summary(conn, cal_id, window_ts)
-    zones = {zone if isinstance(zone, str) else tz for zone in feed_store.feed_zones(conn, cal_id, window_ts)}
-    head = render.calendar_head(calendar["name"], tz, zones, render.first_year(min(window_ts, first or window_ts)))
-    head_bytes = head.encode("utf-8")
+    if old is not None and (old.context != context or old.newest is None):
+        old = None
+    same_window = old is not None and old.window_start_ts == window_ts
+    stats = feed_store.feed_stats(
+        conn, cal_id, window_ts, old.newest if old and same_window else None, old.rowid if old and same_window else None
+    )
+    chunks = None
+    updates = 0
+    if old is not None and same_window and old.updates < feed_build.FULL_EVERY:
+        # rows written in the very millisecond of the previous build's newest row show as ties
+        # that differ from the ones it saw (what a row was is in `_TIE`, the id first)
+        also = {tie.partition(":")[0] for tie in stats.tied - old.tied}
+        chunks = feed_build.update(tx, calendar, window_ts, old.chunks, stats, also)
+        updates = old.updates + 1
+    if chunks is None:
+        chunks = feed_build.full(tx, calendar, window_ts, old.chunks if old is not None else None)
+        updates = 0
+    tied: frozenset[str] = frozenset()
+    if stats.newest is not None:
+        # what the next build compares: the rows at the newest updated_at are the changed ones
+        # when it moved past the previous build's, else the ones it already compared
+        if updates and old is not None and stats.newest == old.newest:
+            tied = stats.tied
+        else:
+            known = stats.changed if updates else None
+            tied = feed_store.feed_tie(conn, cal_id, window_ts, stats.newest, known)
+    zones = {zone if isinstance(zone, str) else tz for zone in stats.zones}
+    first = render.first_year(min(window_ts, stats.first if stats.first is not None else window_ts))
+    head = render.calendar_head(calendar["name"], tz, zones, first).encode("utf-8")
     tail = render.CALENDAR_END.encode("utf-8")
     # feed_state moves on every event change recorded through services/changes (deletions
     # included); the newest updated_at also covers writers that only bump the revision
     stamps = [
         parse_stored(calendar["updated_at"]),
         parse_stored(feed_store.changed_at(conn, cal_id)),
-        parse_stored(newest),
+        parse_stored(stats.newest),
     ]
     last_modified = max(s for s in stamps if s is not None).replace(microsecond=0)
     return Feed(
         cal_id,
         calendar["revision"],
         window_ts,
-        feed_body.etag(head_bytes, chunks, tail),
+        feed_body.etag(head, chunks, tail),
         last_modified,
-        head_bytes,
+        head,
         chunks,
         tail,
         context,
-        len(head_bytes) + len(tail) + sum(c.length for c in chunks),
+        len(head) + len(tail) + sum(c.length for c in chunks),
+        stats.newest,
+        stats.rowid,
+        updates,
+        tied,
     )
-
-
-def _changed_chunks(
-    tx: Tx,
-    calendar: dict[str, Any],
-    window_ts: int,
-    versions: array[int],
-    ranges: list[tuple[int, int]],
-    previous: feed_body.Previous | None,
-) -> Iterator[feed_body.Chunk]:
-    """The chunks at these position ranges, from the previous build's texts where it has them."""
-    for (a, b), ids in zip(ranges, feed_store.feed_ids(tx.conn, calendar["id"], window_ts, ranges), strict=True):
-        texts: list[bytes | None] = [previous.text(v) for v in versions[a:b]] if previous is not None else [None] * (b - a)
-        missing = [eid for eid, text in zip(ids, texts, strict=True) if text is None]
-        rendered = _render(tx, calendar, missing) if missing else {}
-        yield feed_body.make_chunk(
-            versions[a:b], [text if text is not None else rendered[eid] for eid, text in zip(ids, texts, strict=True)]
-        )
 
 
 def load(tx: Tx, token: str, past_days: int, cache: FeedCache | None = None) -> Feed:
