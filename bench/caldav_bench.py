@@ -46,6 +46,7 @@ import textwrap
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sync_bench import PASSWORD, USER, free_port  # noqa: E402  (a sibling script, not a package)
@@ -146,9 +147,9 @@ def resource(i: int, edited: int = 0) -> str:
 
 
 def fill(root: Path, url: str, count: int) -> Path:
-    import caldav
+    from caldav.davclient import DAVClient
 
-    client = caldav.DAVClient(url=url, username=USER, password=PASSWORD, auth_type="basic")
+    client = DAVClient(url=url, username=USER, password=PASSWORD, auth_type="basic")
     client.principal().make_calendar(name="Bench", cal_id=CAL)
     folder = root / "store" / "collection-root" / USER / CAL
     for i in range(count):
@@ -213,118 +214,111 @@ def find_vdirsyncer(given: str | None) -> str:
     )
 
 
-def run_vdirsyncer(exe: str, root: Path, url: str, count: int) -> dict[str, float]:
-    home = root / "vdir"
-    (home / "local").mkdir(parents=True)
-    (home / "status").mkdir()
-    config = home / "config"
-    config.write_text(
-        textwrap.dedent(f"""\
-        [general]
-        status_path = "{home / "status"}/"
+class Vdirsyncer:
+    """One vdirsyncer pair per repeat: the remote calendar into a new, empty filesystem storage."""
 
-        [pair bench]
-        a = "bench_remote"
-        b = "bench_local"
-        collections = null
-        conflict_resolution = "a wins"
+    def __init__(self, exe: str, root: Path, url: str, count: int) -> None:
+        self.exe, self.root, self.url, self.count = exe, root, url, count
+        self.env: dict[str, str] = {}
 
-        [storage bench_remote]
-        type = "caldav"
-        url = "{url}{USER}/{CAL}/"
-        username = "{USER}"
-        password = "{PASSWORD}"
-
-        [storage bench_local]
-        type = "filesystem"
-        path = "{home / "local"}/"
-        fileext = ".ics"
-        """)
-    )
-    env = {**os.environ, "VDIRSYNCER_CONFIG": str(config)}
-    env.pop("PYTHONPATH", None)
-
-    def run(*args: str) -> float:
+    def run(self, *args: str) -> float:
         t = time.perf_counter()
-        proc = subprocess.run([exe, *args], env=env, input=b"y\n" * 4, capture_output=True, timeout=600)
+        proc = subprocess.run([self.exe, *args], env=self.env, input=b"y\n" * 4, capture_output=True, timeout=600)
         elapsed = time.perf_counter() - t
         if proc.returncode != 0:
             raise SystemExit(f"vdirsyncer {' '.join(args)} failed:\n{proc.stderr.decode()[-2000:]}")
         return elapsed
 
-    startup = min(run("--help") for _ in range(3))
-    discover = run("discover", "bench")
-    sync = run("sync", "bench")
-    written = len(list((home / "local").glob("*.ics")))
-    if written != count:
-        raise SystemExit(f"vdirsyncer wrote {written} items, expected {count}")
-    idle = run("sync", "bench")
-    return {"startup": startup, "discover": discover, "sync": sync, "idle": idle}
+    def pair(self, n: int) -> None:
+        home = self.root / f"vdir-{n}"
+        (home / "local").mkdir(parents=True)
+        (home / "status").mkdir()
+        self.local = home / "local"
+        config = home / "config"
+        config.write_text(
+            textwrap.dedent(f"""\
+            [general]
+            status_path = "{home / "status"}/"
+
+            [pair bench]
+            a = "bench_remote"
+            b = "bench_local"
+            collections = null
+            conflict_resolution = "a wins"
+
+            [storage bench_remote]
+            type = "caldav"
+            url = "{self.url}{USER}/{CAL}/"
+            username = "{USER}"
+            password = "{PASSWORD}"
+
+            [storage bench_local]
+            type = "filesystem"
+            path = "{home / "local"}/"
+            fileext = ".ics"
+            """)
+        )
+        self.env = {**os.environ, "VDIRSYNCER_CONFIG": str(config)}
+        self.env.pop("PYTHONPATH", None)
+
+    def initial(self, n: int) -> tuple[float, float]:
+        """(discover, sync) seconds of a new pair."""
+        self.pair(n)
+        discover = self.run("discover", "bench")
+        sync = self.run("sync", "bench")
+        written = len(list(self.local.glob("*.ics")))
+        if written != self.count:
+            raise SystemExit(f"vdirsyncer wrote {written} items, expected {self.count}")
+        return discover, sync
 
 
-async def run_chronary(root: Path, url: str, args: argparse.Namespace, log: RequestLog, folder: Path) -> dict[str, object]:
-    from chronary.config import Settings
-    from chronary.runtime import open_runtime
-    from chronary.schemas.agents import AgentCreate
-    from chronary.schemas.connections import CalendarChoice, ConnectionCreate, ConnectionUpdate
-    from chronary.services import agents, connections
-    from chronary.services.context import Ctx, Principal
-    from chronary.services.sync.engine import sync_connection
+class Chronary:
+    """A new data dir and connection per repeat; the engine round the scheduler runs, timed."""
 
-    runtime = open_runtime(Settings(data_dir=root / "data", workers=False, port=free_port()))
-    try:
+    def __init__(self, root: Path, url: str, log: RequestLog) -> None:
+        self.root, self.url, self.log = root, url, log
+
+    async def open(self, n: int) -> None:
+        from chronary.config import Settings
+        from chronary.runtime import open_runtime
+        from chronary.schemas.agents import AgentCreate
+        from chronary.schemas.connections import CalendarChoice, ConnectionCreate, ConnectionUpdate
+        from chronary.services import agents, connections
+        from chronary.services.context import Ctx, Principal
+
+        self.runtime = runtime = open_runtime(Settings(data_dir=self.root / f"data-{n}", workers=False, port=free_port()))
         principal = Principal(runtime.org_id, "key_bench")
         ctx = Ctx(principal, runtime.settings.base_url)
         agent = await runtime.db.write(lambda tx: agents.create(tx, principal, AgentCreate(name="Bench")))
         con = await connections.connect(
             runtime,
             principal,
-            ConnectionCreate(provider="caldav", agent_id=agent.id, username=USER, password=PASSWORD, server_url=url),
+            ConnectionCreate(provider="caldav", agent_id=agent.id, username=USER, password=PASSWORD, server_url=self.url),
         )
         choice = ConnectionUpdate(calendars=[CalendarChoice(remote_id=f"/{USER}/{CAL}/", sync=True)])
         await runtime.db.write(lambda tx: connections.update(tx, ctx, con.id, choice))
+        self.con_id = con.id
 
-        log.mark()
+    async def round(self) -> tuple[float, dict[str, Any], list[str]]:
+        from chronary.services.sync.engine import sync_connection
+
+        self.log.mark()
         t = time.perf_counter()
-        first = await sync_connection(runtime, con.id)
-        initial = time.perf_counter() - t
-        initial_requests = log.since()
-        assert first is not None and first["error"] is None, first
-        stored = await runtime.db.read(
-            lambda tx: next(iter(tx.conn.execute("SELECT count(*) AS n FROM events WHERE source = 'caldav'")))["n"]
+        result = await sync_connection(self.runtime, self.con_id)
+        elapsed = time.perf_counter() - t
+        requests = self.log.since()
+        assert result is not None and result["error"] is None, result
+        return elapsed, result, requests
+
+    async def stored(self) -> int:
+        return int(
+            await self.runtime.db.read(
+                lambda tx: next(iter(tx.conn.execute("SELECT count(*) AS n FROM events WHERE source = 'caldav'")))["n"]
+            )
         )
 
-        idle_times, idle_requests = [], []
-        for _ in range(args.idle_rounds):
-            log.mark()
-            t = time.perf_counter()
-            result = await sync_connection(runtime, con.id)
-            idle_times.append(time.perf_counter() - t)
-            idle_requests.append(log.since())
-            assert result is not None and result["error"] is None and result["pulled"] == 0, result
-
-        for i in range(args.changes):  # edits on the server side, then one round
-            n = i * (args.events // max(args.changes, 1))
-            (folder / f"bench-{n:05d}.ics").write_text(resource(n, edited=1), newline="")
-        log.mark()
-        t = time.perf_counter()
-        changed = await sync_connection(runtime, con.id)
-        changed_time = time.perf_counter() - t
-        changed_requests = log.since()
-        assert changed is not None and changed["error"] is None, changed
-    finally:
-        runtime.db.close()
-    return {
-        "initial": initial,
-        "pulled": first["pulled"],
-        "stored": stored,
-        "initial_requests": initial_requests,
-        "idle": idle_times,
-        "idle_requests": idle_requests,
-        "changed": changed_time,
-        "changed_pulled": changed["pulled"],
-        "changed_requests": changed_requests,
-    }
+    def close(self) -> None:
+        self.runtime.db.close()
 
 
 def summary(requests: list[str]) -> str:
@@ -337,53 +331,78 @@ def summary(requests: list[str]) -> str:
 
 async def main(args: argparse.Namespace) -> None:
     exe = find_vdirsyncer(args.vdirsyncer)
+    n = args.events
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         port = free_port()
-        log_path = root / "radicale.log"
-        proc = start_radicale(root, port, log_path)
+        log = RequestLog(root / "radicale.log")
+        proc = start_radicale(root, port, log.path)
         url = f"http://127.0.0.1:{port}/"
         try:
-            folder = fill(root, url, args.events)
+            folder = fill(root, url, n)
             warm_time = warm(url)
-            vdir = run_vdirsyncer(exe, root, url, args.events)
-            ours = await run_chronary(root, url, args, RequestLog(log_path), folder)
+            vdir = Vdirsyncer(exe, root, url, n)
+            startup = min(vdir.run("--help") for _ in range(3))
+            ours = Chronary(root, url, log)
+            theirs: list[float] = []
+            discovers: list[float] = []
+            mine: list[float] = []
+            for r in range(args.repeat):  # alternate, so both see the same machine load
+                discover, sync = vdir.initial(r)
+                discovers.append(discover)
+                theirs.append(sync)
+                await ours.open(r)
+                elapsed, first, initial_requests = await ours.round()
+                mine.append(elapsed)
+                if r < args.repeat - 1:
+                    ours.close()
+            their_idle = vdir.run("sync", "bench")
+            stored = await ours.stored()
+            idle = [await ours.round() for _ in range(args.idle_rounds)]
+            for i in range(args.changes):  # edits on the server side, then one round
+                k = i * (n // max(args.changes, 1))
+                (folder / f"bench-{k:05d}.ics").write_text(resource(k, edited=1), newline="")
+            changed, changed_result, changed_requests = await ours.round()
+            ours.close()
         finally:
             proc.terminate()
             proc.wait(timeout=10)
 
-    n = args.events
-    strict = vdir["sync"] - vdir["startup"]
+    strict = [t - startup for t in theirs]
+    med = statistics.median
     print(f"{n} resources on Radicale ({n // 100} weekly series, 2 exceptions each); load {os.getloadavg()[0]:.2f}")
-    print(f"{'measure':44} {'seconds':>8} {'items/s':>8}  requests")
-    print(f"{'radicale first listing (warm-up, untimed)':44} {warm_time:8.2f} {n / warm_time:8.0f}")
-    print(f"{'vdirsyncer process start-up (--help)':44} {vdir['startup']:8.2f} {'-':>8}")
-    print(f"{'vdirsyncer discover (not compared)':44} {vdir['discover']:8.2f} {'-':>8}")
-    print(f"{'vdirsyncer initial sync (wall)':44} {vdir['sync']:8.2f} {n / vdir['sync']:8.0f}")
-    print(f"{'vdirsyncer initial sync minus start-up':44} {strict:8.2f} {n / strict:8.0f}")
-    print(f"{'vdirsyncer idle sync (wall)':44} {vdir['idle']:8.2f} {'-':>8}")
-    initial = float(ours["initial"])  # type: ignore[arg-type]
-    reqs = ours["initial_requests"]
-    assert isinstance(reqs, list)
-    print(f"{'chronary initial sync (engine round)':44} {initial:8.2f} {n / initial:8.0f}  {len(reqs)} ({summary(reqs)})")
-    idle = ours["idle"]
-    idle_reqs = ours["idle_requests"]
-    assert isinstance(idle, list) and isinstance(idle_reqs, list)
-    counts = [len(r) for r in idle_reqs]
-    print(
-        f"{'chronary idle incremental round (median)':44} {statistics.median(idle):8.3f} {'-':>8}  "
-        f"{max(counts)} max ({summary(idle_reqs[-1])})"
+    print(f"{args.repeat} alternating repeats; seconds as median (min - max)")
+    print(f"{'measure':42} {'seconds':>8} {'range':>13} {'items/s':>8}  requests")
+
+    def row(name: str, values: list[float], requests: str = "", rated: bool = True) -> None:
+        span = f"{min(values):.2f}-{max(values):.2f}" if len(values) > 1 else ""
+        rate = f"{n / med(values):8.0f}" if rated else f"{'-':>8}"
+        print(f"{name:42} {med(values):8.2f} {span:>13} {rate}  {requests}")
+
+    row("radicale first listing (warm-up, untimed)", [warm_time], rated=False)
+    row("vdirsyncer process start-up (--help)", [startup], rated=False)
+    row("vdirsyncer discover (not compared)", discovers, rated=False)
+    row("vdirsyncer initial sync (wall)", theirs)
+    row("vdirsyncer initial sync minus start-up", strict)
+    row("vdirsyncer idle sync (wall)", [their_idle], rated=False)
+    row("chronary initial sync (engine round)", mine, f"{len(initial_requests)} ({summary(initial_requests)})")
+    idle_counts = [len(r) for _, _, r in idle]
+    row(
+        "chronary idle incremental round",
+        [t for t, _, _ in idle],
+        f"{max(idle_counts)} max ({summary(idle[-1][2])}); pulled {max(x['pulled'] for _, x, _ in idle)}",
+        rated=False,
     )
-    changed_reqs = ours["changed_requests"]
-    assert isinstance(changed_reqs, list)
-    print(
-        f"{'chronary round after ' + str(args.changes) + ' remote edits':44} {float(ours['changed']):8.3f} {'-':>8}  "  # type: ignore[arg-type]
-        f"{len(changed_reqs)} ({summary(changed_reqs)}); pulled {ours['changed_pulled']}"
+    row(
+        f"chronary round after {args.changes} remote edits",
+        [changed],
+        f"{len(changed_requests)} ({summary(changed_requests)}); pulled {changed_result['pulled']}",
+        rated=False,
     )
-    print(f"pulled {ours['pulled']} of {n} resources; {ours['stored']} events stored (exceptions are rows of their own)")
-    print(f"ratio chronary / vdirsyncer (wall):            {initial / vdir['sync']:.2f}")
-    print(f"ratio chronary / vdirsyncer (minus start-up):  {initial / strict:.2f}   target <= 0.50")
-    print(f"idle round requests per calendar: {max(counts)}   target <= 2")
+    print(f"pulled {first['pulled']} of {n} resources; {stored} events stored (exceptions are rows of their own)")
+    print(f"ratio chronary / vdirsyncer, medians (wall):           {med(mine) / med(theirs):.2f}")
+    print(f"ratio chronary / vdirsyncer, medians (minus start-up): {med(mine) / med(strict):.2f}   target <= 0.50")
+    print(f"idle round requests per calendar: {max(idle_counts)}   target <= 2")
 
 
 if __name__ == "__main__":
@@ -392,5 +411,6 @@ if __name__ == "__main__":
     parser.add_argument("--events", type=int, default=2000, help="resources on the server before the first sync")
     parser.add_argument("--idle-rounds", type=int, default=5, help="incremental rounds with nothing changed")
     parser.add_argument("--changes", type=int, default=20, help="resources edited on the server before the last round")
+    parser.add_argument("--repeat", type=int, default=3, help="initial syncs of each tool, alternating")
     parser.add_argument("--vdirsyncer", help="path of the vdirsyncer executable (default: on PATH, or /tmp/vdir/bin)")
     asyncio.run(main(parser.parse_args()))

@@ -13,6 +13,8 @@ are read-only; a new local event there stays local).
 
 from __future__ import annotations
 
+from typing import Any
+
 from chronary.services.changes import Change, sync_origin
 from chronary.store import connections as con_store
 from chronary.store import events as event_store
@@ -21,11 +23,22 @@ from chronary.store.db import Tx
 from chronary.timeutil import iso_ms, to_ts
 
 
+def _targets(tx: Tx, change: Change, calendar_id: str) -> list[dict[str, Any]]:
+    """The calendar's sync mappings. A merge transaction (origin `sync:…`) records a change per
+    pulled event and never remaps a calendar, so there they are read once per calendar."""
+    if not (change.origin or "").startswith("sync:"):
+        return con_store.synced_targets(tx.conn, calendar_id)
+    cache: dict[str, list[dict[str, Any]]] = tx.scratch.setdefault("queue.targets", {})
+    if calendar_id not in cache:
+        cache[calendar_id] = con_store.synced_targets(tx.conn, calendar_id)
+    return cache[calendar_id]
+
+
 def on_change(tx: Tx, change: Change) -> None:
     row, calendar = change.row, change.calendar
     if change.kind is None or row is None or calendar is None:
         return
-    targets = con_store.synced_targets(tx.conn, calendar["id"])
+    targets = _targets(tx, change, calendar["id"])
     if not targets:
         return
     before, after = change.before, change.after
