@@ -27,7 +27,7 @@ import ssl
 import threading
 import time
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -296,11 +296,45 @@ def check_addresses(host: str, port: int, addrs: Iterable[IPAddress], settings: 
 
 def check_target(url: str, settings: Settings, *, schemes: Iterable[str] = HTTP_SCHEMES) -> Target:
     """Raise BlockedTarget unless `url` is one we may call (does DNS: call it from a thread)."""
+    return checked_addresses(url, settings, schemes=schemes)[0]
+
+
+def checked_addresses(
+    url: str,
+    settings: Settings,
+    *,
+    schemes: Iterable[str] = HTTP_SCHEMES,
+    lookup: Callable[[str, int], list[IPAddress]] = resolve,
+) -> tuple[Target, list[IPAddress]]:
+    """`check_target` that also returns the addresses it approved, for a client that connects to
+    exactly those (webhooks/http.py). `lookup` may be a caching `resolve`; the check runs anyway."""
     target = parse_url(url, schemes)
     if _is_public_name(target.host, target.port, settings):  # before DNS, which may not know the name
         raise BlockedTarget(OWN_SERVER)
-    check_addresses(target.host, target.port, resolve(target.host, target.port), settings)
-    return target
+    addrs = lookup(target.host, target.port)
+    check_addresses(target.host, target.port, addrs, settings)
+    return target, addrs
+
+
+def needs_no_dns(host: str) -> bool:
+    """Does `resolve` answer for this normalized host without DNS (an IP literal, localhost)?"""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def public_url_known(settings: Settings) -> bool:
+    """Can `check_addresses` compare with public_url's addresses without a DNS query now?"""
+    public = _public_target(settings)
+    if public is None or needs_no_dns(public.host):
+        return True
+    with _public_lock:
+        cached = _public_cache.get((public.host, public.port))
+    return cached is not None and cached[0] > time.monotonic()
 
 
 # -- 3. connect time ------------------------------------------------------------------------------

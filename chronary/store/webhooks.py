@@ -94,35 +94,30 @@ def list_deliveries(
     return page(conn, "webhook_deliveries", where, params, "id DESC", limit, offset)
 
 
-def next_due(conn: apsw.Connection, endpoint_id: str, now: str) -> dict[str, Any] | None:
-    """The next open delivery due for this endpoint whose resource has no earlier open delivery."""
-    return one(
-        conn,
-        f"""SELECT d.* FROM webhook_deliveries d
-            WHERE d.endpoint_id = ? AND d.status IN {OPEN} AND d.next_attempt_at <= ? AND {UNBLOCKED}
-            ORDER BY d.seq, d.id LIMIT 1""",
-        (endpoint_id, now),
+def due_in_order(conn: apsw.Connection, endpoint_id: str, now: str, limit: int) -> list[dict[str, Any]]:
+    """Up to `limit` due open deliveries of this endpoint in change order, each with `blocked`
+    (1: an earlier open delivery of its resource waits before it). Walks the queue index (0021)."""
+    return list(
+        conn.execute(
+            f"""SELECT d.*, NOT {UNBLOCKED} AS blocked FROM webhook_deliveries d INDEXED BY webhook_deliveries_queue
+                WHERE d.endpoint_id = ? AND d.status IN {OPEN} AND d.next_attempt_at <= ?
+                ORDER BY d.seq, d.id LIMIT ?""",
+            (endpoint_id, now, limit),
+        )
     )
 
 
-def due_endpoint_ids(conn: apsw.Connection, now: str) -> list[str]:
+def due_times(conn: apsw.Connection) -> dict[str, str]:
+    """Active endpoint id -> when its earliest sendable delivery falls due (endpoints with none
+    left out). One index probe per endpoint, whatever the backlog."""
     rows = conn.execute(
-        f"""SELECT DISTINCT d.endpoint_id AS id FROM webhook_deliveries d
-            JOIN webhook_endpoints w ON w.id = d.endpoint_id
-            WHERE w.status = 'active' AND d.status IN {OPEN} AND d.next_attempt_at <= ? AND {UNBLOCKED}""",
-        (now,),
+        f"""SELECT w.id AS id, (
+                SELECT d.next_attempt_at FROM webhook_deliveries d
+                WHERE d.endpoint_id = w.id AND d.status IN {OPEN} AND d.next_attempt_at IS NOT NULL AND {UNBLOCKED}
+                ORDER BY d.next_attempt_at LIMIT 1) AS at
+            FROM webhook_endpoints w WHERE w.status = 'active'"""
     )
-    return [r["id"] for r in rows]
-
-
-def earliest_due(conn: apsw.Connection) -> str | None:
-    row = one(
-        conn,
-        f"""SELECT min(d.next_attempt_at) AS at FROM webhook_deliveries d
-            JOIN webhook_endpoints w ON w.id = d.endpoint_id
-            WHERE w.status = 'active' AND d.status IN {OPEN} AND {UNBLOCKED}""",
-    )
-    return row["at"] if row else None
+    return {r["id"]: r["at"] for r in rows if r["at"] is not None}
 
 
 def close_open_deliveries(conn: apsw.Connection, endpoint_id: str, reason: str, now: str) -> int:
@@ -149,6 +144,10 @@ def start_attempt(conn: apsw.Connection, delivery_id: str, number: int, now: str
 def finish_attempt(conn: apsw.Connection, attempt_id: int, values: dict[str, Any]) -> None:
     sets = ", ".join(f"{col} = ?" for col in values)
     conn.execute(f"UPDATE webhook_attempts SET {sets} WHERE id = ?", (*values.values(), attempt_id))
+
+
+def delete_attempt(conn: apsw.Connection, attempt_id: int) -> None:
+    conn.execute("DELETE FROM webhook_attempts WHERE id = ?", (attempt_id,))
 
 
 def attempts_for(conn: apsw.Connection, delivery_id: str) -> list[dict[str, Any]]:

@@ -1,7 +1,8 @@
-"""One HTTP attempt: sign the stored payload, POST it through the guarded client, classify.
+"""One HTTP attempt: sign the stored payload, POST it through the guarded session, classify.
 
-No database here — the worker claims before and records after, so no transaction is ever
-held across the request.
+The session (webhooks/http.WebhookSession, one per sender thread) checks every request like
+`outbound.fetch` and keeps connections alive per checked address; redirects are never followed. No database here — the
+worker claims before and records after, so no transaction is ever held across the request.
 """
 
 from __future__ import annotations
@@ -10,13 +11,12 @@ import asyncio
 import time
 from datetime import datetime
 
-import httpx
-
 from chronary.config import Settings
-from chronary.outbound import BlockedTarget, OutboundError, fetch
+from chronary.outbound import BlockedTarget, OutboundError
 from chronary.webhooks import policy
 from chronary.webhooks.dispatch import Outcome
-from chronary.webhooks.sign import signature_headers
+from chronary.webhooks.http import WebhookSession
+from chronary.webhooks.sign import Signer
 
 DEFAULT_TIMEOUT = 10.0
 MAX_RESPONSE_BYTES = 1024 * 1024
@@ -27,33 +27,25 @@ def _ms(started: float) -> int:
 
 
 async def send(
+    session: WebhookSession,
     url: str,
     settings: Settings,
     *,
     event_id: str,
     payload: str,
-    secret: str,
+    signer: Signer,
     now: datetime,
     timeout: float = DEFAULT_TIMEOUT,
-    transport: httpx.AsyncBaseTransport | None = None,
 ) -> Outcome:
     body = payload.encode("utf-8")
     started = time.monotonic()
-    headers = signature_headers(event_id, secret, int(now.timestamp()), body)
+    headers = signer.headers(event_id, int(now.timestamp()), body)
     try:
         # httpx's timeout is per phase; this bounds the whole attempt, so a receiver that trickles
         # its answer cannot hold the endpoint's queue longer than `timeout` either
         async with asyncio.timeout(timeout):
-            resp = await fetch(
-                url,
-                settings,
-                method="POST",
-                headers=headers,
-                content=body,
-                timeout=timeout,
-                max_bytes=MAX_RESPONSE_BYTES,
-                max_redirects=0,
-                transport=transport,
+            resp = await session.post(
+                url, settings, headers=headers, content=body, timeout=timeout, max_bytes=MAX_RESPONSE_BYTES
             )
     except TimeoutError:
         return Outcome(error=f"timed out after {timeout:g} s", retryable=True, duration_ms=_ms(started))

@@ -1,13 +1,15 @@
-"""The delivery state machine, one short write transaction per step (run by the worker).
+"""The delivery state machine, in short write transactions (run by the worker).
 
 fan_out   the change-log consumer "webhooks" (services/changes.consume): changes after its cursor
           → one `dlv_` per matching endpoint, created in the transaction that moves the cursor,
           so each change is fanned out exactly once, across restarts too.
-claim     pick the next due delivery of an endpoint (per-resource order), record an in-flight
-          attempt and take it off the due list — committed *before* the HTTP request, so a crash
-          mid-request leaves evidence that `recover` turns into an immediate retry with the same
-          payload id (at-least-once).
+claim     pick due deliveries of an endpoint in change order (at most one per resource: the
+          earliest open one), record an in-flight attempt for each and take them off the due
+          list — committed
+          *before* the HTTP requests, so a crash mid-request leaves evidence that `recover` turns
+          into an immediate retry with the same payload id (at-least-once).
 record    store the outcome; schedule a retry, finish the delivery, or disable the endpoint.
+settle    the sender's one transaction per batch: record what finished, claim the next batch.
 
 Paused endpoints still get deliveries at fan-out; they wait (pending) until the endpoint is
 resumed. Disabled endpoints get none.
@@ -44,6 +46,8 @@ class Claim:
     number: int
     url: str
     secret_enc: str
+    last_attempt_at: str | None = None  # the delivery's values before the claim (for `release`)
+    due_at: str | None = None
 
 
 @dataclass
@@ -144,21 +148,94 @@ def fan_out(tx: Tx, rows: list[dict[str, Any]]) -> None:
 
 
 def claim(tx: Tx, endpoint_id: str) -> Claim | None:
+    claimed = claim_batch(tx, endpoint_id, 1)
+    return claimed[0] if claimed else None
+
+
+def claim_batch(tx: Tx, endpoint_id: str, limit: int) -> list[Claim]:
+    """Claim up to `limit` due deliveries of an active endpoint, in change order: sent one after
+    another, they arrive exactly as one-at-a-time claims would send them (the batch stops before
+    a delivery whose resource it already holds; one blocked by an open delivery outside it is
+    passed over, as one-at-a-time claims pass it over)."""
+    if limit < 1:
+        return []
     ep = store.get_endpoint(tx.conn, endpoint_id)
     if ep is None or ep["status"] != "active":
-        return None
+        return []
     now = iso_ms(tx.now)
-    row = store.next_due(tx.conn, endpoint_id, now)
-    if row is None:
-        return None
-    number = row["attempts"] + 1
-    attempt_id = store.start_attempt(tx.conn, row["id"], number, now)
-    # next_attempt_at NULL + an in-flight attempt = "being sent"; still open, so it keeps
-    # later deliveries of the same resource waiting.
+    rows: list[dict[str, Any]] = []
+    held: set[str] = set()
+    for row in store.due_in_order(tx.conn, endpoint_id, now, limit * 4 + 16):
+        if row["resource_id"] in held or len(rows) == limit:
+            break
+        if row["blocked"]:
+            continue
+        held.add(row["resource_id"])
+        rows.append(row)
+    claimed = []
+    for row in rows:
+        number = row["attempts"] + 1
+        attempt_id = store.start_attempt(tx.conn, row["id"], number, now)
+        # next_attempt_at NULL + an in-flight attempt = "being sent"; still open, so it keeps
+        # later deliveries of the same resource waiting.
+        store.patch_delivery(
+            tx.conn, row["id"], {"attempts": number, "last_attempt_at": now, "next_attempt_at": None, "updated_at": now}
+        )
+        claimed.append(
+            Claim(
+                row["id"],
+                row["event_id"],
+                row["payload"],
+                attempt_id,
+                number,
+                ep["url"],
+                ep["secret_enc"],
+                row["last_attempt_at"],
+                row["next_attempt_at"],
+            )
+        )
+    return claimed
+
+
+def release(tx: Tx, claimed: Claim) -> None:
+    """Undo a claim whose request was never sent (the sender is stopping): as if never claimed."""
+    store.delete_attempt(tx.conn, claimed.attempt_id)
+    row = store.get_delivery(tx.conn, claimed.delivery_id)
+    if row is None or row["status"] not in ("pending", "retrying") or row["next_attempt_at"] is not None:
+        return
     store.patch_delivery(
-        tx.conn, row["id"], {"attempts": number, "last_attempt_at": now, "next_attempt_at": None, "updated_at": now}
+        tx.conn,
+        claimed.delivery_id,
+        {
+            "attempts": claimed.number - 1,
+            "last_attempt_at": claimed.last_attempt_at,
+            "next_attempt_at": claimed.due_at,
+            "updated_at": iso_ms(tx.now),
+        },
     )
-    return Claim(row["id"], row["event_id"], row["payload"], attempt_id, number, ep["url"], ep["secret_enc"])
+
+
+def settle(
+    tx: Tx,
+    endpoint_id: str,
+    finished: Sequence[tuple[Claim, Outcome]],
+    want: int,
+    *,
+    unsent: Sequence[Claim] = (),
+    schedule: Sequence[float] = policy.RETRY_SCHEDULE,
+    jitter: float = policy.JITTER,
+    disable_after: timedelta = policy.DISABLE_AFTER,
+    rng: random.Random | None = None,
+) -> tuple[list[str | None], list[Claim]]:
+    """One transaction per round of an endpoint's sender: record the attempts that finished,
+    release the claims it did not send, then claim up to `want` more. Returns the new statuses
+    (as `record` returns them) and the new claims."""
+    statuses = [
+        record(tx, c, o, schedule=schedule, jitter=jitter, disable_after=disable_after, rng=rng) for c, o in finished
+    ]
+    for claimed in unsent:
+        release(tx, claimed)
+    return statuses, claim_batch(tx, endpoint_id, want)
 
 
 def record(
