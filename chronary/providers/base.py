@@ -192,6 +192,7 @@ class Provider:
     supports_oauth = False
     supports_push = False
     sync_window_days: int | None = None  # providers that sync a window, not everything
+    merge_chunk: int | None = None  # pulled events per merge transaction (None: the engine's default)
 
     def __init__(self, account: Account, settings: Any, clock: Clock | None = None) -> None:
         self.account = account

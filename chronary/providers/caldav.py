@@ -154,6 +154,7 @@ _homes: dict[tuple[str, str], tuple[str, str]] = {}
 
 class Provider(BaseProvider):
     name = "caldav"
+    merge_chunk = 500  # one answer holds the whole calendar: fewer, bigger write transactions
 
     def __init__(self, account: Account, settings: Any, clock: Clock | None = None) -> None:
         super().__init__(account, settings, clock)

@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("chronary.sync")
 OWNER = f"proc-{secrets.token_hex(6)}"  # this process, for the DB lease
 LEASE_SECONDS = 300
-MERGE_CHUNK = 200  # remote events per merge transaction
+MERGE_CHUNK = 200  # remote events per merge transaction, unless the provider says otherwise
 LEASE_RENEW_EVERY = 50  # pushed events between lease renewals
 MAX_PAGES = 10_000  # a provider that pages forever is a bug, not a calendar
 
@@ -229,6 +229,7 @@ async def pull(
     present: set[str] = set()
     deleted: list[str] = []
     page: str | None = None
+    chunk = provider.merge_chunk or MERGE_CHUNK
     for _ in range(MAX_PAGES):
         try:
             changes = await provider.fetch_changes(rc, cursor, known, window, page)
@@ -242,8 +243,8 @@ async def pull(
         stats.skipped += changes.skipped
         present |= changes.present
         deleted += changes.deleted
-        for i in range(0, len(changes.events), MERGE_CHUNK):
-            await db.write(partial(merge, events=changes.events[i : i + MERGE_CHUNK]))
+        for i in range(0, len(changes.events), chunk):
+            await db.write(partial(merge, events=changes.events[i : i + chunk]))
         page = changes.next_page
         if page is None:
             if changes.unchanged:
