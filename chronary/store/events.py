@@ -212,13 +212,15 @@ def series_in_scope(
     masters = [
         decode(r, JSON)
         for r in conn.execute(
-            f"""SELECT * FROM events WHERE id IN (
+            # CROSS JOIN: read from the bounds outward (left to right), never every master of the calendars
+            f"""SELECT e.* FROM (
                     SELECT event_id FROM series_bounds
                     WHERE calendar_id IN ({cal_sql}) AND until_ts IS NULL AND start_ts < ?
                     UNION ALL
                     SELECT event_id FROM series_bounds
                     WHERE calendar_id IN ({cal_sql}) AND start_ts < ? AND start_ts > ? AND until_ts > ?
-                ) AND {where_sql} AND recurrence IS NOT NULL ORDER BY start_ts, id""",
+                ) AS b CROSS JOIN events AS e ON e.id = b.event_id
+                WHERE {where_sql} AND recurrence IS NOT NULL ORDER BY start_ts, id""",
             (*cal_params, end_ts, *cal_params, end_ts, series_floor, start_ts, *params),
         )
     ]
