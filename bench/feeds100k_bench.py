@@ -147,6 +147,7 @@ def serve(data_dir: Path) -> tuple[subprocess.Popen[str], str]:
         env=env,
         stdin=subprocess.DEVNULL,
         start_new_session=True,
+        cwd=data_dir,  # not the checkout: `-m` would import it ahead of PYTHONPATH
     )
     lines: list[str] = []
     threading.Thread(target=lambda: lines.extend(proc.stdout or []), daemon=True).start()
