@@ -81,3 +81,12 @@ def test_receivers_can_import_the_helper_without_server_dependencies():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_senders_precomputed_key_signs_like_signature_headers():
+    from chronary.webhooks.sign import Signer, signature_headers
+
+    signer = Signer("whsec_abc")
+    for ts, body in ((1_700_000_000, b'{"a": 1}'), (1_700_000_001, b""), (5, "é".encode())):
+        assert signer.headers("whe_1", ts, body) == signature_headers("whe_1", "whsec_abc", ts, body)
+        verify(body, signer.headers("whe_1", ts, body), "whsec_abc", now=ts)
