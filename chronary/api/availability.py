@@ -12,6 +12,16 @@ from chronary.services import rules as rule_svc
 from chronary.services.context import Ctx
 from chronary.store.db import Database
 
+_EXPLAIN = Parameter(
+    default=False,
+    description=(
+        "true: add `explanation`, saying what blocked each busy interval or rejected candidate: the events "
+        "(id, calendar, status, times, and their source: local, or the connection / iCal subscription they "
+        "were synced from with its `last_synced_at`) and the rules (working_hours, date_override, buffer, "
+        "minimum_notice), plus every source filling the calendars. Slower; off by default."
+    ),
+)
+
 
 class RulesController(Controller):
     path = "/agents/{agent_id:str}/availability-rules"
@@ -69,8 +79,11 @@ class AvailabilityController(Controller):
             schema_extra={"format": "date-time"},
         ),
         slot_minutes: int = Parameter(default=30, description="Shortest free interval to report, 1–1440"),
+        explain: bool = _EXPLAIN,
     ) -> Availability:
-        return await db.read(lambda tx: svc.availability(tx, ctx.principal, agent_id, start, end, slot_minutes))
+        return await db.read(
+            lambda tx: svc.availability(tx, ctx.principal, agent_id, start, end, slot_minutes, explain=explain)
+        )
 
 
 class FindMeetingTimeController(Controller):
@@ -88,8 +101,8 @@ class FindMeetingTimeController(Controller):
             "include its own agent."
         ),
     )
-    async def find(self, data: FindMeetingTime, db: Database, ctx: Ctx) -> MeetingSlots:
-        return await db.read(lambda tx: svc.find_meeting_time(tx, ctx.principal, data))
+    async def find(self, data: FindMeetingTime, db: Database, ctx: Ctx, explain: bool = _EXPLAIN) -> MeetingSlots:
+        return await db.read(lambda tx: svc.find_meeting_time(tx, ctx.principal, data, explain=explain))
 
 
 ROUTES = [RulesController, AvailabilityController, FindMeetingTimeController]

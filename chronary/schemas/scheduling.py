@@ -78,13 +78,105 @@ class Interval(msgspec.Struct):
     end: Timestamp
 
 
-class Availability(msgspec.Struct):
+class Source(msgspec.Struct, omit_defaults=True):
+    """Where a blocking event's data comes from, and how fresh that copy is: `last_synced_at` is
+    when the connection's or subscription's last successful sync finished (absent: never)."""
+
+    kind: Annotated[
+        str,
+        Meta(
+            description=(
+                "local (made in Chronary: always current), connection (synced from a provider account) or "
+                "subscription (imported from an iCal feed)"
+            )
+        ),
+    ]
+    provider: Annotated[
+        str,
+        Meta(description="The event source: internal, google, microsoft, caldav, icloud or external_ical"),
+    ]
+    id: Annotated[str | None, Meta(description="The connection (con_…) or iCal subscription (isub_…) id")] = None
+    agent_id: str | None = None
+    label: Annotated[str | None, Meta(description="A subscription's label")] = None
+    status: Annotated[str | None, Meta(description="The connection's or subscription's status (active, error…)")] = None
+    last_synced_at: Timestamp | None = None  # when the last successful sync finished (absent: never)
+    error: Annotated[str | None, Meta(description="Why the last sync failed, when it did")] = None
+    calendar_ids: Annotated[list[str] | None, Meta(description="The agent's calendars this source fills")] = None
+
+
+BlockerKind = Annotated[
+    str,
+    Meta(
+        description=(
+            "event (a blocking event or occurrence), rule (the agent's availability rules), past (before now), "
+            "too_short (free, but shorter than slot_minutes)"
+        )
+    ),
+]
+RuleName = Annotated[
+    str,
+    Meta(description="working_hours, date_override, buffer or minimum_notice (for kind rule)"),
+]
+
+
+class Blocker(msgspec.Struct, omit_defaults=True):
+    """One reason a time is not free: an event (with its source; `start_time`/`end_time` are the
+    event's own times, before buffers) or a rule."""
+
+    kind: BlockerKind
+    agent_id: str | None = None
+    event_id: Annotated[
+        str | None, Meta(description="The event (or occurrence id `<series>_<start>`); for a buffer, the event padded")
+    ] = None
+    calendar_id: str | None = None
+    title: Annotated[str | None, Meta(description="Only for events the key may read")] = None
+    status: Annotated[str | None, Meta(description="The event's status: confirmed, tentative or hold")] = None
+    start_time: Timestamp | None = None  # the event's own times, before buffers
+    end_time: Timestamp | None = None
+    private: Annotated[
+        bool, Meta(description="true: another agent's event an agent key may not see; only its times are given")
+    ] = False
+    source: Source | None = None
+    rule: RuleName | None = None
+    rule_id: Annotated[str | None, Meta(description="The availability rule set (rul_…)")] = None
+    date: Annotated[str | None, Meta(description="The local date a working-hours or override reason is about")] = None
+    detail: Annotated[str | None, Meta(description="The reason in words")] = None
+
+
+class ExplainedInterval(msgspec.Struct):
+    start: Timestamp
+    end: Timestamp
+    blocked_by: list[Blocker]
+
+
+class AvailabilityExplanation(msgspec.Struct):
+    busy: Annotated[
+        list[ExplainedInterval],
+        Meta(description="One entry per `busy` interval, same order: the events (and buffers) that make it"),
+    ]
+    closed: Annotated[
+        list[ExplainedInterval],
+        Meta(
+            description=(
+                "The rest of the window that is not free for other reasons: before now, minimum notice, "
+                "outside working hours, a date override, or free but shorter than slot_minutes "
+                "(whether or not events also fall there)"
+            )
+        ),
+    ]
+    sources: Annotated[
+        list[Source], Meta(description="Every connection and iCal subscription filling the agent's calendars")
+    ]
+
+
+class Availability(msgspec.Struct, omit_defaults=True):
     agent_id: str
     timezone: str
     start: Timestamp
     end: Timestamp
     busy: list[BusyInterval]
     free: list[Interval]
+    explanation: Annotated[AvailabilityExplanation | None, Meta(description="Only with explain=true")] = None
 
 
 class FindMeetingTime(Input):
@@ -96,8 +188,34 @@ class FindMeetingTime(Input):
     slot_step_minutes: Annotated[int, Meta(ge=1, le=24 * 60)] = 15
 
 
-class MeetingSlots(msgspec.Struct):
+class RejectedCandidates(msgspec.Struct):
+    start: Annotated[Timestamp, Meta(description="Start of the first candidate slot of this run")]
+    end: Annotated[Timestamp, Meta(description="End of the last candidate slot of this run")]
+    candidates: Annotated[int, Meta(description="Consecutive grid candidates rejected for the same reasons")]
+    reasons: list[Blocker]
+
+
+class MeetingExplanation(msgspec.Struct):
+    rejected: Annotated[
+        list[RejectedCandidates],
+        Meta(
+            description=(
+                "Candidates on the slot_step_minutes grid that were considered (up to the last slot returned, or "
+                "the whole window when fewer than limit were found) and rejected, in order, consecutive ones with "
+                "the same reasons as one entry; at most 100 entries"
+            )
+        ),
+    ]
+    rejected_total: Annotated[int, Meta(description="How many candidates were rejected in all")]
+    truncated: Annotated[bool, Meta(description="true: more rejected candidates than the entries listed")]
+    sources: Annotated[
+        list[Source], Meta(description="Every connection and iCal subscription filling the agents' calendars")
+    ]
+
+
+class MeetingSlots(msgspec.Struct, omit_defaults=True):
     slots: list[Interval]
+    explanation: Annotated[MeetingExplanation | None, Meta(description="Only with explain=true")] = None
 
 
 class ContextAgent(msgspec.Struct):

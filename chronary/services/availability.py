@@ -19,7 +19,16 @@ from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from chronary.errors import Forbidden, ValidationError
-from chronary.schemas.scheduling import Availability, BusyInterval, FindMeetingTime, Interval, MeetingSlots
+from chronary.schemas.scheduling import (
+    Availability,
+    AvailabilityExplanation,
+    Blocker,
+    BusyInterval,
+    FindMeetingTime,
+    Interval,
+    MeetingSlots,
+)
+from chronary.services import explain as explainer
 from chronary.services import occurrences
 from chronary.services import rules as rule_service
 from chronary.services.agents import load as load_agent
@@ -134,7 +143,14 @@ def free_spans(
 
 
 def availability(
-    tx: Tx, principal: Principal, agent_id: str, start: str | None, end: str | None, slot_minutes: int
+    tx: Tx,
+    principal: Principal,
+    agent_id: str,
+    start: str | None,
+    end: str | None,
+    slot_minutes: int,
+    *,
+    explain: bool = False,
 ) -> Availability:
     agent = load_agent(tx, principal, agent_id)
     start_ts, end_ts = parse_window(start, end)
@@ -146,7 +162,8 @@ def availability(
     now_ts = to_ts(tx.now)
     # events just outside the window still block inside it through their buffers
     rows = occurrences.in_window(tx, EventFilter(agent_id=agent_id), start_ts - after, end_ts + before)
-    busy = merge_busy([(r["start_ts"], r["end_ts"], r["id"]) for r in rows if blocks(r, now_ts)], before, after)
+    blocking = [r for r in rows if blocks(r, now_ts)]
+    busy = merge_busy([(r["start_ts"], r["end_ts"], r["id"]) for r in blocking], before, after)
     free = free_spans(rules, tz, busy, start_ts, end_ts, now_ts, slot_minutes * 60)
     busy_out = []
     for a, b, ident in busy:
@@ -160,6 +177,41 @@ def availability(
         end=_iso(end_ts),
         busy=busy_out,
         free=[Interval(start=_iso(a), end=_iso(b)) for a, b in free],
+        explanation=(
+            _explain_availability(tx, principal, agent_id, rules, tz, blocking, busy, start_ts, end_ts, now_ts, slot_minutes)
+            if explain
+            else None
+        ),
+    )
+
+
+def _explain_availability(
+    tx: Tx,
+    principal: Principal,
+    agent_id: str,
+    rules: dict[str, Any] | None,
+    tz: ZoneInfo,
+    blocking: list[dict[str, Any]],
+    busy: list[tuple[int, int, str | None]],
+    start_ts: int,
+    end_ts: int,
+    now_ts: int,
+    slot_minutes: int,
+) -> AvailabilityExplanation:
+    """What makes each busy interval, and why the rest of the non-free window is closed."""
+    sources = explainer.load_sources(tx, principal, [agent_id], blocking)
+    reasons = explainer.Reasons()
+    if now_ts > start_ts:
+        reasons.add(start_ts, min(end_ts, now_ts), ("past",), explainer.past_blocker(now_ts))
+    explainer.add_rule_labels(reasons, agent_id, rules, tz, True, start_ts, end_ts, now_ts)
+    for a, b in free_spans(rules, tz, busy, start_ts, end_ts, now_ts, 1):
+        if b - a < slot_minutes * 60:
+            detail = f"free for {(b - a) // 60} min, less than slot_minutes {slot_minutes}"
+            reasons.add(a, b, ("too_short",), Blocker(kind="too_short", detail=detail))
+    return AvailabilityExplanation(
+        busy=explainer.explain_busy(busy, blocking, agent_id, rules, sources, start_ts, end_ts),
+        closed=explainer.explain_closed(reasons),
+        sources=sources.listed,
     )
 
 
@@ -278,7 +330,7 @@ def union(spans: list[Span]) -> list[Span]:
     return out
 
 
-def find_meeting_time(tx: Tx, principal: Principal, data: FindMeetingTime) -> MeetingSlots:
+def find_meeting_time(tx: Tx, principal: Principal, data: FindMeetingTime, *, explain: bool = False) -> MeetingSlots:
     """Common free time = (⋂ each agent's working hours from its notice on) − (⋃ everyone's busy).
 
     The same as intersecting each agent's free time, but cheaper: agents sharing rules and
@@ -306,11 +358,22 @@ def find_meeting_time(tx: Tx, principal: Principal, data: FindMeetingTime) -> Me
         busy = union(_blocking(tx, data.agent_ids, rules, start_ts, end_ts, now_ts))
         common = [s for s in subtract(common, busy) if s[1] - s[0] >= duration]
     slots: list[Interval] = []
+    found: list[int] = []
     for a, b in common:
         t = -(-a // step) * step  # first step boundary (on the UTC grid) at or after a
         while t + duration <= b and len(slots) < data.limit:
             slots.append(Interval(start=_iso(t), end=_iso(t + duration)))
+            found.append(t)
             t += step
         if len(slots) >= data.limit:
             break
-    return MeetingSlots(slots=slots)
+    if not explain:
+        return MeetingSlots(slots=slots)
+
+    def rows_of(agent_id: str, lo: int, hi: int) -> list[dict[str, Any]]:
+        return [r for r in occurrences.in_window(tx, EventFilter(agent_id=agent_id), lo, hi) if blocks(r, now_ts)]
+
+    why = explainer.meeting_explanation(
+        tx, principal, agents, data.agent_ids, rules, start_ts, end_ts, now_ts, duration, step, found, data.limit, rows_of
+    )
+    return MeetingSlots(slots=slots, explanation=why)

@@ -87,3 +87,60 @@ def busy_sources(
         if x["status"] != "cancelled" and x["transparency"] != "transparent" and not hold_lapsed:
             singles.append((cals[x["calendar_id"]]["agent_id"], x["start_ts"], x["end_ts"]))
     return singles, masters, exceptions, cals
+
+
+def feeding_sources(conn: apsw.Connection, agent_ids: list[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(connections, iCal subscriptions) that fill these agents' calendars, each row with the
+    `calendar_id` it fills (a connection mapping two calendars is two rows) and its freshness.
+
+    Only explanations (explain=true) read this: the busy queries above never do."""
+    marks = ",".join("?" for _ in agent_ids)
+    connections = list(
+        conn.execute(
+            f"""SELECT c.id, c.agent_id, c.provider, c.status, c.status_reason AS error, c.last_synced_at,
+                   cc.calendar_id
+            FROM connection_calendars cc JOIN connections c ON c.id = cc.connection_id
+            JOIN calendars k ON k.id = cc.calendar_id
+            WHERE k.agent_id IN ({marks}) AND cc.sync = 1
+            ORDER BY c.id, cc.calendar_id""",
+            agent_ids,
+        )
+    )
+    subscriptions = list(
+        conn.execute(
+            f"""SELECT s.id, s.agent_id, s.label, s.status, s.last_error AS error, s.last_synced_at, s.calendar_id
+            FROM ical_subscriptions s JOIN calendars k ON k.id = s.calendar_id
+            WHERE k.agent_id IN ({marks})
+            ORDER BY s.id""",
+            agent_ids,
+        )
+    )
+    return connections, subscriptions
+
+
+def sources_by_id(
+    conn: apsw.Connection, connection_ids: list[str], subscription_ids: list[str]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The same rows (without `calendar_id`) for the connections and subscriptions events name in
+    their `remote`, when those no longer fill the calendar (sync turned off after the import)."""
+    connections: list[dict[str, Any]] = []
+    subscriptions: list[dict[str, Any]] = []
+    if connection_ids:
+        marks = ",".join("?" for _ in connection_ids)
+        connections = list(
+            conn.execute(
+                f"""SELECT id, agent_id, provider, status, status_reason AS error, last_synced_at
+                FROM connections WHERE id IN ({marks})""",
+                connection_ids,
+            )
+        )
+    if subscription_ids:
+        marks = ",".join("?" for _ in subscription_ids)
+        subscriptions = list(
+            conn.execute(
+                f"""SELECT id, agent_id, label, status, last_error AS error, last_synced_at
+                FROM ical_subscriptions WHERE id IN ({marks})""",
+                subscription_ids,
+            )
+        )
+    return connections, subscriptions
