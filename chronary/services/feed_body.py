@@ -47,7 +47,7 @@ class Chunk:
 
     @property
     def last(self) -> tuple[int, str]:
-        return (self.starts[-1], self.ids[self.ids.rindex("\n", 0, len(self.ids) - 1) + 1 : -1])
+        return (self.starts[-1], self.ids[:-1].rpartition("\n")[2])
 
     def entries(self) -> list[tuple[int, str, int, bytes]]:
         """(start_ts, id, version, text) of each event."""

@@ -64,7 +64,8 @@ class Feed:
 
     @property
     def size(self) -> int:
-        return len(self.head) + len(self.tail) + sum(c.size for c in self.chunks)
+        """Bytes kept for this feed (what the cache bounds), roughly."""
+        return len(self.head) + len(self.tail) + sum(c.size for c in self.chunks) + sum(len(t) + 80 for t in self.tied)
 
 
 class FeedCache:

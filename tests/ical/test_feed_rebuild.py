@@ -44,7 +44,8 @@ def _fresh(api, cal_id: str) -> bytes:
 class Writer:
     """Random writes through the API: creates, edits (with and without the clock moving, so
     some land in the same millisecond as the previous newest row), moves, deletions, occurrence
-    edits and deletions, series cancelled and restored."""
+    edits and deletions, series cancelled and restored, the calendar's default reminders
+    changed, a day passing (the window moves)."""
 
     def __init__(self, api, clock: ManualClock, cal_id: str, rng: random.Random) -> None:
         self.api, self.clock, self.cal_id, self.rng = api, clock, cal_id, rng
@@ -80,7 +81,12 @@ class Writer:
         if self.rng.random() < 0.7:
             self.clock.advance(milliseconds=self.rng.choice([1, 250, 60_000]))
         action = self.rng.random()
-        if action < 0.25 or not self.singles:
+        if action < 0.02:
+            self.clock.advance(days=1)  # the feed window moves on
+        elif action < 0.04:
+            reminders = self.rng.choice([[15], [5, 30], None])
+            self._ok(self.api.patch(f"/v1/calendars/{self.cal_id}", json={"default_reminders": reminders}))
+        elif action < 0.25 or not self.singles:
             self.create()
         elif action < 0.45:
             eid = self.rng.choice(self.singles + self.days)
@@ -184,3 +190,13 @@ def test_boundaries_match_a_plain_loop() -> None:
         low = rng.choice([[0, 128, 5], [1, 3], [0]])
         versions = array("q", [(rng.getrandbits(54) << 8) | rng.choice(low) for _ in range(rng.randrange(0, 4000))])
         assert feed_body.boundaries(versions) == plain(versions)
+
+
+def test_chunk_keeps_its_events() -> None:
+    """A chunk gives back each event's start, id, version and text, and its first and last keys."""
+    texts = [b"BEGIN:VEVENT\r\nUID:a\r\nEND:VEVENT\r\n", b"BEGIN:VEVENT\r\nUID:b\r\nEND:VEVENT\r\n"]
+    chunk = feed_body.make_chunk(array("q", [5, -7]), texts, [(100, "evt_a"), (200, "evt_b")])
+    assert chunk.entries() == [(100, "evt_a", 5, texts[0]), (200, "evt_b", -7, texts[1])]
+    assert (chunk.first, chunk.last, chunk.length, chunk.raw()) == ((100, "evt_a"), (200, "evt_b"), 66, b"".join(texts))
+    one = feed_body.make_chunk(array("q", [1]), texts[:1], [(100, "evt_a")])
+    assert one.first == one.last == (100, "evt_a")
