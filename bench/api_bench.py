@@ -79,6 +79,7 @@ def local_server() -> Iterator[tuple[str, str]]:
             env=env,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            cwd=data,  # not the checkout: `-m` puts the cwd first on sys.path, ahead of a PYTHONPATH "before" tree
         )
         lines: list[str] = []
         reader = threading.Thread(target=lambda: lines.extend(proc.stdout or []), daemon=True)
