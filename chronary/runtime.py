@@ -8,7 +8,9 @@ API and the background workers. It is also where the change pipeline is assemble
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -16,12 +18,13 @@ from typing import Any
 from chronary.clock import Clock, SystemClock
 from chronary.config import Settings
 from chronary.crypto import SecretBox
-from chronary.services import feeds
+from chronary.services import feeds, outbox
 from chronary.services import keys as key_service
 from chronary.services.automation import triggers as automation_triggers
-from chronary.services.changes import Pipeline
+from chronary.services.changes import Change, Pipeline
 from chronary.services.sync import queue as sync_queue
-from chronary.store.db import Database
+from chronary.store import listeners
+from chronary.store.db import Database, Tx
 from chronary.store.migrate import migrate, schema_version
 from chronary.webhooks import dispatch
 
@@ -41,12 +44,22 @@ class Signals:
             return self.events[name]
 
     def notify(self, name: str) -> None:
+        self.notify_many((name,))
+
+    def notify_many(self, names: Iterable[str]) -> None:
+        """Set these signals' events with one hop to the loop (a commit wakes several at once)."""
         loop = self.loop
         if loop is None or loop.is_closed():
             return
-        ev = self.events.get(name)
-        if ev is not None:
-            loop.call_soon_threadsafe(ev.set)
+        events = [ev for ev in (self.events.get(name) for name in names) if ev is not None]
+        if events:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(_set_all, events)
+
+
+def _set_all(events: list[asyncio.Event]) -> None:
+    for ev in events:
+        ev.set()
 
 
 @dataclass
@@ -74,10 +87,22 @@ def default_pipeline(payload_limit: int = 64 * 1024) -> Pipeline:
     """
     pipeline = Pipeline()
     pipeline.listen("feeds", feeds.on_change)
-    pipeline.listen("sync-push", sync_queue.on_change)
-    pipeline.listen("automation", partial(automation_triggers.on_change, payload_limit=payload_limit))
-    pipeline.consumer(dispatch.CONSUMER)
+    pipeline.listen("sync-push", sync_queue.on_change, when=_calendar_is_mapped)
+    pipeline.listen(
+        "automation", partial(automation_triggers.on_change, payload_limit=payload_limit), when=_type_has_trigger
+    )
+    pipeline.consumer(dispatch.CONSUMER, wants=outbox.wants)
     return pipeline
+
+
+def _calendar_is_mapped(tx: Tx, change: Change) -> bool:
+    """sync-push acts only on event changes of a calendar some connection mirrors."""
+    return change.calendar is not None and listeners.calendar_is_mapped(tx.conn, change.calendar["id"])
+
+
+def _type_has_trigger(tx: Tx, change: Change) -> bool:
+    """automation acts only on logged webhook changes whose type some flow trigger matches."""
+    return change.type is not None and change.webhook and listeners.type_has_trigger(tx.conn, change.type)
 
 
 def open_runtime(settings: Settings, clock: Clock | None = None, *, pipeline: Pipeline | None = None) -> Runtime:
@@ -91,5 +116,5 @@ def open_runtime(settings: Settings, clock: Clock | None = None, *, pipeline: Pi
     org_id, first_key = db.write_sync(key_service.bootstrap)
     version = db.read_sync(lambda tx: schema_version(tx.conn))
     runtime = Runtime(settings, clock, db, SecretBox(settings.key_path), org_id, first_key, version)
-    db.commit_listeners.append(lambda: runtime.signals.notify("commit"))
+    db.notify = runtime.signals.notify_many  # workers are woken by what a commit wrote (Database.wake_on)
     return runtime

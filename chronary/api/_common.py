@@ -84,7 +84,9 @@ def v1_dependencies(settings: Settings) -> dict[str, Provide]:
     """`ctx` for /v1 handlers: the key's Principal (set by the api-key guard) and the base URL."""
     base_url = settings.base_url
 
-    def provide_ctx(request: Request[Any, Any, Any]) -> Ctx:
+    # `db` is unused but makes ctx depend on it: Litestar resolves a level of two or more
+    # independent dependencies (db and ctx, in nearly every handler) in an anyio task group
+    def provide_ctx(request: Request[Any, Any, Any], db: Database) -> Ctx:
         principal: Principal = request.state.principal
         return Ctx(principal=principal, base_url=base_url)
 

@@ -25,8 +25,13 @@ handler runs in the write transaction that also moves the cursor, so what it wri
 exactly once per change, in seq order, across crashes and restarts. Writes are serialized on one
 writer connection, so seq order is commit order and a consumer never skips a change that commits
 later with a smaller seq. A handler with effects outside the database (a network call) is
-at-least-once: record the intent in the handler, act on it after the commit. `prune` forgets old
-changes only once every cursor has passed them.
+at-least-once: record the intent in the handler, act on it after the commit. A change's payload
+is kept only while some cursor has not passed it (`consume_batch` drops it then); `prune`
+forgets the rest of old changes only once every cursor has passed them.
+
+A consumer is woken (the signal of its name, notified after the commit) only by a transaction
+that logged a change it `wants` (the webhook consumer: a change some endpoint could receive);
+otherwise it reads the log on its own schedule.
 
 Changes without a type are bookkeeping steps of a larger change (the exception rows deleted with
 their series, the EXDATE added to a series when one occurrence is deleted): they move the
@@ -60,6 +65,7 @@ if TYPE_CHECKING:
 Resource = msgspec.Struct | Mapping[str, Any]
 
 KINDS = ("created", "updated", "deleted")
+_JSON = msgspec.json.Encoder()
 ORIGIN_PREFIXES = ("sync:", "subscription:", "inbound:")
 
 
@@ -123,6 +129,11 @@ class Change:
 
 Listener = Callable[[Tx, Change], None]
 Handler = Callable[[Tx, list[dict[str, Any]]], None]
+Wants = Callable[[Tx, Change], bool]
+
+
+def _always(tx: Tx, change: Change) -> bool:
+    return True
 
 
 class Pipeline:
@@ -133,15 +144,36 @@ class Pipeline:
     def __init__(self) -> None:
         self.listeners: list[tuple[str, Listener]] = []
         self.consumers: list[str] = []
+        self.wants: dict[str, Wants | None] = {}
+        self._when: dict[str, Wants] = {}
 
-    def listen(self, name: str, listener: Listener) -> None:
+    def listen(self, name: str, listener: Listener, when: Wants | None = None) -> None:
+        """Register an in-transaction listener; `when`, a cheap check, skips it for changes it
+        could have nothing to do with (it must say yes whenever the listener would act)."""
         if any(n == name for n, _ in self.listeners):
             raise ValueError(f"listener {name!r} is already registered")
         self.listeners.append((name, listener))
+        self._when[name] = when or _always
 
-    def consumer(self, name: str) -> None:
+    def call_listeners(self, tx: Tx, change: Change) -> None:
+        for name, listener in self.listeners:
+            if self._when.get(name, _always)(tx, change):
+                listener(tx, change)
+
+    def consumer(self, name: str, wants: Wants | None = None) -> None:
+        """Declare an async consumer. A transaction that logs a change it `wants` (every logged
+        change without `wants`) notifies the signal named `name` once it has committed."""
         if name not in self.consumers:
             self.consumers.append(name)
+        self.wants[name] = wants
+
+    def wake(self, tx: Tx, change: Change) -> None:
+        """Mark the consumers this logged change gives work, for `Database` to wake after commit."""
+        for name in self.consumers:
+            if name not in tx.wake:
+                wants = self.wants.get(name)
+                if wants is None or wants(tx, change):
+                    tx.wake.add(name)
 
     def declare(self, tx: Tx) -> None:
         """Give every declared consumer its cursor (a new one starts after the newest change)."""
@@ -152,8 +184,9 @@ class Pipeline:
 def record(tx: Tx, change: Change) -> str | None:
     """Record `change` in the caller's transaction; returns its payload id (`whe_…`) when logged."""
     origin = check_origin(change.origin or tx.origin)
-    if change.origin != origin:
-        change = dataclasses.replace(change, origin=origin)
+    event_id = ids.new_id("whe") if change.type is not None else None
+    if change.origin != origin or event_id is not None:  # one copy: it is on every write's path
+        change = dataclasses.replace(change, origin=origin, log_id=event_id)
     if change.kind is not None:
         _check_event_change(change)
         assert change.calendar is not None
@@ -161,13 +194,13 @@ def record(tx: Tx, change: Change) -> str | None:
         if change.calendar["id"] not in bumped:
             bumped.add(change.calendar["id"])
             cal_store.bump_revision(tx.conn, change.calendar["id"])
-    event_id = _append(tx, change, origin) if change.type is not None else None
     if event_id is not None:
-        change = dataclasses.replace(change, log_id=event_id)
+        _append(tx, change, origin, event_id)
     pipeline: Pipeline | None = tx.changes
     if pipeline is not None:
-        for _name, listener in pipeline.listeners:
-            listener(tx, change)
+        if event_id is not None:
+            pipeline.wake(tx, change)
+        pipeline.call_listeners(tx, change)
     return event_id
 
 
@@ -178,10 +211,9 @@ def _check_event_change(change: Change) -> None:
         raise ValueError("an event change needs its calendar row and its before or after row")
 
 
-def _append(tx: Tx, change: Change, origin: str) -> str:
+def _append(tx: Tx, change: Change, origin: str, event_id: str) -> None:
     assert change.type is not None
     body = plain(change.object) if change.object is not None else {}
-    event_id = ids.new_id("whe")
     created = iso_ms(tx.now)
     data: dict[str, Any] = {"object": body}
     if change.previous:
@@ -205,32 +237,33 @@ def _append(tx: Tx, change: Change, origin: str) -> str:
             "calendar_id": calendar_id,
             "origin": origin,
             "webhook": 1 if change.webhook else 0,
-            "payload": dumps(payload),
+            "payload": _JSON.encode(payload).decode(),  # compact UTF-8, like rows.dumps, ~10x faster
             "created_at": created,
         },
     )
-    return event_id
 
 
 # -- async consumers ------------------------------------------------------------------------------
 
 
 def pending(tx: Tx, name: str) -> bool:
-    """Anything after the consumer's cursor? Read-only, so an idle consumer never writes (every
-    commit wakes the workers; a write of their own would wake them again)."""
+    """Anything after the consumer's cursor? Read-only, so an idle consumer never writes."""
     seq = store.cursor(tx.conn, name)
     return True if seq is None else store.any_after(tx.conn, seq)
 
 
 def consume_batch(tx: Tx, name: str, handler: Handler, batch: int = 500) -> int:
     """In one write transaction: the next `batch` changes after the cursor go to `handler` (oldest
-    first, rows of store/changes.after), then the cursor moves past them. Returns how many."""
+    first, rows of store/changes.after), then the cursor moves past them, and the payloads every
+    cursor has now passed are dropped (nobody will read them again). Returns how many."""
     seq = store.ensure_cursor(tx.conn, name)
     rows = store.after(tx.conn, seq, batch)
     if not rows:
         return 0
+    passed = store.passed_by_all(tx.conn)
     handler(tx, rows)
     store.advance(tx.conn, name, rows[-1]["seq"])
+    store.drop_payloads(tx.conn, passed, store.passed_by_all(tx.conn))
     return len(rows)
 
 

@@ -11,9 +11,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from chronary.services.changes import Change, Resource, changed_fields, plain, record
+from chronary.store import outbox as store
 from chronary.store.db import Tx
 
-__all__ = ["Resource", "changed_fields", "emit", "plain"]
+__all__ = ["Resource", "changed_fields", "emit", "plain", "wants"]
 
 
 def emit(
@@ -39,3 +40,15 @@ def emit(
     )
     assert event_id is not None
     return event_id
+
+
+def wants(tx: Tx, change: Change) -> bool:
+    """Does the webhook consumer have work in this change now? Only when it is sent as a webhook
+    and some endpoint could receive it (asked once per transaction): the webhook worker is then
+    woken by the commit; otherwise it passes the change on its own poll."""
+    if not change.webhook:
+        return False
+    known: bool | None = tx.scratch.get("outbox.receivers")
+    if known is None:
+        known = tx.scratch["outbox.receivers"] = store.has_receivers(tx.conn)
+    return known

@@ -1,9 +1,19 @@
-"""apsw connections: one writer thread draining a queue, reader connections one per thread.
+"""apsw connections: one writer thread committing queued writes in groups, readers one per thread.
 
 This is datasette's pattern on apsw + WAL: writes are serialized on a single connection with
 `BEGIN IMMEDIATE` (so no request ever sees "database is locked"), and reads run concurrently
 on their own snapshots without waiting for writes. A request's writes run inside one call to
 `write()`, so they commit together or not at all.
+
+Group commit: the writer thread takes every write waiting in its queue (up to `GROUP_MAX`) and
+runs them in one transaction, each inside its own SAVEPOINT: a write that raises is rolled back
+to its savepoint alone, the others commit together with one COMMIT (one fsync with
+synchronous=FULL), and only then is any of them answered. A request is acknowledged only once
+its writes are durable, as before; under load the commits (the fsyncs) are shared. If COMMIT
+itself fails, every write of the group fails with that error.
+
+After a commit the writer says who has work (`wake_on`, `Tx.wake`): a worker is woken only by
+commits that wrote a table it reads, or that a listener marked for it — not by every commit.
 
 The stdlib `sqlite3` module must never open this file inside the server process (see
 STACK-NOTES: two SQLite copies in one process do not share POSIX locks).
@@ -13,8 +23,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,6 +37,8 @@ import apsw
 from chronary.clock import Clock, SystemClock
 
 T = TypeVar("T")
+GROUP_MAX = 64  # writes committed together at most (a bound on how long the first one waits)
+_SAVEPOINT = "chronary_write"
 
 
 def _dict_rows(cursor: apsw.Cursor, row: tuple[Any, ...]) -> dict[str, Any]:
@@ -63,6 +76,8 @@ class Tx:
     the changes recorded in this transaction come from unless a change names its own: "api" for
     requests; a worker sets "system", "sync:<connection id>" or "subscription:<id>". `scratch`
     is per-transaction memo space for listeners (what they already did in this transaction).
+    `wake` names the signals to notify once this transaction has committed (work it made for a
+    worker that no table of `Database.wake_on` shows).
     """
 
     conn: apsw.Connection
@@ -71,6 +86,28 @@ class Tx:
     changes: Any = None
     origin: str = "api"
     scratch: dict[str, Any] = field(default_factory=dict)
+    wake: set[str] = field(default_factory=set)
+
+
+@dataclass(eq=False)
+class _Job:
+    fn: Callable[[Any], Any]
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[Any]
+    raw: bool = False  # fn gets the bare connection, outside any transaction (maintenance)
+    ok: bool = False
+    value: Any = None
+
+
+def _settle(jobs: list[_Job]) -> None:
+    """On the jobs' event loop: hand each waiting coroutine its result or its exception."""
+    for job in jobs:
+        if job.future.cancelled():
+            continue
+        if job.ok:
+            job.future.set_result(job.value)
+        else:
+            job.future.set_exception(job.value)
 
 
 class Database:
@@ -81,33 +118,63 @@ class Database:
         self._local = threading.local()
         self._all: list[apsw.Connection] = []
         self._all_lock = threading.Lock()
-        self._writer = ThreadPoolExecutor(1, thread_name_prefix="chronary-writer")
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._writer_lock = threading.Lock()
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="chronary-reader")
         self._write_lock = threading.Lock()
-        # called after every commit (from the committing thread): workers use it to wake up
+        # called after every commit (from the committing thread), without arguments
         self.commit_listeners: list[Callable[[], None]] = []
+        # signal name → woken after a commit that wrote one of these tables (`wake_on`)
+        self._wake_tables: dict[str, set[str]] = {}
+        # notifies signals by name after a commit (runtime.Signals.notify_many); None: nobody
+        self.notify: Callable[[Iterable[str]], None] | None = None
         # the change pipeline every Tx carries (services/changes.Pipeline), set by open_runtime
         self.changes: Any = None
+
+    def wake_on(self, signal: str, *tables: str) -> None:
+        """Notify `signal` after every commit that inserted, updated or deleted rows of `tables`."""
+        for table in tables:
+            self._wake_tables.setdefault(table, set()).add(signal)
 
     def _conn(self) -> apsw.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = open_connection(self.path, synchronous=self.synchronous)
-            self._local.conn = conn
+            touched: set[str] = set()
+            # the tables each write transaction changed (rowid tables; triggers' writes included)
+            conn.set_update_hook(lambda _op, _db, table, _rowid: touched.add(table))
+            self._local.conn, self._local.touched = conn, touched
             with self._all_lock:
                 self._all.append(conn)
         return conn
 
+    def _touched(self) -> set[str]:
+        touched: set[str] = self._local.touched
+        return touched
+
+    def _after_commit(self, tables: set[str], wake: set[str]) -> None:
+        for listener in self.commit_listeners:
+            listener()
+        signals = set(wake)
+        for table in tables:
+            signals |= self._wake_tables.get(table, set())
+        if signals and self.notify is not None:
+            self.notify(signals)
+
     def write_sync(self, fn: Callable[[Tx], T]) -> T:
         """Run `fn` in one IMMEDIATE transaction on this thread's connection; commit or roll back.
 
-        Usable from any thread (CLI, workers); the async API funnels requests to one thread.
+        Usable from any thread (CLI, workers, tests); `write` queues to the writer thread.
         """
         conn = self._conn()
+        touched = self._touched()
         with self._write_lock:
+            touched.clear()
             conn.execute("BEGIN IMMEDIATE")
             try:
-                result = fn(Tx(conn, self.clock.now(), True, self.changes))
+                tx = Tx(conn, self.clock.now(), True, self.changes)
+                result = fn(tx)
                 conn.execute("COMMIT")
             except BaseException:
                 # COMMIT itself can fail (a deferred constraint, disk full): roll back so this
@@ -116,8 +183,8 @@ class Database:
                 if not conn.getautocommit():
                     conn.execute("ROLLBACK")
                 raise
-        for listener in self.commit_listeners:
-            listener()
+            tables = set(touched)
+        self._after_commit(tables, tx.wake)
         return result
 
     def write_sync_raw(self, fn: Callable[[apsw.Connection], T]) -> T:
@@ -135,21 +202,133 @@ class Database:
             if not conn.getautocommit():
                 conn.execute("COMMIT")
 
-    async def write(self, fn: Callable[[Tx], T]) -> T:
+    # -- the writer thread -----------------------------------------------------------------------
+
+    def _submit(self, fn: Callable[[Any], Any], raw: bool) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._writer, self.write_sync, fn)
+        job = _Job(fn, loop, loop.create_future(), raw)
+        if self._writer is None:
+            with self._writer_lock:
+                if self._writer is None:
+                    self._writer = threading.Thread(target=self._write_loop, name="chronary-writer_0", daemon=True)
+                    self._writer.start()
+        self._queue.put(job)
+        return job.future
+
+    def _write_loop(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            group, stop = [first], False
+            while len(group) < GROUP_MAX:
+                try:
+                    job = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if job is None:
+                    stop = True
+                    break
+                group.append(job)
+            self._run(group)
+            if stop:
+                return
+
+    def _run(self, group: list[_Job]) -> None:
+        """Run the queued jobs in order: raw ones alone, the others in shared transactions."""
+        done: list[_Job] = []
+        batch: list[_Job] = []
+        for job in group:
+            if job.future.cancelled():  # its request went away before its turn: never run
+                continue
+            if job.raw:
+                if batch:
+                    self._commit_group(batch)
+                    done += batch
+                    batch = []
+                try:
+                    job.value, job.ok = self.write_sync_raw(job.fn), True
+                except BaseException as exc:  # noqa: BLE001 - handed to the waiting coroutine
+                    job.value = exc
+                done.append(job)
+            else:
+                batch.append(job)
+        if batch:
+            self._commit_group(batch)
+            done += batch
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Job]] = {}
+        for job in done:
+            by_loop.setdefault(job.loop, []).append(job)
+        for loop, jobs in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # its loop closed meanwhile: nobody waits
+                loop.call_soon_threadsafe(_settle, jobs)
+
+    def _commit_group(self, jobs: list[_Job]) -> None:
+        """One transaction for all of `jobs`, each in its own savepoint when there are several."""
+        if len(jobs) == 1:
+            job = jobs[0]
+            try:
+                job.value, job.ok = self.write_sync(job.fn), True
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting coroutine
+                job.value = exc
+            return
+        conn = self._conn()
+        touched = self._touched()
+        wake: set[str] = set()
+        with self._write_lock:
+            touched.clear()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                for job in jobs:
+                    self._run_in_savepoint(conn, job, wake)
+                conn.execute("COMMIT")
+            except BaseException as exc:  # noqa: BLE001 - the transaction is lost: all of it fails
+                if not conn.getautocommit():
+                    conn.execute("ROLLBACK")
+                for job in jobs:
+                    if job.ok:
+                        job.ok, job.value = False, exc
+                    elif job.value is None:
+                        job.value = exc
+                return
+            tables = set(touched)
+        self._after_commit(tables, wake)
+
+    def _run_in_savepoint(self, conn: apsw.Connection, job: _Job, wake: set[str]) -> None:
+        conn.execute(f"SAVEPOINT {_SAVEPOINT}")
+        tx = Tx(conn, self.clock.now(), True, self.changes)
+        try:
+            job.value, job.ok = job.fn(tx), True
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting coroutine
+            job.value = exc
+            if conn.getautocommit():  # SQLite rolled the whole transaction back: nothing commits
+                raise
+            conn.execute(f"ROLLBACK TO {_SAVEPOINT}")
+            conn.execute(f"RELEASE {_SAVEPOINT}")
+            return
+        conn.execute(f"RELEASE {_SAVEPOINT}")
+        wake |= tx.wake
+
+    async def write(self, fn: Callable[[Tx], T]) -> T:
+        """`fn` in a write transaction on the writer thread, committed with whatever else waits."""
+        result: T = await self._submit(fn, raw=False)
+        return result
 
     async def write_raw(self, fn: Callable[[apsw.Connection], T]) -> T:
         """`write_sync_raw` on the writer thread (maintenance that runs outside transactions)."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._writer, self.write_sync_raw, fn)
+        result: T = await self._submit(fn, raw=True)
+        return result
 
     async def read(self, fn: Callable[[Tx], T]) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._readers, self.read_sync, fn)
 
     def close(self) -> None:
-        self._writer.shutdown(wait=True)
+        writer = self._writer
+        if writer is not None:
+            self._queue.put(None)
+            writer.join()
+            self._writer = None
         self._readers.shutdown(wait=True)
         with self._all_lock:
             for conn in self._all:

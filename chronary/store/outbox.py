@@ -7,6 +7,8 @@ from typing import Any
 
 import apsw
 
+from chronary.store.rows import one
+
 
 def recent(conn: apsw.Connection, limit: int = 100) -> list[dict[str, Any]]:
     """The newest webhook changes first."""
@@ -17,3 +19,10 @@ def recent(conn: apsw.Connection, limit: int = 100) -> list[dict[str, Any]]:
             (limit,),
         )
     )
+
+
+def has_receivers(conn: apsw.Connection) -> bool:
+    """Is there an endpoint a change could be delivered to (active or paused: paused ones still
+    get deliveries at fan-out)? Without one, webhook fan-out has nothing to do."""
+    row = one(conn, "SELECT 1 AS x FROM webhook_endpoints WHERE status IN ('active', 'paused') LIMIT 1")
+    return row is not None

@@ -2,8 +2,8 @@
 finished executions, old records and old MCP request ids (then checkpoints the WAL and hands
 freed pages back).
 
-Woken by every commit (a run queued by a change starts at once) and otherwise every second, so
-time-based triggers fire within about a second of their instant. Runs execute as tasks (at most
+Woken by every commit that wrote its tables (a run queued by a change starts at once) and
+otherwise every second, so time-based triggers fire within about a second of their instant. Runs execute as tasks (at most
 `MAX_PARALLEL` at once; each flow's own `concurrency` is enforced when claiming).
 """
 
@@ -46,7 +46,7 @@ class AutomationWorker:
         await scheduler.fire_due(self.runtime)
         free = MAX_PARALLEL - len(self.tasks)
         now_ts = to_ts(self.runtime.clock.now())
-        # read first: an idle tick must not write (every commit wakes every worker, this one too)
+        # read first: an idle tick must not write (a write of its own would wake it again)
         if free > 0 and await db.read(lambda tx: bool(store.claimable(tx.conn, now_ts, 1))):
             claimed = await db.write(lambda tx: runs.claim_due(tx, settings.flow_concurrency, free))
             for execution_id in claimed:
@@ -112,5 +112,5 @@ class AutomationWorker:
 
 
 def build(runtime: Runtime) -> list[Worker]:
-    runtime.db.commit_listeners.append(lambda: runtime.signals.notify(SIGNAL))
+    runtime.db.wake_on(SIGNAL, "flows", "flow_triggers", "executions", "execution_steps")
     return [AutomationWorker(runtime)]

@@ -3,7 +3,8 @@
 Due time lives in SQLite (`connections.next_sync_at`), so schedules survive restarts: after a
 successful round the next is `interval + jitter` away; after a failure the engine backs off
 exponentially (1, 2, 4 … 60 min). A local change nudges its connection to "now" through the
-push-queue hook, and every commit wakes this worker, so agent bookings go out within seconds.
+push-queue hook, and a commit that wrote `connections` wakes this worker, so agent bookings go
+out within seconds.
 Rounds run concurrently across connections (bounded) but never twice for one connection
 (engine: in-process lock + DB lease).
 """
@@ -76,5 +77,5 @@ class SyncWorker:
 
 
 def build(runtime: Runtime) -> list[Worker]:
-    runtime.db.commit_listeners.append(lambda: runtime.signals.notify("sync"))
+    runtime.db.wake_on("sync", "connections")  # a schedule moved (a queued push nudges next_sync_at)
     return [SyncWorker(runtime)]
