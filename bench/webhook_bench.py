@@ -19,10 +19,7 @@ One webhook endpoint ("event.created") points at it.
 
     .venv/bin/python bench/webhook_bench.py                       # N=2000, B=1000, 3 rounds
     .venv/bin/python bench/webhook_bench.py --deliveries 500 --rounds 1
-
-To measure another checkout's code, run it from a directory without a `chronary/` package in
-it (`python -m chronary` puts the working directory first on sys.path, before PYTHONPATH):
-    cd /tmp && PYTHONPATH=/path/to/old/checkout /work/main/.venv/bin/python /work/main/bench/webhook_bench.py
+    PYTHONPATH=/path/to/old/checkout .venv/bin/python bench/webhook_bench.py   # that code's figures
 """
 
 from __future__ import annotations
