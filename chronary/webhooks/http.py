@@ -242,7 +242,9 @@ class WebhookSession:
                     break
                 else:  # ConnectionClosed before the answer was complete
                     raise h11.RemoteProtocolError("connection closed before the answer was complete")
-            reusable = conn.h11.our_state is h11.DONE and conn.h11.their_state is h11.DONE
+            # bytes after the answer would be read as the next one: such a connection is not reused
+            done = conn.h11.our_state is h11.DONE and conn.h11.their_state is h11.DONE
+            reusable = done and not conn.h11.trailing_data[0]
             if reusable:
                 conn.h11.start_next_cycle()
             return status, headers, b"".join(chunks)
