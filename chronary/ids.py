@@ -15,6 +15,7 @@ PREFIXES = frozenset(
     {"org", "agt", "cal", "evt", "key", "whk", "whe", "dlv", "isub", "con", "prp", "rul", "bkp", "req"}
     | {"rec", "flw", "trg", "exe", "tbl", "row"}  # Connect: records, flows, triggers, executions, tables, rows
     | {"run"}  # one server process's run (which process holds an Idempotency-Key)
+    | {"ftk"}  # a per-device feed token (issue 21)
 )
 
 

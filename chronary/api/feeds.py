@@ -19,6 +19,7 @@ from litestar import HttpMethod, Request, Response, post, route
 from litestar.params import Parameter
 from litestar.response import Stream
 
+from chronary.api import feed_tokens
 from chronary.api._common import ERRORS
 from chronary.config import Settings
 from chronary.errors import NotFound, RateLimited
@@ -87,7 +88,9 @@ def _not_modified(request: Request[Any, Any, Any], feed: svc.Feed) -> bool:
     tags=["feeds"],
     summary="A calendar as an iCalendar feed (no API key; the token is the access control)",
     description=(
-        "Path: `/ical/{token}.ics` as shown in a calendar's `ical_url`. RFC 5545 body with a strong "
+        "Path: `/ical/{token}.ics` as shown in a calendar's `ical_url` or a feed token's (POST "
+        "/v1/calendars/{id}/feed-tokens, scoped full, busy or to a window). RFC 5545 body with "
+        "REFRESH-INTERVAL and X-PUBLISHED-TTL (PT5M) and a strong "
         "ETag (If-None-Match → 304), Last-Modified (If-Modified-Since → 304) and "
         "Cache-Control: max-age=300. HEAD answers the same headers without the body. "
         "Unknown or rotated token, or deleted calendar → 404. "
@@ -104,19 +107,21 @@ async def ical_feed(
     if not segment.endswith(".ics"):
         raise NotFound("No feed at this address", None)
     token = segment[:-4]
-    feed = await db.read(lambda tx: svc.load(tx, token, settings.feed_past_days))
+    # feeds per device (issue 21): the calendar's own token as before, else a feed_tokens one;
+    # `recorded` writes that token's last fetch after the answer (at most once a minute)
+    feed, recorded = await feed_tokens.lookup(request, db, token, settings.feed_past_days)
     headers = {
         "ETag": feed.etag,
         "Last-Modified": format_datetime(feed.last_modified, usegmt=True),
         "Cache-Control": CACHE_CONTROL,
     }
     if _not_modified(request, feed):
-        return Response(content=b"", status_code=304, headers=headers, media_type="text/calendar")
+        return Response(content=b"", status_code=304, headers=headers, media_type="text/calendar", background=recorded)
     headers["Content-Disposition"] = 'inline; filename="calendar.ics"'
     headers["Content-Length"] = str(feed.length)
     if request.method == HttpMethod.HEAD:
-        return Response(content=b"", status_code=200, headers=headers, media_type="text/calendar")
-    return Stream(_body(feed), status_code=200, headers=headers, media_type="text/calendar")
+        return Response(content=b"", status_code=200, headers=headers, media_type="text/calendar", background=recorded)
+    return Stream(_body(feed), status_code=200, headers=headers, media_type="text/calendar", background=recorded)
 
 
 async def _body(feed: svc.Feed) -> AsyncIterator[bytes]:

@@ -46,6 +46,7 @@ class Calendar(msgspec.Struct):
     default_reminders: list[int] | None
     metadata: dict[str, Any]
     ical_url: Annotated[str, Meta(description="Public iCal feed URL (the token in it is its only access control)")]
+    webcal_url: Annotated[str, Meta(description="The same feed as a webcal:// link, which calendar apps open to subscribe")]
     created_at: Timestamp
     updated_at: Timestamp
 

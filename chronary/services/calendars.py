@@ -55,15 +55,24 @@ def feed_url(base_url: str, token: str) -> str:
     return f"{base_url}/ical/{token}.ics"
 
 
+def webcal_url(url: str) -> str:
+    """The subscription link calendar apps open (webcal:// is http(s):// by another name)."""
+    scheme, sep, rest = url.partition("://")
+    return f"webcal://{rest}" if sep and scheme in ("http", "https") else url
+
+
 def present(row: dict[str, Any], base_url: str) -> dict[str, Any]:
     """The dict form (webhook payloads; `ical_url` last, as payloads have always had it)."""
     out = {k: row[k] for k in FIELDS}
-    out["ical_url"] = feed_url(base_url, row["feed_token"])
+    url = feed_url(base_url, row["feed_token"])
+    out["webcal_url"] = webcal_url(url)
+    out["ical_url"] = url
     return out
 
 
 def to_struct(row: dict[str, Any], base_url: str) -> Calendar:
     """The API shape of a store row (built directly: lists are hot paths, msgspec.convert is slower)."""
+    url = feed_url(base_url, row["feed_token"])
     return Calendar(
         id=row["id"],
         org_id=row["org_id"],
@@ -73,7 +82,8 @@ def to_struct(row: dict[str, Any], base_url: str) -> Calendar:
         agent_status=row["agent_status"],
         default_reminders=row["default_reminders"],
         metadata=row["metadata"],
-        ical_url=feed_url(base_url, row["feed_token"]),
+        ical_url=url,
+        webcal_url=webcal_url(url),
         created_at=row["created_at"],
         updated_at=row["updated_at"],
     )

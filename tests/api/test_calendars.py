@@ -33,6 +33,7 @@ def test_org_level_calendar_fields(api):
         "default_reminders",
         "metadata",
         "ical_url",
+        "webcal_url",
         "created_at",
         "updated_at",
     }
