@@ -6,16 +6,29 @@ Services and the store raise these; nothing below `api/` knows about HTTP, only 
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class ChronaryError(Exception):
+    """`details`: extra keys for the error object of the few errors documented to carry them
+    (a 409 of if_free lists its `conflicts`); every other error stays the four keys."""
+
     status = 500
     type = "internal_error"
 
-    def __init__(self, message: str, param: str | None = None, *, headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        message: str,
+        param: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        details: dict[str, Any] | None = None,
+    ):
         super().__init__(message)
         self.message = message
         self.param = param
         self.headers = headers or {}
+        self.details = details or {}
 
 
 class ValidationError(ChronaryError):

@@ -34,10 +34,18 @@ def request_id_of(scope: Any) -> str:
 
 
 def envelope(
-    status: int, type_: str, message: str, param: str | None, request_id: str, headers: dict[str, str] | None = None
+    status: int,
+    type_: str,
+    message: str,
+    param: str | None,
+    request_id: str,
+    headers: dict[str, str] | None = None,
+    details: dict[str, Any] | None = None,
 ) -> Response[Any]:
-    body = {"error": {"type": type_, "message": message, "param": param, "request_id": request_id}}
-    return Response(content=body, status_code=status, media_type=MediaType.JSON, headers=headers or {})
+    """The one error envelope; `details` adds documented extra keys (never replacing the four)."""
+    error: dict[str, Any] = {"type": type_, "message": message, "param": param, "request_id": request_id}
+    error.update((k, v) for k, v in (details or {}).items() if k not in error)
+    return Response(content={"error": error}, status_code=status, media_type=MediaType.JSON, headers=headers or {})
 
 
 def _query_alias(request: Request[Any, Any, Any], kwarg: str) -> str:
@@ -101,7 +109,8 @@ def _validation_detail(exc: ValidationException, request: Request[Any, Any, Any]
 def handle_chronary(request: Request[Any, Any, Any], exc: ChronaryError) -> Response[Any]:
     if exc.status >= 500:
         log.error("request %s failed: %s", request_id_of(request.scope), exc.message)
-    return envelope(exc.status, exc.type, exc.message, exc.param, request_id_of(request.scope), exc.headers)
+    rid = request_id_of(request.scope)
+    return envelope(exc.status, exc.type, exc.message, exc.param, rid, exc.headers, exc.details)
 
 
 def handle_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:

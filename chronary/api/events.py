@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from litestar import Controller, Response, delete, get, patch, post
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 
 from chronary.api._common import ERRORS, Limit, Offset, page_body
@@ -18,6 +19,7 @@ from chronary.api._etag import (
     if_match,
     tagged,
 )
+from chronary.schemas.common import ErrorEnvelope
 from chronary.schemas.events import Event, EventCreate, EventList, EventStatus, EventUpdate
 from chronary.services import event_lists as lists
 from chronary.services import events as svc
@@ -48,13 +50,36 @@ _CONDITIONAL = (
     "`precondition_failed` with the current `ETag` otherwise); an occurrence has its own ETag."
 )
 _WRITE_ERRORS = {**ERRORS, **PRECONDITION_FAILED}
+_CREATE_ERRORS = {
+    **ERRORS,
+    409: ResponseSpec(
+        data_container=ErrorEnvelope,
+        description=(
+            "conflict: with if_free, the agent is busy then (`error.conflicts` lists the events in the way; "
+            "nothing was written); a hold on a confirmed event without allow_overlap"
+        ),
+        generate_examples=False,
+    ),
+}
 
 
 class CalendarEventController(Controller):
     path = "/calendars/{calendar_id:str}/events"
     tags = ["events"]
 
-    @post("/", summary="Create an event (or a hold with status hold)", responses=ERRORS, response_headers=ETAG_HEADER)
+    @post(
+        "/",
+        summary="Create an event (or a hold with status hold)",
+        description=(
+            "With `if_free: true` the event is created only if its agent is free then (checked in the same "
+            "write transaction as the insert, so concurrent bookings of one slot have exactly one winner); "
+            "otherwise 409 `conflict` whose error object also lists `conflicts`: the events in the way "
+            "(`event_id`, `calendar_id`, `title`, `status`, `start_time`, `end_time`, `source`, `source_id`, "
+            "`reason` overlaps | buffer)."
+        ),
+        responses=_CREATE_ERRORS,
+        response_headers=ETAG_HEADER,
+    )
     async def create(self, calendar_id: str, data: EventCreate, db: Database, ctx: Ctx) -> Response[Event]:
         return tagged(await db.write(lambda tx: svc.create(tx, ctx, calendar_id, data)))
 

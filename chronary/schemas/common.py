@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar.openapi.spec import OpenAPIFormat, Schema
-from msgspec import Meta
+from msgspec import UNSET, Meta, UnsetType
 
 from chronary import limits
 
@@ -45,11 +45,36 @@ class Input(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Base of every request body: unknown fields are an error that names the field."""
 
 
+class EventConflict(msgspec.Struct):
+    """One event (or occurrence) in the way of an if_free create."""
+
+    event_id: str
+    calendar_id: str
+    title: str
+    status: str
+    start_time: Timestamp
+    end_time: Timestamp
+    source: Annotated[str, Meta(description="internal, google, microsoft, caldav, icloud or external_ical")]
+    source_id: Annotated[
+        str | None, Meta(description="The connection (con_…) or iCal subscription (isub_…) it was synced from")
+    ]
+    reason: Annotated[str, Meta(description="overlaps (the event itself), or buffer (only the agent's buffers around it)")]
+
+
 class ErrorBody(msgspec.Struct):
     type: str
     message: str
     request_id: str
     param: str | None = None
+    conflicts: Annotated[
+        list[EventConflict] | UnsetType,
+        Meta(
+            description=(
+                "Only on a 409 conflict of an if_free create: the events in the way, earliest first (at most 100); "
+                "absent from every other error"
+            )
+        ),
+    ] = UNSET
 
 
 class ErrorEnvelope(msgspec.Struct):

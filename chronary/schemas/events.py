@@ -54,6 +54,19 @@ class EventCreate(Input):
     metadata: Metadata | None = None
     transparency: Transparency = "opaque"
     allow_overlap: bool = False
+    if_free: Annotated[
+        bool,
+        Meta(
+            description=(
+                "true: create it only if the agent is free then. Inside the write transaction, the event's "
+                "time (a series: its occurrences in the first 62 days) is checked against the agent's whole "
+                "busy time as availability answers it — every calendar, synced and subscribed ones included, "
+                "unexpired holds, widened by the agent's buffers; a clash answers 409 conflict with "
+                "`error.conflicts` and nothing is written. Concurrent requests for one slot: exactly one wins. "
+                "Working hours and minimum notice are not checked."
+            )
+        ),
+    ] = False
 
 
 class EventUpdate(Input):

@@ -12,6 +12,7 @@ is what keeps find-meeting-time fast for 50 agents.
 
 from __future__ import annotations
 
+import bisect
 import threading
 from collections import OrderedDict, defaultdict
 from datetime import timedelta
@@ -377,3 +378,59 @@ def find_meeting_time(tx: Tx, principal: Principal, data: FindMeetingTime, *, ex
         tx, principal, agents, data.agent_ids, rules, start_ts, end_ts, now_ts, duration, step, found, data.limit, rows_of
     )
     return MeetingSlots(slots=slots, explanation=why)
+
+
+MAX_CONFLICTS = 100
+IF_FREE_HORIZON = 62 * 24 * 3600  # a new series is checked over its first 62 days (availability's window)
+
+
+def new_event_spans(row: dict[str, Any], calendar: dict[str, Any]) -> list[Span]:
+    """The times a new event would take: itself, or a series' occurrences in its first 62 days."""
+    if not row["recurrence"]:
+        return [(row["start_ts"], row["end_ts"])]
+    tz = occurrences.series_zone(row, calendar)
+    occs = occurrences.expand_series(row, tz, row["start_ts"], row["start_ts"] + IF_FREE_HORIZON, [])
+    return sorted((o["start_ts"], o["end_ts"]) for o in occs) or [(row["start_ts"], row["end_ts"])]
+
+
+def _touches(spans: list[Span], starts: list[int], reach: list[int], a: int, b: int) -> bool:
+    """Does any of the sorted spans overlap [a, b)? (`reach[i]`: the latest end of spans[:i + 1].)"""
+    i = bisect.bisect_left(starts, b)
+    return i > 0 and reach[i - 1] > a
+
+
+def busy_conflicts(tx: Tx, calendar: dict[str, Any], spans: list[Span]) -> list[dict[str, Any]]:
+    """The blocking events (and occurrences) of the calendar's agent — every calendar of it; the
+    calendar alone when it has no agent — whose time widened by the agent's buffers overlaps any of
+    `spans`: availability's busy time, earliest first, at most MAX_CONFLICTS. For if_free, run
+    inside the write transaction that then inserts, so nothing can book the time in between."""
+    agent_id = calendar["agent_id"]
+    before, after = buffers(rule_store.get(tx.conn, agent_id) if agent_id else None)
+    scope = EventFilter(agent_id=agent_id) if agent_id else EventFilter(calendar_id=calendar["id"])
+    lo, hi = spans[0][0], max(b for _, b in spans)
+    now_ts = to_ts(tx.now)
+    starts = [a for a, _ in spans]
+    reach: list[int] = []
+    for _, b in spans:
+        reach.append(max(b, reach[-1]) if reach else b)
+    out: list[dict[str, Any]] = []
+    for r in occurrences.in_window(tx, scope, lo - after, hi + before, {calendar["id"]: calendar}):
+        if not blocks(r, now_ts) or not _touches(spans, starts, reach, r["start_ts"] - before, r["end_ts"] + after):
+            continue
+        remote = r.get("remote") if isinstance(r.get("remote"), dict) else None
+        out.append(
+            {
+                "event_id": r["id"],
+                "calendar_id": r["calendar_id"],
+                "title": r["title"],
+                "status": r["status"],
+                "start_time": _iso(r["start_ts"]),
+                "end_time": _iso(r["end_ts"]),
+                "source": r["source"],
+                "source_id": (remote or {}).get("connection_id") or (remote or {}).get("subscription_id"),
+                "reason": "overlaps" if _touches(spans, starts, reach, r["start_ts"], r["end_ts"]) else "buffer",
+            }
+        )
+        if len(out) >= MAX_CONFLICTS:
+            break
+    return out

@@ -21,7 +21,7 @@ from chronary import ids
 from chronary.errors import Conflict, Forbidden, ValidationError, not_found
 from chronary.schemas.common import set_fields
 from chronary.schemas.events import Event, EventAttendee, EventCreate, EventUpdate
-from chronary.services import changes, event_times, occurrences
+from chronary.services import availability, changes, event_times, occurrences
 from chronary.services.calendars import load as load_calendar
 from chronary.services.changes import Change, changed_fields
 from chronary.services.context import Ctx, Principal
@@ -139,6 +139,18 @@ def _check_hold_overlap(tx: Tx, calendar: dict[str, Any], start_ts: int, end_ts:
         )
 
 
+def _require_free(tx: Tx, calendar: dict[str, Any], row: dict[str, Any]) -> None:
+    """if_free: 409 listing what is in the way when the agent is busy then (same transaction as the insert)."""
+    clashes = availability.busy_conflicts(tx, calendar, availability.new_event_spans(row, calendar))
+    if clashes:
+        more = "" if len(clashes) < availability.MAX_CONFLICTS else " (the first 100)"
+        raise Conflict(
+            f"The agent is not free then: {len(clashes)} conflicting event(s){more}, see error.conflicts",
+            "start_time",
+            details={"conflicts": clashes},
+        )
+
+
 def load(tx: Tx, principal: Principal, calendar_id: str, event_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """The stored event, or a generated occurrence of a series (marked `_virtual`)."""
     calendar = load_calendar(tx, principal, calendar_id)
@@ -253,7 +265,7 @@ def create(tx: Tx, ctx: Ctx, calendar_id: str, data: EventCreate) -> Event:
                 raise ValidationError(f"{field} is only allowed when status is hold", field)
     _check_hold_transparency(data.status, data.transparency)
     hold_expires = _hold_expiry(tx.now, data.hold_expires_at) if data.status == "hold" else None
-    if data.status == "hold" and not data.allow_overlap:
+    if data.status == "hold" and not data.allow_overlap and not data.if_free:  # if_free checks more, below
         _check_hold_overlap(tx, calendar, to_ts(start), to_ts(end), None)
     now = iso_ms(tx.now)
     event_id = ids.new_id("evt")
@@ -284,6 +296,8 @@ def create(tx: Tx, ctx: Ctx, calendar_id: str, data: EventCreate) -> Event:
         "created_at": now,
         "updated_at": now,
     }
+    if data.if_free:
+        _require_free(tx, calendar, row)
     event_store.create(tx.conn, row)
     out = present(row, calendar)
     kind = "event.hold_created" if data.status == "hold" else "event.created"
