@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.cli.serveproc import ServerProcess, db_file, free_port, run_cli
+from tests.cli.serveproc import ServerProcess, db_file, free_port, on_a_terminal, run_cli
 
 pytestmark = pytest.mark.binary
 ROOT = Path(__file__).resolve().parents[2]
@@ -124,3 +124,17 @@ def test_binary_cli_version_and_unknown_command(binary: Path) -> None:
     assert version.returncode == 0 and "chronary" in version.stdout
     wrong = run_cli("nonsense", command=[str(binary)])
     assert wrong.returncode == 2 and "No such command" in wrong.stderr
+
+
+def test_binary_imports_with_progress_bars_and_exports(binary: Path, tmp_path: Path) -> None:
+    """The portability commands run frozen, rich's progress bars included (the spec keeps rich)."""
+    data = ["--data-dir", str(tmp_path / "data")]
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "portability" / "google.ics"
+    code, out, shown = on_a_terminal("import", "ics", str(fixture), "--new-calendar", "G", *data, command=[str(binary)])
+    assert code == 0, shown
+    assert "Importing google.ics" in shown and "4/4" in shown
+    calendar_id = out.split()[0]
+    assert calendar_id.startswith("cal_"), out
+    exported = run_cli("export", "ics", "--calendar", calendar_id, *data, command=[str(binary)])
+    assert exported.returncode == 0, exported.stderr
+    assert exported.stdout.count("BEGIN:VEVENT") >= 4 and "END:VCALENDAR" in exported.stdout

@@ -46,6 +46,27 @@ def run_cli(
     )
 
 
+def on_a_terminal(*args: str, command: Sequence[str] = CHRONARY) -> tuple[int, str, str]:
+    """Run the CLI with stderr on a pseudo-terminal: (exit status, stdout, what the terminal showed)."""
+    master, slave = os.openpty()
+    env = clean_env({"TERM": "xterm-256color", "COLUMNS": "100"})
+    proc = subprocess.Popen([*command, *args], stdout=subprocess.PIPE, stderr=slave, stdin=subprocess.DEVNULL, env=env)
+    os.close(slave)
+    shown = b""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        shown += chunk
+    out, _ = proc.communicate(timeout=60)
+    os.close(master)
+    return proc.returncode, out.decode(), shown.decode("utf-8", "replace")
+
+
 class ServerProcess:
     """`chronary serve …` in a subprocess; `start()` returns once /health answers 200."""
 

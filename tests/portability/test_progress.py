@@ -3,44 +3,21 @@ keeps only the summary lines either way."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import time
 from pathlib import Path
 
-from tests.cli.serveproc import CHRONARY, clean_env
+from tests.cli.serveproc import CHRONARY, clean_env, on_a_terminal
 from tests.portability.conftest import FIXTURES
-
-
-def _on_a_terminal(*args: str) -> tuple[int, str, str]:
-    """Run the CLI with stderr on a pseudo-terminal: (exit status, stdout, what the terminal showed)."""
-    master, slave = os.openpty()
-    env = clean_env({"TERM": "xterm-256color", "COLUMNS": "100"})
-    proc = subprocess.Popen([*CHRONARY, *args], stdout=subprocess.PIPE, stderr=slave, stdin=subprocess.DEVNULL, env=env)
-    os.close(slave)
-    shown = b""
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            chunk = os.read(master, 65536)
-        except OSError:  # the child closed the terminal
-            break
-        if not chunk:
-            break
-        shown += chunk
-    out, _ = proc.communicate(timeout=60)
-    os.close(master)
-    return proc.returncode, out.decode(), shown.decode("utf-8", "replace")
 
 
 def test_bars_on_a_terminal_and_none_when_quiet(tmp_path: Path) -> None:
     data = ["--data-dir", str(tmp_path / "data")]
-    code, out, shown = _on_a_terminal("import", "ics", str(FIXTURES / "google.ics"), "--new-calendar", "G", *data)
+    code, out, shown = on_a_terminal("import", "ics", str(FIXTURES / "google.ics"), "--new-calendar", "G", *data)
     assert code == 0, shown
     assert "Importing google.ics" in shown and "4/4" in shown  # the bar, with its count of UIDs
     assert out.startswith("cal_") and "6 created" in out and "Importing" not in out
 
-    code, out, shown = _on_a_terminal("import", "ics", str(FIXTURES / "google.ics"), "--new-calendar", "G", "--quiet", *data)
+    code, out, shown = on_a_terminal("import", "ics", str(FIXTURES / "google.ics"), "--new-calendar", "G", "--quiet", *data)
     assert code == 0, shown
     assert "Importing" not in shown and "6 created" in out
 
