@@ -20,7 +20,7 @@ indexes; from migration 0020 on, `change_log`, its indexes and `change_payloads`
 
     .venv/bin/python bench/storage_bench.py                  # 100,000 events
     .venv/bin/python bench/storage_bench.py --events 20000
-    cd /tmp && PYTHONPATH=/tmp/base-1e91ad2 /work/main/.venv/bin/python /work/main/bench/storage_bench.py
+    PYTHONPATH=/tmp/base-1e91ad2 .venv/bin/python bench/storage_bench.py     # the code before
 
 Exits non-zero when the file is larger than twice the events' own bytes.
 """

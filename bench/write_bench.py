@@ -11,10 +11,7 @@ short warm-up of each precedes the measured rounds. Bounded: each wrk run stops 
 
     .venv/bin/python bench/write_bench.py                 # 3 rounds of 5 s per route, 8 connections
     .venv/bin/python bench/write_bench.py --rounds 5 --seconds 4
-    cd /tmp && PYTHONPATH=/tmp/base-1e91ad2 /work/main/.venv/bin/python /work/main/bench/write_bench.py
-
-(the last: the code before, run from another directory, or `python -m chronary` in the server
-subprocess imports the checkout in the working directory ahead of PYTHONPATH).
+    PYTHONPATH=/tmp/base-1e91ad2 .venv/bin/python bench/write_bench.py    # the code before
 
 Needs wrk (`apt-get install -y wrk`). Exits non-zero when a request failed.
 """
