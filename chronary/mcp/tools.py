@@ -281,10 +281,18 @@ async def _list_events(call: Call, args: dict[str, Any]) -> dict[str, Any]:
 
 
 _CREATE_FIELDS = tuple(_EVENT_FIELDS)
+_IF_FREE = {
+    "type": "boolean",
+    "description": (
+        "Book only if the agent is free then: its whole busy time (every calendar, synced and subscribed ones, "
+        "holds, buffers) is checked in the booking's own transaction; a clash is a conflict error listing the "
+        "conflicting events (error.conflicts), and nothing is booked"
+    ),
+}
 
 
 async def _create_event(call: Call, args: dict[str, Any]) -> dict[str, Any]:
-    data = _convert(_pick(args, _CREATE_FIELDS), EventCreate)
+    data = _convert(_pick(args, (*_CREATE_FIELDS, "if_free")), EventCreate)
     return await _write_once(
         call, "create_event", args, lambda tx: as_json(event_svc.create(tx, call.ctx, args["calendar_id"], data))
     )
@@ -310,7 +318,9 @@ async def _cancel_event(call: Call, args: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _place_hold(call: Call, args: dict[str, Any]) -> dict[str, Any]:
-    fields = _pick(args, ("title", "start_time", "end_time", "description", "location", "hold_expires_at", "metadata"))
+    fields = _pick(
+        args, ("title", "start_time", "end_time", "description", "location", "hold_expires_at", "metadata", "if_free")
+    )
     data = _convert({**fields, "status": "hold"}, EventCreate)
     return await _write_once(
         call, "place_hold", args, lambda tx: as_json(event_svc.create(tx, call.ctx, args["calendar_id"], data))
@@ -555,7 +565,12 @@ TOOLS: list[ToolSpec] = [
             "event unless allow_overlap is true. To reserve a time you may still give up, use place_hold instead."
         ),
         input_schema=_obj(
-            {"calendar_id": _id("cal", "Calendar to book on"), **_EVENT_FIELDS, "request_id": REQUEST_ID},
+            {
+                "calendar_id": _id("cal", "Calendar to book on"),
+                **_EVENT_FIELDS,
+                "if_free": _IF_FREE,
+                "request_id": REQUEST_ID,
+            },
             ["calendar_id", "title", "start_time", "end_time"],
             [
                 {
@@ -616,6 +631,7 @@ TOOLS: list[ToolSpec] = [
                 "description": _EVENT_FIELDS["description"],
                 "location": _EVENT_FIELDS["location"],
                 "metadata": _EVENT_FIELDS["metadata"],
+                "if_free": _IF_FREE,
                 "request_id": REQUEST_ID,
             },
             ["calendar_id", "title", "start_time", "end_time"],
@@ -916,4 +932,7 @@ async def run(spec: ToolSpec, call: Call, arguments: dict[str, Any]) -> dict[str
 
 
 def error_envelope(exc: ChronaryError, request_id: str | None = None) -> dict[str, Any]:
-    return {"error": {"type": exc.type, "message": exc.message, "param": exc.param, "request_id": request_id}}
+    """The REST envelope, documented extra keys (an if_free clash's `conflicts`) included."""
+    error = {"type": exc.type, "message": exc.message, "param": exc.param, "request_id": request_id}
+    error.update((k, v) for k, v in exc.details.items() if k not in error)
+    return {"error": error}

@@ -464,3 +464,41 @@ def test_hosts_localhost_and_lan(live_server: Any, tmp_path: Any) -> None:
 
     result = anyio.run(go)
     assert not result.is_error and result.structured_content["total"] == 0
+
+
+def test_book_if_free_over_mcp_lists_the_conflicts(live_server: Any) -> None:
+    """create_event and place_hold take if_free: a clash anywhere in the agent's busy time is a conflict
+    error carrying the REST answer's `conflicts`, and nothing is booked."""
+    server = live_server()
+    org = setup_org(server)
+    cal = org["cal_a"]["id"]
+    with rest(server.base_url, org["ada_key"]) as c:
+        second = c.post(f"/v1/agents/{org['ada']['id']}/calendars", json={"name": "Ada home", "timezone": "UTC"}).json()
+        busy = c.post(
+            f"/v1/calendars/{second['id']}/events",
+            json={"title": "Dentist", "start_time": f"{MON}T09:30:00Z", "end_time": f"{MON}T10:30:00Z"},
+        ).json()
+    slot = {"calendar_id": cal, "start_time": f"{MON}T09:00:00Z", "end_time": f"{MON}T10:00:00Z", "if_free": True}
+
+    async def go() -> list[Any]:
+        async with mcp_session(server.base_url, org["ada_key"]) as s:
+            return [
+                await s.call_tool("create_event", {**slot, "title": "Review"}),
+                await s.call_tool("place_hold", {**slot, "title": "Maybe"}),
+                await s.call_tool(
+                    "create_event",
+                    {**slot, "title": "Later", "start_time": f"{MON}T11:00:00Z", "end_time": f"{MON}T12:00:00Z"},
+                ),  # fmt: skip
+            ]
+
+    booked, held, later = anyio.run(go)
+    for refused in (booked, held):
+        assert refused.is_error
+        error = refused.structured_content["error"]
+        assert error["type"] == "conflict"
+        assert [c["event_id"] for c in error["conflicts"]] == [busy["id"]]
+        assert error["conflicts"][0]["calendar_id"] == second["id"]
+    assert not later.is_error and later.structured_content["title"] == "Later"
+    with rest(server.base_url, org["ada_key"]) as c:
+        titles = sorted(e["title"] for e in c.get(f"/v1/calendars/{cal}/events").json()["data"])
+    assert titles == ["Later"]
