@@ -34,9 +34,9 @@ class RequestContextMiddleware:
                 message["headers"] = [*message.get("headers", []), header]
             await send(message)
 
-        if _json_only(scope) and _has_body(scope):
-            content_type = _header(scope, b"content-type").split(";")[0].strip().lower()
-            if content_type != "application/json" and not content_type.endswith("+json"):
+        if _json_only(scope):
+            content_type = _body_type(scope)
+            if content_type is not None and content_type != "application/json" and not content_type.endswith("+json"):
                 await _reject_media_type(send_with_id, request_id, content_type)
                 return
         await self.app(scope, receive, send_with_id)
@@ -44,12 +44,30 @@ class RequestContextMiddleware:
 
 def _json_only(scope: Scope) -> bool:
     """API bodies are JSON; what providers push to Connect's inbound URLs is theirs to shape."""
+    if scope.get("method") not in _BODY_METHODS:  # GETs (most requests) stop here
+        return False
     path = scope["path"]
-    return (
-        scope.get("method") in _BODY_METHODS
-        and path.startswith(("/v1/", "/connect/v1/"))
-        and not path.startswith("/connect/v1/inbound/")
-    )
+    return path.startswith(("/v1/", "/connect/v1/")) and not path.startswith("/connect/v1/inbound/")
+
+
+def _body_type(scope: Scope) -> str | None:
+    """The media type of the request's body (lowercase; "" when not given), or None when there is
+    no body (content-length 0, or neither a content-length nor a transfer-encoding). One pass
+    over the headers: this runs for every POST, PUT and PATCH."""
+    length = encoding = content_type = b""
+    for key, value in scope.get("headers", []):
+        if key == b"content-length":
+            length = length or value
+        elif key == b"transfer-encoding":
+            encoding = encoding or value
+        elif key == b"content-type":
+            content_type = content_type or value
+    if length:
+        if length.strip() == b"0":
+            return None
+    elif not encoding:
+        return None
+    return content_type.decode("latin-1").split(";")[0].strip().lower()
 
 
 def _header(scope: Scope, name: bytes) -> str:
@@ -57,13 +75,6 @@ def _header(scope: Scope, name: bytes) -> str:
         if key == name:
             return value.decode("latin-1")
     return ""
-
-
-def _has_body(scope: Scope) -> bool:
-    length = _header(scope, b"content-length")
-    if length:
-        return length.strip() != "0"
-    return bool(_header(scope, b"transfer-encoding"))
 
 
 async def _reject_media_type(send: Send, request_id: str, content_type: str) -> None:
