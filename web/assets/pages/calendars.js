@@ -1,9 +1,10 @@
 // Calendars & feeds (#/calendars): every calendar the key may see, grouped by owner; creating,
 // editing and deleting one; and its iCal feed: the URL (ical_url, already on the server's public
-// URL) with a copy button, a webcal:// link, a QR code to subscribe from a phone, and rotation.
+// URL) with a copy button, a webcal:// link, a QR code to subscribe from a phone, and rotation;
+// and its feeds per device (feed tokens: a URL each, full, busy-only or a window, revoked alone).
 // The API has no colour field: the colour is kept in the calendar's metadata as `color`.
 import { all, del, patch, post } from "/assets/api.js";
-import { confirmDialog, copyButton, empty, field, h, onSubmit, toast } from "/assets/ui.js";
+import { confirmDialog, copyButton, empty, field, h, onSubmit, toast, when } from "/assets/ui.js";
 import qrcode from "/vendor/qrcode/qrcode.mjs";
 import { agentLabel, browserZone, ensureCss, pageView, failure, loadAgents, tzField } from "/assets/pages/people-util.js";
 
@@ -182,7 +183,7 @@ function calendarCard(cal, agents, redraw) {
             "div",
             {},
             h("p", { class: "help" }, "Scan with a phone's camera to open the feed, or subscribe in a calendar app on this device:"),
-            h("p", {}, h("a", { href: webcal(cal.ical_url), class: "button-link" }, `Subscribe to ${cal.name} (webcal://)`)),
+            h("p", {}, h("a", { href: cal.webcal_url || webcal(cal.ical_url), class: "button-link" }, `Subscribe to ${cal.name} (webcal://)`)),
             h(
               "button",
               {
@@ -209,6 +210,7 @@ function calendarCard(cal, agents, redraw) {
             ),
           ),
         ),
+        deviceFeeds(cal),
       ),
       h(
         "div",
@@ -274,6 +276,113 @@ function calendarCard(cal, agents, redraw) {
   }
   showView();
   return card;
+}
+
+const SCOPES = [
+  ["full", "Full details"],
+  ["busy", "Busy only (no titles or details)"],
+  ["window", "A window of days (full details)"],
+  ["window-busy", "A window of days, busy only"],
+];
+
+function scopeText(scope) {
+  if (scope.kind === "full") return "Full details";
+  if (scope.kind === "busy") return "Busy only";
+  return `${scope.past_days} days back to ${scope.future_days} days ahead${scope.busy ? ", busy only" : ""}`;
+}
+
+// Feeds per device: a URL for each phone, laptop or person, revoked alone. Loaded when opened
+// (one request per calendar only for the ones looked at); a new URL is shown once, as created.
+function deviceFeeds(cal) {
+  const list = h("ul", { class: "tokens" });
+  const created = h("div", { class: "created", "aria-live": "polite" });
+  const box = h(
+    "details",
+    { class: "device-feeds" },
+    h("summary", {}, `Feeds per device for ${cal.name}`),
+    h("p", { class: "help" }, "Give each device or person its own URL: you can see when each was last read, and revoke one without breaking the others."),
+    list,
+    created,
+  );
+  const base = `/v1/calendars/${encodeURIComponent(cal.id)}/feed-tokens`;
+  async function load() {
+    let tokens;
+    try {
+      tokens = await all(base);
+    } catch (err) {
+      list.replaceChildren(h("li", { class: "alert" }, `The feed tokens could not be loaded: ${err.message}`));
+      return;
+    }
+    if (!tokens.length) {
+      list.replaceChildren(h("li", { class: "muted" }, "No device feeds yet."));
+      return;
+    }
+    list.replaceChildren(
+      ...tokens.map((t) =>
+        h(
+          "li",
+          { class: "token" },
+          h("strong", {}, t.label),
+          ` · ${scopeText(t.scope)} · `,
+          t.last_fetched_at ? `last read ${when(t.last_fetched_at)}${t.last_user_agent ? ` by ${t.last_user_agent}` : ""}` : "never read",
+          " ",
+          h(
+            "button",
+            {
+              type: "button",
+              class: "danger small",
+              "aria-label": `Revoke the feed of ${t.label}`,
+              onclick: async () => {
+                const ok = await confirmDialog(`Revoke the feed URL of ${t.label}? That URL stops working at once; the others keep working.`, "Revoke");
+                if (!ok) return;
+                try {
+                  await del(`${base}/${encodeURIComponent(t.id)}`);
+                  toast(`Feed of ${t.label} revoked`, "ok");
+                  created.replaceChildren();
+                  load();
+                } catch (err) {
+                  toast(`The feed could not be revoked: ${err.message}`, "error");
+                }
+              },
+            },
+            "Revoke",
+          ),
+        ),
+      ),
+    );
+  }
+  const form = h(
+    "form",
+    { novalidate: true, "aria-label": `New device feed for ${cal.name}` },
+    h(
+      "div",
+      { class: "form-grid" },
+      field("Device or person", "label", { attrs: { required: true, maxlength: 255, autocomplete: "off", placeholder: "e.g. Ada's phone" } }),
+      field("Shows", "scope", { tag: "select", options: SCOPES, value: "full" }),
+      field("Days back (window)", "past_days", { type: "number", value: "30", attrs: { min: 0, max: 3650 } }),
+      field("Days ahead (window)", "future_days", { type: "number", value: "365", attrs: { min: 0, max: 3650 } }),
+    ),
+    h("div", { class: "actions" }, h("button", { type: "submit", class: "secondary" }, "Create device feed")),
+  );
+  onSubmit(form, async (v) => {
+    const scope = v.scope.startsWith("window") ? { kind: "window", past_days: v.past_days, future_days: v.future_days, busy: v.scope === "window-busy" } : { kind: v.scope };
+    const tok = await post(base, { label: v.label, scope });
+    const input = h("input", { type: "text", readonly: true, value: tok.ical_url, id: `url-${tok.id}`, class: "url", spellcheck: "false" });
+    created.replaceChildren(
+      h("p", {}, h("strong", {}, `Feed URL for ${tok.label} — shown only now; copy it or subscribe on that device.`)),
+      h("label", { for: input.id }, `Feed URL for ${tok.label}`),
+      h("div", { class: "url-row" }, input, copyButton(tok.ical_url, `Copy the feed URL for ${tok.label}`)),
+      h("p", {}, h("a", { href: tok.webcal_url, class: "button-link" }, `Subscribe (webcal://) as ${tok.label}`)),
+    );
+    form.reset();
+    toast(`Feed for ${tok.label} created`, "ok");
+    await load();
+  });
+  box.append(form);
+  box.addEventListener("toggle", () => {
+    if (box.open) load();
+  });
+  return box;
 }
 
 function createForm(owners, ctx, redraw) {
