@@ -121,6 +121,7 @@ class Database:
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._writer_lock = threading.Lock()
+        self._closed = False
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="chronary-reader")
         self._write_lock = threading.Lock()
         # called after every commit (from the committing thread), without arguments
@@ -209,6 +210,8 @@ class Database:
         job = _Job(fn, loop, loop.create_future(), raw)
         if self._writer is None:
             with self._writer_lock:
+                if self._closed:
+                    raise RuntimeError("the database is closed: no more writes")
                 if self._writer is None:
                     self._writer = threading.Thread(target=self._write_loop, name="chronary-writer_0", daemon=True)
                     self._writer.start()
@@ -219,6 +222,7 @@ class Database:
         while True:
             first = self._queue.get()
             if first is None:
+                self._refuse_late()
                 return
             group, stop = [first], False
             while len(group) < GROUP_MAX:
@@ -232,7 +236,23 @@ class Database:
                 group.append(job)
             self._run(group)
             if stop:
+                self._refuse_late()
                 return
+
+    def _refuse_late(self) -> None:
+        """Writes that raced `close` into the queue after its stop mark fail instead of hanging."""
+        late: list[_Job] = []
+        while True:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if job is not None:
+                job.value = RuntimeError("the database is closed: no more writes")
+                late.append(job)
+        for job in late:
+            with contextlib.suppress(RuntimeError):
+                job.loop.call_soon_threadsafe(_settle, [job])
 
     def _run(self, group: list[_Job]) -> None:
         """Run the queued jobs in order: raw ones alone, the others in shared transactions."""
@@ -324,11 +344,12 @@ class Database:
         return await loop.run_in_executor(self._readers, self.read_sync, fn)
 
     def close(self) -> None:
-        writer = self._writer
+        with self._writer_lock:
+            self._closed = True
+            writer, self._writer = self._writer, None
         if writer is not None:
-            self._queue.put(None)
+            self._queue.put(None)  # after the writes already queued
             writer.join()
-            self._writer = None
         self._readers.shutdown(wait=True)
         with self._all_lock:
             for conn in self._all:

@@ -152,3 +152,14 @@ def test_wake_on_notifies_after_commits_that_wrote_its_tables(api: Any, woken: l
         db.write_sync(lambda tx: (_org("org_y")(tx), (_ for _ in ()).throw(ValueError("rolled back"))))
     db.write_sync(lambda tx: tx.wake.add("asked-for"))
     assert woken == [{"orgs-changed"}, {"asked-for"}]
+
+
+def test_writes_after_close_are_refused(tmp_path: Any) -> None:
+    from chronary.config import Settings
+    from chronary.runtime import open_runtime
+
+    rt = open_runtime(Settings(data_dir=tmp_path / "data", workers=False))
+    assert asyncio.run(rt.db.write(_org("org_before"))) == "org_before"
+    rt.db.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        asyncio.run(rt.db.write(_org("org_after")))
