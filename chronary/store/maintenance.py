@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlite_utils
 
-SECRET_COLUMNS = {"api_keys": {"hash"}}
+SECRET_COLUMNS = {"api_keys": {"hash"}, "feed_tokens": {"hash"}}
 
 
 def _open(path: Path) -> sqlite_utils.Database:
