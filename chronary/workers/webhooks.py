@@ -52,7 +52,7 @@ FAN_OUT_BATCH = 500
 MIN_TICK_INTERVAL = 0.05
 MAX_BATCH = 64  # deliveries one sender claims (and then records) in one transaction
 BATCH_SECONDS = 0.2  # a batch grows only while it is sent in less than this
-REST = 1.0  # after a batch of several, a sender pauses as long as the batch took (half duty)
+REST = 0.5  # after a batch of several, a sender pauses half as long as the batch took
 T = TypeVar("T")
 OPTIONS_KEY = "webhooks.options"  # runtime.extras[OPTIONS_KEY]: constructor overrides (tests)
 
