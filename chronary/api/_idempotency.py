@@ -70,7 +70,7 @@ class IdempotencyMiddleware:
         pause = 0.01
 
         def begin(tx: Tx) -> idempotency.Outcome:
-            return idempotency.begin(tx, holder, key, fp, self.owner, int(clock.now().timestamp()))
+            return idempotency.begin(tx, holder, key, fp, self.owner, int(clock.now().timestamp()), self.runtime.secrets)
 
         while True:
             outcome = await db.write(begin)
@@ -100,7 +100,7 @@ class IdempotencyMiddleware:
             raise
         answer = _answer_of(captured)
         if idempotency.worth_keeping(answer.status):
-            await db.write(lambda tx: idempotency.finish(tx, holder, key, self.owner, answer))
+            await db.write(lambda tx: idempotency.finish(tx, holder, key, self.owner, answer, self.runtime.secrets))
         else:
             await db.write(lambda tx: idempotency.release(tx, holder, key, self.owner))
         return answer

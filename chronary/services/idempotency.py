@@ -6,7 +6,9 @@ with another method, path or body is a client bug and is refused (422, naming wh
 never silently answered with the first request's result. While the first request is still
 running a retry waits for its answer (the front door polls `begin`) and gets 409
 `idempotency_in_progress` if it does not come in time. A key left running by a server process
-that has since stopped is taken over by the retry: that request never answered.
+that has since stopped is taken over by the retry: that request never answered. Kept answers
+are encrypted with the server's secret box: some carry a secret shown only once (a new API key,
+a feed token's URL), and a copied database must not give them away.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from chronary.crypto import SecretBox
 from chronary.errors import IdempotencyMismatch, ValidationError
 from chronary.store import idempotency as store
 from chronary.store.db import Tx
@@ -101,7 +104,7 @@ def _mismatch(row: dict[str, Any], fp: Fingerprint) -> str | None:
     return "it was first used with a different body"
 
 
-def begin(tx: Tx, holder: str, key: str, fp: Fingerprint, owner: str, now: int) -> Outcome:
+def begin(tx: Tx, holder: str, key: str, fp: Fingerprint, owner: str, now: int, box: SecretBox) -> Outcome:
     """Take the key, or say what the earlier request with it left: its answer, or still running."""
     store.prune(tx.conn, now)
     row = store.get(tx.conn, holder, key)
@@ -111,7 +114,7 @@ def begin(tx: Tx, holder: str, key: str, fp: Fingerprint, owner: str, now: int) 
             raise IdempotencyMismatch(f"This {HEADER} can't be reused: {problem}", HEADER)
         if row["state"] == "done":
             headers = [(str(name), str(value)) for name, value in loads(row["headers"]) or []]
-            return Answer(int(row["status"]), headers, bytes(row["body"] or b""))
+            return Answer(int(row["status"]), headers, _open(box, row["body"]))
         abandoned = row["owner"] != owner or now - int(row["created_at"]) > STALE_SECONDS
         if not abandoned:
             return Running()
@@ -138,9 +141,17 @@ def worth_keeping(status: int) -> bool:
     return status < 500 and status != 429
 
 
-def finish(tx: Tx, holder: str, key: str, owner: str, answer: Answer) -> None:
+def finish(tx: Tx, holder: str, key: str, owner: str, answer: Answer, box: SecretBox) -> None:
     kept = [(name, value) for name, value in answer.headers if name.lower() in KEPT_HEADERS]
-    store.finish(tx.conn, holder, key, owner, answer.status, kept, answer.body)
+    store.finish(tx.conn, holder, key, owner, answer.status, kept, _seal(box, answer.body))
+
+
+def _seal(box: SecretBox, body: bytes) -> bytes:
+    return box.encrypt(body.decode("latin-1")).encode("ascii")  # latin-1: any bytes round-trip
+
+
+def _open(box: SecretBox, sealed: bytes | None) -> bytes:
+    return box.decrypt(bytes(sealed).decode("ascii")).encode("latin-1") if sealed else b""
 
 
 def release(tx: Tx, holder: str, key: str, owner: str) -> None:

@@ -202,7 +202,7 @@ def test_a_key_left_running_by_a_stopped_server_is_taken_over(api):
     fp = idempotency.fingerprint("POST", target, body)
     holder = api.runtime.db.read_sync(lambda tx: tx.conn.execute("SELECT id FROM api_keys LIMIT 1").fetchone()["id"])
     now = int(api.runtime.clock.now().timestamp())
-    api.runtime.db.write_sync(lambda tx: idempotency.begin(tx, holder, "crashed", fp, "run_gone", now))
+    api.runtime.db.write_sync(lambda tx: idempotency.begin(tx, holder, "crashed", fp, "run_gone", now, api.runtime.secrets))
     r = api.post(target, content=body, headers={"Idempotency-Key": "crashed", "Content-Type": "application/json"})
     assert r.status_code == 201, r.text
     assert len(_events(api, cal["id"])) == 1
@@ -221,7 +221,7 @@ def test_a_running_first_request_makes_the_retry_wait_or_409(api, monkeypatch):
         api.post(target, content=body, headers={"Idempotency-Key": "warm", "Content-Type": "application/json"})
         owner = api.runtime.extras["idempotency_owner"]
     now = int(api.runtime.clock.now().timestamp())
-    api.runtime.db.write_sync(lambda tx: idempotency.begin(tx, holder, "busy", fp, owner, now))
+    api.runtime.db.write_sync(lambda tx: idempotency.begin(tx, holder, "busy", fp, owner, now, api.runtime.secrets))
     monkeypatch.setattr(_idempotency, "WAIT_SECONDS", 0.3)
     r = api.post(target, content=body, headers={"Idempotency-Key": "busy", "Content-Type": "application/json"})
     assert_error(r, 409, "idempotency_in_progress", "Idempotency-Key")
@@ -237,3 +237,14 @@ def test_openapi_documents_the_header_on_writes_only(api):
     header = next(p for p in create["post"]["parameters"] if p["name"] == "Idempotency-Key")
     assert header["in"] == "header" and header["schema"]["maxLength"] == 255
     assert "Idempotency-Key" in [p["name"] for p in doc["paths"]["/connect/v1/tables"]["post"]["parameters"]]
+
+
+def test_kept_answers_are_encrypted_at_rest(api):
+    """A new API key's secret is shown once; the kept answer must not hold it readable."""
+    r = api.post("/v1/keys", json={"name": "bot"}, headers={"Idempotency-Key": "key-1"})
+    assert r.status_code == 201
+    secret = r.json()["secret"]
+    stored = api.runtime.db.read_sync(lambda tx: tx.conn.execute("SELECT body FROM idempotency_keys").fetchone()["body"])
+    assert secret.encode() not in bytes(stored) and b"secret" not in bytes(stored)
+    again = api.post("/v1/keys", json={"name": "bot"}, headers={"Idempotency-Key": "key-1"})
+    assert again.json()["secret"] == secret and again.headers["idempotent-replayed"] == "true"
