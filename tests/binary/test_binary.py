@@ -133,7 +133,7 @@ def test_binary_imports_with_progress_bars_and_exports(binary: Path, tmp_path: P
     code, out, shown = on_a_terminal("import", "ics", str(fixture), "--new-calendar", "G", *data, command=[str(binary)])
     assert code == 0, shown
     assert "Importing google.ics" in shown and "4/4" in shown
-    calendar_id = out.split()[0]
+    calendar_id = out.split()[0].rstrip(":")
     assert calendar_id.startswith("cal_"), out
     exported = run_cli("export", "ics", "--calendar", calendar_id, *data, command=[str(binary)])
     assert exported.returncode == 0, exported.stderr
