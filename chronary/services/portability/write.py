@@ -27,6 +27,7 @@ from chronary.errors import Conflict
 from chronary.ical.model import EventData, Resource
 from chronary.services.events import record_event_change
 from chronary.services.occurrences import occurrence_id
+from chronary.services.sync.merge import event_fields
 from chronary.store import events as event_store
 from chronary.store import sync as sync_store
 from chronary.store.db import Tx
@@ -62,20 +63,7 @@ class Stats:
 
 def fields(f: EventData, calendar_tz: str) -> dict[str, Any]:
     """The stored columns of one decoded piece (as the sync merge stores them)."""
-    out: dict[str, Any] = {
-        "title": f.title,
-        "description": f.description,
-        "location": f.location,
-        "start_ts": f.start_ts,
-        "end_ts": f.end_ts,
-        "all_day": f.all_day,
-        "status": f.status,
-        "attendees": f.attendees,
-        "sequence": f.sequence,
-        "reminders": f.reminders,
-        "transparency": f.transparency,
-        "read_only": False,
-    }
+    out: dict[str, Any] = {**event_fields(f), "read_only": False}
     if f.recurrence_id_ts is None:
         out["recurrence"] = f.recurrence
         # a timed series repeats in the zone it was written in (services/occurrences.series_zone)

@@ -84,7 +84,8 @@ class Mirror:
         return out
 
 
-def _fields(f: EventData) -> dict[str, Any]:
+def event_fields(f: EventData) -> dict[str, Any]:
+    """The stored columns a decoded piece sets (every merge of decoded events: sync, imports)."""
     return {
         "title": f.title,
         "description": f.description,
@@ -234,7 +235,7 @@ class Merger:
         cid, rid = self.key()
         read_only = self.mirror.read_only
         master_values = {
-            **_fields(ev.master),
+            **event_fields(ev.master),
             "recurrence": ev.master.recurrence,
             "remote": self.mirror.remote_json(ev, _series_tzid(ev.master)),
             "read_only": read_only,
@@ -251,7 +252,7 @@ class Merger:
         remote = self.mirror.remote_json(ev, None)
         for ov in ev.overrides:
             assert ov.recurrence_id_ts is not None
-            values = {**_fields(ov), "recurrence": None, "remote": remote, "read_only": read_only}
+            values = {**event_fields(ov), "recurrence": None, "remote": remote, "read_only": read_only}
             if ov.recurrence_id_ts in old:
                 self._patch(old.pop(ov.recurrence_id_ts), values)
             else:
