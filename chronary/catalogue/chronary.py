@@ -42,7 +42,7 @@ event_id = string(
 
 def _event_fields(*, patch: bool) -> dict[str, Schema]:
     """The writable fields of an event (EventCreate; with `patch`, EventUpdate: the same, without defaults)."""
-    return {
+    fields: dict[str, Schema] = {
         "title": string("Title, 1–500 characters", min_length=1, max_length=limits.TITLE_MAX, examples=["Design review"]),
         "start_time": string(
             "Start: ISO 8601 timestamp with offset; for all-day events a date YYYY-MM-DD",
@@ -124,6 +124,15 @@ def _event_fields(*, patch: bool) -> dict[str, Schema]:
             examples=[False],
         ),
     }
+    if not patch:  # booking-time only: a change is not re-checked
+        fields["if_free"] = boolean(
+            "Book only if the agent is free then: its whole busy time (every calendar, synced and subscribed ones, "
+            "unexpired holds, its buffers) is checked in the booking's own transaction; a clash is 409 conflict "
+            "listing error.conflicts, and nothing is written",
+            default=False,
+            examples=[True],
+        )
+    return fields
 
 
 _instant_out = string(_INSTANT + ", answered in UTC with Z", format="date-time")
@@ -228,7 +237,7 @@ ACTIONS = (
             "403. Answers the event."
         ),
         input_schema=input_schema(
-            {**_ids, **_with(*_CREATE_FIELDS, patch=True)},
+            {**_ids, **_event_fields(patch=True)},
             ("calendar_id", "event_id"),
             minProperties=3,
             examples=[
@@ -309,6 +318,12 @@ ACTIONS = (
                 "slot_step_minutes": integer(
                     "Distance between candidate starts, 1–1440 minutes", minimum=1, maximum=1440, default=15, examples=[30]
                 ),
+                "explain": boolean(
+                    "Also answer why the other candidates were rejected (REST's ?explain=true): the events, rules and "
+                    "sources (with when they last synced) that blocked them",
+                    default=False,
+                    examples=[True],
+                ),
             },
             ("agent_ids", "start", "end", "duration_minutes"),
             examples=[
@@ -321,7 +336,15 @@ ACTIONS = (
             ],
         ),
         output_schema=output_schema(
-            "Free slots, earliest first", {"slots": array("Slots of the requested length", _interval)}, ("slots",)
+            "Free slots, earliest first",
+            {
+                "slots": array("Slots of the requested length", _interval),
+                "explanation": obj(
+                    "With explain: rejected candidates (grouped, with their reasons) and the sources behind them",
+                    nullable=True,
+                ),
+            },
+            ("slots",),
         ),
     ),
     Action(

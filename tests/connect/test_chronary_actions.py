@@ -289,6 +289,10 @@ def test_find_meeting_time_answers_what_rest_answers(env: Env) -> None:
     defaults = {k: v for k, v in inputs.items() if k != "limit"}
     out = act(env, env.org, "find_meeting_time", defaults)
     assert len(out["slots"]) == 5 and out == env.api.post("/v1/availability/find-meeting-time", json=defaults).json()
+    # explain: an input here, REST's ?explain=true there; the same answer, with the rejected candidates
+    explained = act(env, env.agent, "find_meeting_time", {**inputs, "explain": True})
+    rest = env.agent_api.post("/v1/availability/find-meeting-time?explain=true", json=inputs).json()
+    assert explained == rest and explained["explanation"]["rejected"]
 
 
 def test_list_events_of_a_calendar_and_of_an_agent(env: Env) -> None:

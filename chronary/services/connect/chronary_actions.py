@@ -156,8 +156,9 @@ async def _release_hold(db: Database, ctx: Ctx, inputs: dict[str, Any]) -> dict[
 
 async def _find_meeting_time(db: Database, ctx: Ctx, inputs: dict[str, Any]) -> dict[str, Any]:
     """POST /v1/availability/find-meeting-time."""
-    data = _convert(inputs, FindMeetingTime)
-    return _out(await db.read(lambda tx: availability.find_meeting_time(tx, ctx.principal, data)))
+    explain = bool(inputs.get("explain", False))  # a query flag on REST, an input here
+    data = _convert({k: v for k, v in inputs.items() if k != "explain"}, FindMeetingTime)
+    return _out(await db.read(lambda tx: availability.find_meeting_time(tx, ctx.principal, data, explain=explain)))
 
 
 async def _list_events(db: Database, ctx: Ctx, inputs: dict[str, Any]) -> dict[str, Any]:
