@@ -243,10 +243,10 @@ def http_part(count: int, requests: int, concurrency: int) -> None:
         print(f"{'request':28} {'history':8} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>7}  (x{concurrency} clients)")
         ratios: list[tuple[str, float, float]] = []
         for name, make in cases.items():
-            figures = measure(base, key, name, {who: make(who) for who in ("start", "end")}, requests, concurrency)
+            figures, paired = measure(base, key, name, {who: make(who) for who in ("start", "end")}, requests, concurrency)
             for who, (p50, p99, rate) in figures.items():
                 print(f"{name:28} {who:8} {p50:>8.2f} {p99:>8.2f} {rate:>7.0f}")
-            ratios.append((name, figures["end"][0] / figures["start"][0], figures["end"][2] / figures["start"][2]))
+            ratios.append((name, figures["end"][0] / figures["start"][0], paired))
         for name, latency, rate in ratios:
             print(f"end/start, {name}: latency {latency:.2f}, req/s {rate:.2f} of start")
 
@@ -256,10 +256,11 @@ Request = Callable[[httpx.Client, int], httpx.Response]
 
 def measure(
     base: str, key: str, name: str, requests_by: dict[str, Request], requests: int, concurrency: int
-) -> dict[str, tuple[float, float, float]]:
-    """(p50, p99, req/s) per history. The machine is shared and noisy, so the two histories are
-    measured interleaved: single requests alternate between them, and the loaded runs alternate
-    in rounds (the median round counts)."""
+) -> tuple[dict[str, tuple[float, float, float]], float]:
+    """(p50, p99, req/s) per history, and the end/start ratio of req/s. The machine is shared and
+    noisy, so the two histories are measured interleaved: single requests alternate between
+    them, and the loaded runs alternate in rounds (req/s: the median round; the ratio: the median
+    of each round's end/start, so drift between rounds cancels)."""
     latencies: dict[str, list[float]] = {who: [] for who in requests_by}
     with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=60) as client:
         for i in range(requests // 2):
@@ -279,15 +280,13 @@ def measure(
     out = {}
     for who, lat in latencies.items():
         lat.sort()
-        out[who] = (
-            statistics.median(lat),
-            lat[min(len(lat) - 1, round(0.99 * (len(lat) - 1)))],
-            statistics.median(rates[who]),
-        )
-    return out
+        p99 = lat[min(len(lat) - 1, round(0.99 * (len(lat) - 1)))]
+        out[who] = (statistics.median(lat), p99, statistics.median(rates[who]))
+    paired = statistics.median(e / s for e, s in zip(rates["end"], rates["start"], strict=True))
+    return out, paired
 
 
-ROUNDS = 3
+ROUNDS = 5
 
 
 def _rate(result: Result) -> float:
