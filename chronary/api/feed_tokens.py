@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Any
 
 from litestar import Controller, Request, delete, get, post
-from litestar.background_tasks import BackgroundTask
 
 from chronary.api._common import ERRORS, Limit, Offset, page_body
 from chronary.schemas.feed_tokens import FeedTokenCreate, FeedTokenList, FeedTokenWithUrl
@@ -66,21 +65,21 @@ def _fetch_log(request: Request[Any, Any, Any]) -> svc.FetchLog:
     return log
 
 
-async def lookup(
-    request: Request[Any, Any, Any], db: Database, token: str, past_days: int
-) -> tuple[Feed, BackgroundTask | None]:
-    """The feed behind a calendar's own token or a per-device one (404 otherwise), and for a
-    per-device token whose last fetch is due to be recorded, the write to run after the answer."""
+async def lookup(request: Request[Any, Any, Any], db: Database, token: str, past_days: int) -> Feed:
+    """The feed behind a calendar's own token or a per-device one (404 otherwise). A per-device
+    token's fetch (time, User-Agent) is written before the answer when due — at most once a
+    minute per token, so polling stays a read; never as a background task of the response,
+    which would hold the connection's next request (tests/cli/test_keepalive.py)."""
 
     def read(tx: Tx) -> tuple[Feed, str | None, datetime]:
         feed, token_id = svc.load(tx, token, past_days)
         return feed, token_id, tx.now
 
     feed, token_id, now = await db.read(read)
-    if token_id is None or not _fetch_log(request).due(token_id, now):
-        return feed, None
-    agent = request.headers.get("user-agent")
-    return feed, BackgroundTask(db.write, lambda tx: svc.record_fetch(tx, token_id, now, agent))
+    if token_id is not None and _fetch_log(request).due(token_id, now):
+        agent = request.headers.get("user-agent")
+        await db.write(lambda tx: svc.record_fetch(tx, token_id, now, agent))
+    return feed
 
 
 ROUTES = [FeedTokenController]

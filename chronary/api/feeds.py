@@ -107,21 +107,20 @@ async def ical_feed(
     if not segment.endswith(".ics"):
         raise NotFound("No feed at this address", None)
     token = segment[:-4]
-    # feeds per device (issue 21): the calendar's own token as before, else a feed_tokens one;
-    # `recorded` writes that token's last fetch after the answer (at most once a minute)
-    feed, recorded = await feed_tokens.lookup(request, db, token, settings.feed_past_days)
+    # feeds per device (issue 21): the calendar's own token as before, else a feed_tokens one
+    feed = await feed_tokens.lookup(request, db, token, settings.feed_past_days)
     headers = {
         "ETag": feed.etag,
         "Last-Modified": format_datetime(feed.last_modified, usegmt=True),
         "Cache-Control": CACHE_CONTROL,
     }
     if _not_modified(request, feed):
-        return Response(content=b"", status_code=304, headers=headers, media_type="text/calendar", background=recorded)
+        return Response(content=b"", status_code=304, headers=headers, media_type="text/calendar")
     headers["Content-Disposition"] = 'inline; filename="calendar.ics"'
     headers["Content-Length"] = str(feed.length)
     if request.method == HttpMethod.HEAD:
-        return Response(content=b"", status_code=200, headers=headers, media_type="text/calendar", background=recorded)
-    return Stream(_body(feed), status_code=200, headers=headers, media_type="text/calendar", background=recorded)
+        return Response(content=b"", status_code=200, headers=headers, media_type="text/calendar")
+    return Stream(_body(feed), status_code=200, headers=headers, media_type="text/calendar")
 
 
 async def _body(feed: svc.Feed) -> AsyncIterator[bytes]:
