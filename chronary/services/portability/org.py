@@ -39,7 +39,16 @@ from chronary.services.changes import Change, changed_fields, plain, record
 from chronary.services.context import Ctx
 from chronary.services.portability.export import calendar_ics
 from chronary.services.portability.ics_import import ImportFailed, read_bytes
-from chronary.services.portability.write import RESTORE_BASELINE, Extras, Progress, Stats, Writer, fields
+from chronary.services.portability.write import (
+    RESTORE_BASELINE,
+    Extras,
+    Progress,
+    Stats,
+    Writer,
+    every_agent,
+    every_calendar,
+    fields,
+)
 from chronary.services.validation import check_email, check_metadata, check_reminders
 from chronary.store import agents as agent_store
 from chronary.store import calendars as cal_store
@@ -77,7 +86,6 @@ RESTORABLE = (
     "transparency",
     *RESTORE_BASELINE,
 )
-PAGE = 500
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed entry times: the same org gives the same .zip
 
 
@@ -88,15 +96,6 @@ class Bundle:
 
 
 # -- export -------------------------------------------------------------------------------------
-
-
-def _all(fetch: Any) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    while True:
-        rows, total = fetch(PAGE, len(out))
-        out.extend(rows)
-        if not rows or len(out) >= total:
-            return out
 
 
 def _extras(calendar: dict[str, Any], text: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -140,11 +139,8 @@ def _norm(value: Any) -> Any:
 def export_org(tx: Tx, ctx: Ctx) -> Bundle:
     """Every agent and calendar of the org, in one read transaction (one consistent snapshot)."""
     ctx.principal.require_org("the whole-org export")
-    agents = [
-        {k: plain(agent_service.present(r))[k] for k in AGENT_FIELDS}
-        for r in _all(lambda n, o: agent_store.list_(tx.conn, only_id=None, type_=None, status=None, limit=n, offset=o))
-    ]
-    calendars = _all(lambda n, o: cal_store.list_(tx.conn, agent_id=None, include_agent_owned=True, limit=n, offset=o))
+    agents = [{k: plain(agent_service.present(r))[k] for k in AGENT_FIELDS} for r in every_agent(tx)]
+    calendars = every_calendar(tx)
     files: dict[str, bytes] = {}
     entries = []
     for cal in calendars:

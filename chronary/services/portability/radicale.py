@@ -31,15 +31,12 @@ from chronary.services import agents as agent_service
 from chronary.services import calendars as calendar_service
 from chronary.services.context import Ctx
 from chronary.services.portability.ics_import import ImportFailed, hints, read_bytes
-from chronary.services.portability.write import Progress, Stats, Writer
-from chronary.store import agents as agent_store
-from chronary.store import calendars as cal_store
+from chronary.services.portability.write import Progress, Stats, Writer, every_agent, every_calendar
 from chronary.store.db import Tx
 from chronary.timeutil import valid_timezone
 
 PROPS = ".Radicale.props"
 ROOT = "collection-root"
-PAGE = 500
 
 
 @dataclass
@@ -126,19 +123,10 @@ def scan(folder: Path, default_timezone: str = "UTC") -> list[Collection]:
     return out
 
 
-def _all(fetch: Any) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    while True:
-        rows, total = fetch(PAGE, len(out))
-        out.extend(rows)
-        if not rows or len(out) >= total:
-            return out
-
-
 def _user_agent(tx: Tx, ctx: Ctx, user: str, timezone: str) -> str:
     """The agent of a Radicale user: found by its metadata, else created (a person)."""
     origin = f"radicale:{user}"
-    rows = _all(lambda n, o: agent_store.list_(tx.conn, only_id=None, type_=None, status=None, limit=n, offset=o))
+    rows = every_agent(tx)
     for row in rows:
         if (row["metadata"] or {}).get("imported_from") == origin:
             return str(row["id"])
@@ -149,7 +137,7 @@ def _user_agent(tx: Tx, ctx: Ctx, user: str, timezone: str) -> str:
 
 def _calendar(tx: Tx, ctx: Ctx, collection: Collection, agent_id: str) -> tuple[dict[str, Any], bool]:
     """The calendar this collection was imported into before, else a new one; (row, created)."""
-    rows = _all(lambda n, o: cal_store.list_(tx.conn, agent_id=None, include_agent_owned=True, limit=n, offset=o))
+    rows = every_calendar(tx)
     for row in rows:
         if (row["metadata"] or {}).get("imported_from") == collection.origin and row["agent_id"] == agent_id:
             return row, False

@@ -28,6 +28,8 @@ from chronary.ical.model import EventData, Resource
 from chronary.services.events import record_event_change
 from chronary.services.occurrences import occurrence_id
 from chronary.services.sync.merge import event_fields
+from chronary.store import agents as agent_store
+from chronary.store import calendars as cal_store
 from chronary.store import events as event_store
 from chronary.store import sync as sync_store
 from chronary.store.db import Tx
@@ -38,6 +40,28 @@ Progress = Callable[[int], None]
 Extras = Mapping[tuple[str, int | None], dict[str, Any]]
 # the columns a restore sets even where iCalendar says nothing about them
 RESTORE_BASELINE: dict[str, Any] = {"metadata": {}, "priority": None, "hold_expires_at": None}
+
+
+PAGE = 500
+
+
+def _every(fetch: Callable[[int, int], tuple[list[dict[str, Any]], int]]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    while True:
+        rows, total = fetch(PAGE, len(out))
+        out.extend(rows)
+        if not rows or len(out) >= total:
+            return out
+
+
+def every_agent(tx: Tx) -> list[dict[str, Any]]:
+    """Every agent row of the org (the store pages; an import or export wants them all)."""
+    return _every(lambda n, o: agent_store.list_(tx.conn, only_id=None, type_=None, status=None, limit=n, offset=o))
+
+
+def every_calendar(tx: Tx) -> list[dict[str, Any]]:
+    """Every calendar row, agents' and org-level ones."""
+    return _every(lambda n, o: cal_store.list_(tx.conn, agent_id=None, include_agent_owned=True, limit=n, offset=o))
 
 
 @dataclass
