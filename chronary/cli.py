@@ -14,6 +14,8 @@ from chronary import __version__
 from chronary.config import OPTIONS, Option, Settings, load_settings, resolve
 from chronary.errors import SchemaTooNew
 
+SWITCH_INTERVAL = 0.001
+
 
 def _settings(**overrides: Any) -> Settings:
     return load_settings(overrides)
@@ -60,6 +62,10 @@ def serve(**flags: str | None) -> None:
 
     settings = _settings(**flags)
     configure_logging(settings.log_level)
+    # the writer, readers and webhook senders are threads: a request waiting for the GIL behind
+    # one of them should wait at most ~1 ms, not the interpreter's default 5 ms (API p99 while a
+    # webhook backlog drains, bench/webhook_bench.py)
+    sys.setswitchinterval(SWITCH_INTERVAL)
     try:
         runtime = open_runtime(settings)
     except SchemaTooNew as exc:
