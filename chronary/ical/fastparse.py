@@ -141,10 +141,16 @@ class Component:
         return found
 
 
+_HEADS: dict[str, tuple[str, dict[str, str]]] = {}  # a line's text before its value -> its name, parameters
+_HEADS_MAX = 4096
+_QUOTED_HEAD = re.compile(r'((?:[^:"]|"[^"]*")*):')
+_PARTS = re.compile(r'(?:[^;"]|"[^"]*")+')
+
+
 def _params(head: str) -> tuple[str, dict[str, str]]:
     if ";" not in head:
         return head.upper(), {}
-    parts = re.findall(r'(?:[^;"]|"[^"]*")+', head)
+    parts = _PARTS.findall(head)
     params: dict[str, str] = {}
     for part in parts[1:]:
         key, _, value = part.partition("=")
@@ -153,10 +159,22 @@ def _params(head: str) -> tuple[str, dict[str, str]]:
 
 
 def parse(text: str) -> Component:
-    """The VCALENDAR component of `text`; raises Unsupported or ValueError when unsure."""
+    """The VCALENDAR component of `text`; raises Unsupported or ValueError when unsure.
+
+    A CalDAV first import reads thousands of resources: a line's name and parameters are read
+    once per distinct text (`_HEADS`: DTSTART;TZID=… repeats), and a VTIMEZONE keeps only its
+    TZID (its rules are never read here; a TZID we cannot name in IANA terms sends the whole
+    text to icalendar), its shape still checked.
+    """
     text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\n ", "").replace("\n\t", "")
     stack: list[Component] = []
+    names: list[str] = []  # the open components' names, VTIMEZONE rules included
     root: Component | None = None
+    top: Component | None = None  # where properties go; None inside a VTIMEZONE's rules
+    zone_depth = 0  # open components from a VTIMEZONE down
+    if len(_HEADS) >= _HEADS_MAX:
+        _HEADS.clear()  # a bound, not a policy: feeds rarely have thousands of distinct heads
+    heads = _HEADS
     for line in text.split("\n"):
         if not line:
             continue
@@ -165,15 +183,25 @@ def parse(text: str) -> Component:
             raise ValueError(f"content line without a colon: {line[:40]!r}")
         head = line[:colon]
         if '"' in head:  # a quoted parameter may hold a colon: find the first unquoted one
-            match = re.match(r'((?:[^:"]|"[^"]*")*):', line)
+            match = _QUOTED_HEAD.match(line)
             if match is None:
                 raise ValueError(f"bad quoting: {line[:40]!r}")
             head = match.group(1)
             colon = len(head)
         value = line[colon + 1 :]
-        name, params = _params(head)
+        known = heads.get(head)
+        if known is None:
+            known = heads[head] = _params(head)
+        name, shared = known
+        params = dict(shared) if shared else {}  # each line its own dict, as before
         if name == "BEGIN":
-            comp = Component(value.strip().upper())
+            kind = value.strip().upper()
+            names.append(kind)
+            if zone_depth:
+                zone_depth += 1
+                top = None
+                continue
+            comp = Component(kind)
             if stack:
                 stack[-1].children.append(comp)
             elif root is None:
@@ -181,15 +209,27 @@ def parse(text: str) -> Component:
             else:
                 raise Unsupported("more than one top-level component")
             stack.append(comp)
+            top = comp
+            if kind == "VTIMEZONE":
+                zone_depth = 1
         elif name == "END":
-            if not stack or stack[-1].name != value.strip().upper():
+            if not names or names[-1] != value.strip().upper():
                 raise ValueError(f"unbalanced END:{value.strip()}")
+            names.pop()
+            if zone_depth > 1:
+                zone_depth -= 1
+                top = stack[-1] if zone_depth == 1 else None
+                continue
+            zone_depth = 0
             stack.pop()
-        elif stack:
-            stack[-1].add(name, params, value)
-        else:
+            top = stack[-1] if stack else None
+        elif top is not None:
+            if zone_depth and name != "TZID":
+                continue  # the zone's own properties (LAST-MODIFIED, X-…): never read
+            top.props.setdefault(name, []).append((params, value))
+        elif not names:
             raise ValueError("content outside BEGIN:VCALENDAR")
-    if root is None or root.name != "VCALENDAR" or stack:
+    if root is None or root.name != "VCALENDAR" or names:
         raise ValueError("not a complete VCALENDAR")
     for tz in root.walk("VTIMEZONE"):
         tzid = tz.get("TZID")

@@ -2,16 +2,24 @@
 CalDAV server (Radicale, Nextcloud, Fastmail, …).
 
 Built on the `caldav` library's client (blocking; the engine calls it from a thread); the bulk
-reads are our own REPORTs through that client, parsed with lxml, not its object layer. Pulls use
-RFC 6578 sync-collection asking for the bodies too (calendar-data), so a first import or a
-changed round is one request; an expired token is reported as CursorExpired (the engine then
-lists everything, etags only, and fetches just the bodies it lacks). Servers without
-sync-collection fall back to ctag + etag comparison. Bodies a server leaves out of the
-sync-collection answer are fetched with calendar-multiget in chunks of MULTIGET_CHUNK, and only
-for hrefs whose etag we do not already hold. The calendar home found at login is remembered per
-(server, user) in this process, so a scheduled round is two requests when nothing changed (the
-calendar listing and one sync-collection per calendar). Writes carry If-Match / If-None-Match so
-a concurrent edit gives 412 instead of being overwritten.
+reads are our own REPORTs through that client, parsed with lxml, not its object layer.
+
+A first import reads the calendar's DAV:sync-token (a Depth 0 PROPFIND), then every body with
+one calendar-query: a server renders that for less than a sync-collection with bodies (Radicale
+keeps no per-item history for it), and the token, read first, can only be older than the bodies
+(what changed in between comes again in the next round: an unchanged etag, or a no-op). Its
+bodies are decoded in pages of `merge_chunk`: the first before the answer returns, the others by
+a background thread while the engine merges the pages before them (the database's own work and
+the commits' fsyncs release the GIL). Later pulls use RFC 6578 sync-collection asking for the
+bodies too (calendar-data), so a changed round is one request; an expired token is reported as
+CursorExpired (the engine then lists everything, etags only, and fetches just the bodies it
+lacks). Servers without sync-collection (no DAV:sync-token, or a REPORT they refuse) fall back
+to ctag + etag comparison; one that refuses calendar-query is read with sync-collection. Bodies
+a server leaves out of an answer are fetched with calendar-multiget in chunks of MULTIGET_CHUNK,
+and only for hrefs whose etag we do not already hold. The calendar home found at login is
+remembered per (server, user) in this process, so a scheduled round is two requests when
+nothing changed (the calendar listing and one sync-collection per calendar). Writes carry
+If-Match / If-None-Match so a concurrent edit gives 412 instead of being overwritten.
 The library is blocking: each interface coroutine runs its work in a thread. Bodies are read
 with the one VEVENT codec, leniently (one odd resource is skipped and counted, not fatal), and
 written with its encoder on top of the last body both sides agreed on.
@@ -30,7 +38,9 @@ import contextlib
 import hashlib
 import logging
 import re
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future
 from typing import Any, TypeVar
 from urllib.parse import quote, unquote, urljoin, urlsplit
 from zoneinfo import ZoneInfo
@@ -75,6 +85,7 @@ TIMEOUT = 30
 MULTIGET_CHUNK = 500
 SYNC_MAX_PAGES = 100  # truncated sync-collection answers (RFC 6578 3.6) followed up to this
 HOMES_MAX = 1024
+IMPORT_PAGE = "caldav:import:"  # + the page number: the later pages of a first import
 WRITE_PRIVILEGES = {"write", "write-content", "all", "bind"}
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9@._-]{1,120}$")
 
@@ -89,13 +100,48 @@ _SYNC_BODY = (
     "<d:sync-token>{token}</d:sync-token><d:sync-level>1</d:sync-level><d:prop><d:getetag/>{data}</d:prop>"
     "</d:sync-collection>"
 )
+_QUERY_BODY = (
+    f'<?xml version="1.0" encoding="utf-8"?><c:calendar-query xmlns:d="{DAV}" xmlns:c="{CALDAV}">'
+    '<d:prop><d:getetag/><c:calendar-data/></d:prop><c:filter><c:comp-filter name="VCALENDAR"/></c:filter>'
+    "</c:calendar-query>"
+)
+_TOKEN_BODY = f"""<?xml version="1.0" encoding="utf-8"?>
+<d:propfind xmlns:d="{DAV}"><d:prop><d:sync-token/></d:prop></d:propfind>"""
 _CTAG_BODY = f"""<?xml version="1.0" encoding="utf-8"?>
 <d:propfind xmlns:d="{DAV}" xmlns:cs="{CS}"><d:prop><cs:getctag/><d:sync-token/></d:prop></d:propfind>"""
 
 
 def _path(url: Any) -> str:
     """Canonical href: the unquoted path, so 'a%40b.ics' and 'a@b.ics' are one resource."""
-    return unquote(urlsplit(str(url)).path)
+    text = str(url)
+    if text[:1] == "/" and text[:2] != "//" and "?" not in text and "#" not in text:
+        return unquote(text)  # already a path (what servers answer): urlsplit would give it back
+    return unquote(urlsplit(text).path)
+
+
+_RESPONSE, _HREF, _STATUS, _PROPSTAT, _PROP = (f"{{{DAV}}}{n}" for n in ("response", "href", "status", "propstat", "prop"))
+_GETETAG, _CALENDAR_DATA = f"{{{DAV}}}getetag", f"{{{CALDAV}}}calendar-data"
+
+
+def _responses(tree: Any) -> Iterator[tuple[str, str, dict[str, str | None] | None]]:
+    """(href, status, {getetag, calendar-data} of the 200 propstat or None) of each response of
+    a multistatus, read child by child (thousands in a first import: no path lookups)."""
+    for response in [] if tree is None else tree.iterchildren(_RESPONSE):
+        href, status = None, ""
+        props: dict[str, str | None] | None = None
+        for child in response:
+            tag = child.tag
+            if tag == _HREF and href is None:
+                href = child.text or ""
+            elif tag == _STATUS:
+                status = child.text or ""
+            elif tag == _PROPSTAT and props is None and " 200 " in (child.findtext(_STATUS) or "") + " ":
+                props = {_GETETAG: None, _CALENDAR_DATA: None}
+                for prop in child.iterchildren(_PROP):
+                    for item in prop:
+                        if item.tag in props:
+                            props[item.tag] = item.text or ""  # as findtext: present but empty is ""
+        yield _path(href or ""), status, props
 
 
 def _tz_name(vtimezone_text: str | None) -> str | None:
@@ -162,6 +208,7 @@ class Provider(BaseProvider):
         self._client: DAVClient | None = None
         self._home: str | None = None
         self._base: str | None = None  # scheme://host[:port]/ of the calendar home
+        self._imports: dict[str, _Import] = {}  # first imports between their pages, by calendar
 
     # -- plumbing ------------------------------------------------------------------------------
     def _guard(self, url: str) -> None:
@@ -261,8 +308,9 @@ class Provider(BaseProvider):
         window: Window | None = None,
         page: str | None = None,
     ) -> Changes:
-        """Everything at once (CalDAV has no paging and no window here: `page`/`window` unused)."""
-        return await asyncio.to_thread(self.changes, calendar, cursor, known)
+        """Everything at once, except a first import, which comes in pages (see the module doc).
+        No window here."""
+        return await asyncio.to_thread(self.changes, calendar, cursor, known, page)
 
     async def put_event(self, calendar: RemoteCalendar, event: Outgoing) -> RemoteEvent:
         return await asyncio.to_thread(self.put, calendar, event)
@@ -341,7 +389,15 @@ class Provider(BaseProvider):
             )
         return out
 
-    def changes(self, calendar: RemoteCalendar, cursor: str | None, known: Mapping[str, str | None]) -> Changes:
+    def changes(
+        self, calendar: RemoteCalendar, cursor: str | None, known: Mapping[str, str | None], page: str | None = None
+    ) -> Changes:
+        if page is not None and page.startswith(IMPORT_PAGE):
+            return self._import_page(calendar, int(page[len(IMPORT_PAGE) :]))
+        if cursor is None and not known:
+            first = self._first_import(calendar)
+            if first is not None:
+                return first
         if cursor and cursor.startswith("ctag:"):
             ctag = self._ctag(calendar)
             if ctag and cursor == f"ctag:{ctag}":
@@ -361,13 +417,105 @@ class Provider(BaseProvider):
         self._read_into(changes, calendar, [h for h in wanted if h not in bodies])
         return changes
 
+    def _first_import(self, calendar: RemoteCalendar) -> Changes | None:
+        """A calendar we hold nothing of: its sync token (else its ctag), then every body by one
+        calendar-query. None when the server refuses the query or cuts it short (the caller
+        reads the calendar with sync-collection instead)."""
+        token = self._collection_prop(calendar, _TOKEN_BODY, "d:sync-token")
+        ctag = None if token else self._ctag(calendar)
+        cursor = f"sync:{token}" if token else f"ctag:{ctag}" if ctag else None
+        url = self._abs(calendar.remote_id)
+        self._guard(url)
+        client = self.client
+        headers = {"Depth": "1", "Content-Type": "application/xml; charset=utf-8"}
+
+        def go() -> Any:
+            try:
+                return client.request(url, "REPORT", _QUERY_BODY, headers)
+            except dav_error.AuthorizationError:
+                raise
+            except dav_error.DAVError:
+                return None  # refused: read it with sync-collection
+
+        resp = self._call("calendar-query", go)
+        if resp is None or resp.status not in (200, 207) or resp.tree is None:
+            return None
+        own = calendar.remote_id.rstrip("/")
+        listed: dict[str, str | None] = {}
+        bodies: dict[str, str] = {}
+        for href, status, props in _responses(resp.tree):
+            if href.rstrip("/") == own:
+                if " 507 " in status + " ":
+                    return None  # the server cut the answer short: sync-collection pages instead
+                continue
+            if props is None:
+                continue
+            listed[href] = props[_GETETAG]
+            text = props[_CALENDAR_DATA]
+            if text:
+                bodies[href] = text
+        items = [(h, listed[h], bodies[h]) for h in bodies]
+        size = self.merge_chunk or len(items) or 1
+        pages = [items[i : i + size] for i in range(0, len(items), size)] or [[]]
+        job = _Import(cursor, [h for h in listed if h not in bodies], len(pages))
+        first = Changes(present=set(listed), full=True)
+        self._decode_into(first, calendar, pages[0])
+        if len(pages) > 1:
+            self._imports[calendar.remote_id] = job
+            job.start(lambda: self._decode_pages(calendar, job, pages[1:]))
+            first.next_page = f"{IMPORT_PAGE}1"
+            return first
+        return self._last_page(calendar, job, first)
+
+    def _decode_pages(self, calendar: RemoteCalendar, job: _Import, pages: list[list[Any]]) -> None:
+        """The background half of a first import: pages 1… decoded in order, each handed over
+        as soon as it is ready."""
+        for n, items in enumerate(pages, 1):
+            if job.cancelled:
+                return
+            changes = Changes(full=True)
+            try:
+                self._decode_into(changes, calendar, items)
+            except BaseException as exc:  # noqa: BLE001 - handed to the engine's next fetch
+                job.pages[n].set_exception(exc)
+                return
+            job.pages[n].set_result(changes)
+
+    def _import_page(self, calendar: RemoteCalendar, n: int) -> Changes:
+        job = self._imports.get(calendar.remote_id)
+        if job is None or not 0 < n < len(job.pages):
+            raise ProviderError("a first import's page was asked for out of turn")
+        changes = job.pages[n].result(timeout=TIMEOUT * 4)
+        if n + 1 < len(job.pages):
+            changes.next_page = f"{IMPORT_PAGE}{n + 1}"
+            return changes
+        del self._imports[calendar.remote_id]
+        return self._last_page(calendar, job, changes)
+
+    def _last_page(self, calendar: RemoteCalendar, job: _Import, changes: Changes) -> Changes:
+        """The cursor, and the bodies the query left out (fetched by multiget)."""
+        changes.cursor = job.cursor
+        self._read_into(changes, calendar, job.missing)
+        return changes
+
+    def _collection_prop(self, calendar: RemoteCalendar, body: str, name: str) -> str | None:
+        """One property of the calendar collection itself (a Depth 0 PROPFIND), None if absent."""
+        for response in self._multistatus("PROPFIND", self._abs(calendar.remote_id), body, 0):
+            prop = self._ok_prop(response)
+            if prop is not None:
+                value = (prop.findtext(name, default="", namespaces=NS) or "").strip()
+                if value:
+                    return value
+        return None
+
     def _sync_collection(
         self, calendar: RemoteCalendar, token: str | None, with_data: bool
     ) -> tuple[str, dict[str, str | None], dict[str, str], set[str]] | None:
         """RFC 6578 sync-collection from `token` (None: everything), following truncated answers.
 
         Returns (new token, href -> etag, href -> body for those the server sent, deleted hrefs),
-        or None when the server has no sync-collection (only asked without a token)."""
+        or None when the server has no sync-collection (asked without a token, or it refuses
+        the REPORT as unknown although it gave us a token)."""
         url = self._abs(calendar.remote_id)
         own = calendar.remote_id.rstrip("/")
         data = "<c:calendar-data/>" if with_data else ""
@@ -387,9 +535,8 @@ class Provider(BaseProvider):
                     return None  # no token in the answer: not really sync-collection
                 raise ProviderError("sync-collection answered without a sync token")
             truncated = False
-            for response in [] if tree is None else tree.iterfind("d:response", NS):
-                href = _path(response.findtext("d:href", default="", namespaces=NS))
-                status = response.findtext("d:status", default="", namespaces=NS) + " "
+            for href, status_text, props in _responses(tree):
+                status = status_text + " "
                 if href.rstrip("/") == own:
                     truncated = truncated or " 507 " in status
                     continue
@@ -398,12 +545,11 @@ class Provider(BaseProvider):
                     listed.pop(href, None)
                     bodies.pop(href, None)
                     continue
-                prop = self._ok_prop(response)
-                if prop is None:
+                if props is None:
                     continue
                 deleted.discard(href)
-                listed[href] = prop.findtext("d:getetag", default=None, namespaces=NS)
-                text = prop.findtext("c:calendar-data", default=None, namespaces=NS)
+                listed[href] = props[_GETETAG]
+                text = props[_CALENDAR_DATA]
                 if text:
                     bodies[href] = text
                 else:
@@ -434,6 +580,8 @@ class Provider(BaseProvider):
         resp = self._call("sync-collection", go)
         if resp.status in (200, 207):
             return resp
+        if resp.status in (405, 501):
+            return None  # no such REPORT here (a token from elsewhere): ctag + etags instead
         expired = resp.status in (403, 409, 410, 412) or b"valid-sync-token" in (_raw(resp) or b"")
         if token is not None and expired:
             raise CursorExpired("the server no longer accepts our sync token")
@@ -546,10 +694,33 @@ class Provider(BaseProvider):
             raise ProviderError(f"DELETE {href} failed (HTTP {resp.status})", retryable=resp.status >= 500)
 
     def close_now(self) -> None:
+        for job in self._imports.values():  # a round that failed between a first import's pages
+            job.cancel()
+        self._imports.clear()
         if self._client is not None:
             with contextlib.suppress(Exception):  # closing must never fail a sync
                 self._client.close()
             self._client = None
+
+
+class _Import:
+    """A first import between its pages: the cursor its last page carries, the hrefs whose
+    bodies the query left out, and one future per page (page 0 is returned directly)."""
+
+    def __init__(self, cursor: str | None, missing: list[str], pages: int) -> None:
+        self.cursor, self.missing = cursor, missing
+        self.pages: list[Future[Changes]] = [Future() for _ in range(pages)]
+        self.cancelled = False
+        self.thread: threading.Thread | None = None
+
+    def start(self, work: Callable[[], None]) -> None:
+        self.thread = threading.Thread(target=work, name="caldav-decode", daemon=True)
+        self.thread.start()
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        if self.thread is not None:
+            self.thread.join(timeout=TIMEOUT)
 
 
 def _raw(resp: Any) -> bytes | None:

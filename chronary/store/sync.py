@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import apsw
+import msgspec
 
 from chronary.store.events import JSON as EVENT_JSON
 from chronary.store.rows import count, decode, dumps, one, page
@@ -62,14 +63,47 @@ def link_by_event(conn: apsw.Connection, owner_id: str, remote_id: str, event_id
     )
 
 
-def put_link(conn: apsw.Connection, row: dict[str, Any]) -> None:
-    conn.execute(
-        """INSERT INTO sync_links (owner_id, remote_id, uid, href, etag, event_id, ical)
+_PUT_LINK = """INSERT INTO sync_links (owner_id, remote_id, uid, href, etag, event_id, ical)
            VALUES (:owner_id, :remote_id, :uid, :href, :etag, :event_id, :ical)
            ON CONFLICT (owner_id, remote_id, uid) DO UPDATE SET href = excluded.href,
-             etag = excluded.etag, event_id = excluded.event_id, ical = excluded.ical""",
-        row,
-    )
+             etag = excluded.etag, event_id = excluded.event_id, ical = excluded.ical"""
+
+
+def put_link(conn: apsw.Connection, row: dict[str, Any]) -> None:
+    conn.execute(_PUT_LINK, row)
+
+
+def put_links(conn: apsw.Connection, rows: list[dict[str, Any]]) -> None:
+    """Many `put_link`s in one executemany (a merge batch of new resources)."""
+    if rows:
+        conn.executemany(_PUT_LINK, rows)
+
+
+_JSON = msgspec.json.Encoder()
+_EVENT_JSON = frozenset(EVENT_JSON)
+
+
+def _stored(column: str, value: Any) -> Any:
+    """A value as `rows.encode` stores it (JSON columns compact and UTF-8, the same text)."""
+    if column in _EVENT_JSON:
+        if value is None:
+            return None
+        try:
+            return _JSON.encode(value).decode()
+        except (TypeError, UnicodeEncodeError):  # what msgspec refuses: the stdlib's text
+            return dumps(value)
+    return int(value) if isinstance(value, bool) else value
+
+
+def insert_events(conn: apsw.Connection, rows: list[dict[str, Any]]) -> None:
+    """New event rows, stored as `events.create` stores each, with one executemany per column
+    set (a merge batch of new resources: a first import writes thousands)."""
+    groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+    for row in rows:
+        cols = tuple(row)
+        groups.setdefault(cols, []).append(tuple(_stored(c, row[c]) for c in cols))
+    for cols, values in groups.items():
+        conn.executemany(f"INSERT INTO events ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})", values)
 
 
 def delete_link(conn: apsw.Connection, owner_id: str, remote_id: str, uid: str) -> None:

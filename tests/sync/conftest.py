@@ -194,6 +194,9 @@ class FlakyProxy:
                 upstream.request(self.command, self.path, body=body, headers=headers)
                 resp = upstream.getresponse()
                 data = resp.read()
+                if proxy.no_sync_collection and self.command == "PROPFIND":
+                    # nor the DAV:sync-token property RFC 6578 comes with (Radicale behind us has both)
+                    data = re.sub(rb"<(\w+:)?sync-token>[^<]*</(\w+:)?sync-token>", b"", data)
                 if proxy.home_elsewhere:  # like iCloud: the calendar home lives on another host
                     data = re.sub(
                         rb"(calendar-home-set>\s*<(?:\w+:)?href>)(/)",

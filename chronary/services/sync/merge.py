@@ -119,6 +119,9 @@ class Merger:
         self._links: dict[str, dict[str, Any]] = {}  # apply_events' prefetch, by UID
         self._locals: dict[str, dict[str, Any]] = {}
         self._fresh: set[str] = set()  # UIDs whose prefetched rows are still current
+        # new resources' rows and links, written together (`_flush`) before anything reads them
+        self._created: list[dict[str, Any]] = []
+        self._linked: list[dict[str, Any]] = []
 
     def key(self) -> tuple[str, str]:
         return self.mirror.owner_id, self.mirror.remote_id
@@ -138,6 +141,18 @@ class Merger:
         self._fresh = set(uids)
         for ev in events:
             self.item(ev)
+        self._flush()
+
+    def _flush(self) -> None:
+        """Write the buffered new rows (one executemany), record their changes in the order they
+        were made, then their links: what a row-by-row merge does, in fewer statements."""
+        created, self._created = self._created, []
+        if created:
+            sync_store.insert_events(self.conn, created)
+            for row in created:
+                self._record("created", None, row)
+        linked, self._linked = self._linked, []
+        sync_store.put_links(self.conn, linked)
 
     def _lookup(self, uid: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
         """(link, same-UID local master) for `uid`: prefetched the first time, read after."""
@@ -147,6 +162,7 @@ class Merger:
             self._fresh.discard(uid)
             link = self._links.get(uid)
             return link, None if link else self._locals.get(uid)
+        self._flush()  # a UID met again: the rows just made must be readable
         link = sync_store.link_by_uid(self.conn, cid, rid, uid)
         return link, None if link else sync_store.master_by_uid(self.conn, self.calendar["id"], uid)
 
@@ -186,10 +202,14 @@ class Merger:
                 "etag": None,
                 "event_id": local["id"],
             }
-        if link and link["etag"] == ev.etag and link["href"] == ev.remote_id and ev.etag:
+        if link is None:
+            self.apply(ev, None)  # new here: its rows wait for the batch's flush
+            return
+        self._flush()  # everything below reads or changes stored rows in order
+        if link["etag"] == ev.etag and link["href"] == ev.remote_id and ev.etag:
             return  # unchanged: our own push echoed back, or a feed entry that did not move
-        pend = sync_store.pending_for(self.conn, cid, rid, link["event_id"]) if link else None
-        if pend is None or link is None:
+        pend = sync_store.pending_for(self.conn, cid, rid, link["event_id"])
+        if pend is None:
             self.apply(ev, link)
             return
         self.stats.conflicts += 1
@@ -240,9 +260,10 @@ class Merger:
             "remote": self.mirror.remote_json(ev, _series_tzid(ev.master)),
             "read_only": read_only,
         }
+        bulk = link is None  # a new resource: rows and link buffered until `_flush`
         existing = event_store.get(self.conn, link["event_id"]) if link else None
         if existing is None:
-            master = self._create(ids.new_id("evt"), ev.uid, master_values, None, None)
+            master = self._create(ids.new_id("evt"), ev.uid, master_values, None, None, bulk)
         else:
             master = self._patch(existing, master_values)
         old: dict[int | None, dict[str, Any]] = {}
@@ -257,26 +278,32 @@ class Merger:
                 self._patch(old.pop(ov.recurrence_id_ts), values)
             else:
                 self._create(
-                    occurrence_id(master["id"], ov.recurrence_id_ts), ev.uid, values, master["id"], ov.recurrence_id_ts
+                    occurrence_id(master["id"], ov.recurrence_id_ts),
+                    ev.uid,
+                    values,
+                    master["id"],
+                    ov.recurrence_id_ts,
+                    bulk,
                 )
         for gone in old.values():
             self._delete(gone)
-        sync_store.put_link(
-            self.conn,
-            {
-                "owner_id": cid,
-                "remote_id": rid,
-                "uid": ev.uid,
-                "href": ev.remote_id,
-                "etag": ev.etag,
-                "event_id": master["id"],
-                "ical": ev.raw,
-            },
-        )
+        new_link = {
+            "owner_id": cid,
+            "remote_id": rid,
+            "uid": ev.uid,
+            "href": ev.remote_id,
+            "etag": ev.etag,
+            "event_id": master["id"],
+            "ical": ev.raw,
+        }
+        if bulk:
+            self._linked.append(new_link)
+        else:
+            sync_store.put_link(self.conn, new_link)
         self.stats.pulled += 1
 
     def _create(
-        self, event_id: str, uid: str, values: dict[str, Any], series: str | None, rid_ts: int | None
+        self, event_id: str, uid: str, values: dict[str, Any], series: str | None, rid_ts: int | None, bulk: bool = False
     ) -> dict[str, Any]:
         assert self.calendar is not None
         row = {
@@ -294,6 +321,9 @@ class Merger:
             "updated_at": self.now,
             **values,
         }
+        if bulk:
+            self._created.append(row)  # inserted, then recorded, by `_flush`
+            return row
         event_store.create(self.conn, row)
         self._record("created", None, row)
         return row
