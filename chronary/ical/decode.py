@@ -45,6 +45,7 @@ from chronary.ical.recurrence import expand
 from chronary.ical.text import utc_stamp
 
 _STATUS = {"CONFIRMED": "confirmed", "TENTATIVE": "tentative", "CANCELLED": "cancelled"}
+_ZONE_NAMES: dict[ZoneInfo, tuple[str | None, str | None]] = {}  # zone -> (its TZID, its IANA name)
 _DECODE_ERRORS = (ValueError, TypeError, KeyError, AttributeError, IndexError, OverflowError)
 
 
@@ -116,10 +117,19 @@ class _Reader:
     def zone_of(self, value: Any) -> str | None:
         if not isinstance(value, datetime) or value.tzinfo is None:
             return None
-        name = tzid_from_dt(value)
+        tz = value.tzinfo
+        known = _ZONE_NAMES.get(tz) if isinstance(tz, ZoneInfo) else None
+        if known is None:
+            name = tzid_from_dt(value)
+            known = (name, iana(name) or iana(str(tz)))
+            if isinstance(tz, ZoneInfo):  # its name does not depend on the date (others' may)
+                if len(_ZONE_NAMES) >= 256:
+                    _ZONE_NAMES.clear()
+                _ZONE_NAMES[tz] = known
+        name, resolved = known
         if value.utcoffset() == timedelta(0) and name in (None, "UTC", "Z", "Etc/UTC"):
             return None
-        return iana(name) or iana(str(value.tzinfo))
+        return resolved
 
     def text(self, name: str, limit: int) -> str | None:
         value = self.comp.get(name)

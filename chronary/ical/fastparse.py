@@ -11,7 +11,7 @@ caller parses the feed with icalendar instead.
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -20,6 +20,7 @@ from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 
 _UNESCAPE = re.compile(r"\\([\\;,nN])")
 _ZONES: dict[str, ZoneInfo | None] = {}
+_DURATIONS: dict[str, timedelta] = {}  # "-PT15M" -> its timedelta (alarms repeat the same few)
 
 
 class Unsupported(Exception):
@@ -131,7 +132,13 @@ class Component:
         if name in ("DURATION", "TRIGGER"):
             if params.get("VALUE", "").upper() == "DATE-TIME":
                 return date_value(value, params)
-            return vDuration.from_ical(value.strip())
+            text = value.strip()
+            duration = _DURATIONS.get(text)
+            if duration is None:
+                if len(_DURATIONS) >= 1024:
+                    _DURATIONS.clear()
+                duration = _DURATIONS[text] = vDuration.from_ical(text)
+            return duration
         return date_value(value, params)
 
     def walk(self, name: str) -> list[Component]:

@@ -8,18 +8,19 @@ A first import reads the calendar's DAV:sync-token (a Depth 0 PROPFIND), then ev
 one calendar-query: a server renders that for less than a sync-collection with bodies (Radicale
 keeps no per-item history for it), and the token, read first, can only be older than the bodies
 (what changed in between comes again in the next round: an unchanged etag, or a no-op). Its
-bodies are decoded in pages of `merge_chunk`: the first before the answer returns, the others by
-a background thread while the engine merges the pages before them (the database's own work and
-the commits' fsyncs release the GIL). Later pulls use RFC 6578 sync-collection asking for the
-bodies too (calendar-data), so a changed round is one request; an expired token is reported as
-CursorExpired (the engine then lists everything, etags only, and fetches just the bodies it
-lacks). Servers without sync-collection (no DAV:sync-token, or a REPORT they refuse) fall back
-to ctag + etag comparison; one that refuses calendar-query is read with sync-collection. Bodies
-a server leaves out of an answer are fetched with calendar-multiget in chunks of MULTIGET_CHUNK,
-and only for hrefs whose etag we do not already hold. The calendar home found at login is
-remembered per (server, user) in this process, so a scheduled round is two requests when
-nothing changed (the calendar listing and one sync-collection per calendar). Writes carry
-If-Match / If-None-Match so a concurrent edit gives 412 instead of being overwritten.
+bodies reach the engine in pages of `merge_chunk`: the first (a fifth of that, so merging starts
+early) decoded before the answer returns, the others by a background thread while the engine
+merges the pages before them (the database's own work and the commits' fsyncs release the GIL).
+Later pulls use RFC 6578 sync-collection asking for the bodies too (calendar-data), so a changed
+round is one request; an expired token is reported as CursorExpired (the engine then lists
+everything, etags only, and fetches just the bodies it lacks). Servers without sync-collection
+(no DAV:sync-token, or a REPORT they refuse with 405/501) fall back to ctag + etag comparison;
+one that refuses calendar-query is read with sync-collection. Bodies a server leaves out of an
+answer are fetched with calendar-multiget in chunks of MULTIGET_CHUNK, and only for hrefs whose
+etag we do not already hold. The calendar home found at login is remembered per (server, user)
+in this process, so a scheduled round is two requests when nothing changed (the calendar listing
+and one sync-collection per calendar). Writes carry If-Match / If-None-Match so a concurrent
+edit gives 412 instead of being overwritten.
 The library is blocking: each interface coroutine runs its work in a thread. Bodies are read
 with the one VEVENT codec, leniently (one odd resource is skipped and counted, not fatal), and
 written with its encoder on top of the last body both sides agreed on.
@@ -456,7 +457,8 @@ class Provider(BaseProvider):
                 bodies[href] = text
         items = [(h, listed[h], bodies[h]) for h in bodies]
         size = self.merge_chunk or len(items) or 1
-        pages = [items[i : i + size] for i in range(0, len(items), size)] or [[]]
+        head = max(1, size // 5)  # a short first page: the engine starts merging sooner
+        pages = [items[:head], *(items[i : i + size] for i in range(head, len(items), size))]
         job = _Import(cursor, [h for h in listed if h not in bodies], len(pages))
         first = Changes(present=set(listed), full=True)
         self._decode_into(first, calendar, pages[0])
@@ -581,7 +583,7 @@ class Provider(BaseProvider):
         if resp.status in (200, 207):
             return resp
         if resp.status in (405, 501):
-            return None  # no such REPORT here (a token from elsewhere): ctag + etags instead
+            return None  # no such REPORT after all (the token came from PROPFIND): ctag + etags
         expired = resp.status in (403, 409, 410, 412) or b"valid-sync-token" in (_raw(resp) or b"")
         if token is not None and expired:
             raise CursorExpired("the server no longer accepts our sync token")
