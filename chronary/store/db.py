@@ -12,13 +12,6 @@ synchronous=FULL), and only then is any of them answered. A request is acknowled
 its writes are durable, as before; under load the commits (the fsyncs) are shared. If COMMIT
 itself fails, every write of the group fails with that error.
 
-Checkpoints run on their own thread: the writer's connection does not checkpoint as it commits
-(SQLite's autocheckpoint would copy ~1,000 pages into the database file and fsync it inside
-some unlucky COMMIT, with every request of that group waiting); a WAL hook wakes the
-checkpointer once the log passes `CHECKPOINT_PAGES`, and it runs a PASSIVE checkpoint (the one
-autocheckpoint runs) on its own connection while the writer goes on appending. Durability is
-unchanged: a commit is durable once its WAL frames are synced, checkpointed or not.
-
 After a commit the writer says who has work (`wake_on`, `Tx.wake`): a worker is woken only by
 commits that wrote a table it reads, or that a listener marked for it — not by every commit.
 
@@ -45,7 +38,6 @@ from chronary.clock import Clock, SystemClock
 
 T = TypeVar("T")
 GROUP_MAX = 64  # writes committed together at most (a bound on how long the first one waits)
-CHECKPOINT_PAGES = 1000  # WAL pages after which the checkpointer runs (SQLite's autocheckpoint default)
 _SAVEPOINT = "chronary_write"
 
 
@@ -128,9 +120,6 @@ class Database:
         self._all_lock = threading.Lock()
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
-        self._checkpointer: threading.Thread | None = None
-        self._checkpoint_due = threading.Event()
-        self.checkpoints = 0  # run by the checkpointer thread (tests look)
         self._writer_lock = threading.Lock()
         self._closed = False
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="chronary-reader")
@@ -224,39 +213,12 @@ class Database:
                 if self._closed:
                     raise RuntimeError("the database is closed: no more writes")
                 if self._writer is None:
-                    self._checkpointer = threading.Thread(
-                        target=self._checkpoint_loop, name="chronary-checkpointer", daemon=True
-                    )
-                    self._checkpointer.start()
                     self._writer = threading.Thread(target=self._write_loop, name="chronary-writer_0", daemon=True)
                     self._writer.start()
         self._queue.put(job)
         return job.future
 
-    def _wal_hook(self, _conn: apsw.Connection, _name: str, pages: int) -> int:
-        if pages >= CHECKPOINT_PAGES:
-            self._checkpoint_due.set()
-        return apsw.SQLITE_OK
-
-    def _checkpoint_loop(self) -> None:
-        """Checkpoint when the writer's WAL hook says the log is long, until `close`."""
-        conn = open_connection(self.path, synchronous=self.synchronous)
-        try:
-            while True:
-                self._checkpoint_due.wait()
-                self._checkpoint_due.clear()
-                if self._closed:
-                    return
-                with contextlib.suppress(apsw.Error):  # busy or locked: the next commit asks again
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                    self.checkpoints += 1
-        finally:
-            conn.close()
-
     def _write_loop(self) -> None:
-        # the writer's connection leaves checkpoints to the checkpointer thread (a wal hook
-        # replaces SQLite's autocheckpoint on this connection)
-        self._conn().set_wal_hook(self._wal_hook)
         while True:
             first = self._queue.get()
             if first is None:
@@ -388,10 +350,6 @@ class Database:
         if writer is not None:
             self._queue.put(None)  # after the writes already queued
             writer.join()
-        checkpointer, self._checkpointer = self._checkpointer, None
-        if checkpointer is not None:
-            self._checkpoint_due.set()
-            checkpointer.join()
         self._readers.shutdown(wait=True)
         with self._all_lock:
             for conn in self._all:
