@@ -7,10 +7,7 @@ reads are our own REPORTs through that client, parsed with lxml, not its object 
 A first import reads the calendar's DAV:sync-token (a Depth 0 PROPFIND), then every body with
 one calendar-query: a server renders that for less than a sync-collection with bodies (Radicale
 keeps no per-item history for it), and the token, read first, can only be older than the bodies
-(what changed in between comes again in the next round: an unchanged etag, or a no-op). Its
-bodies reach the engine in pages of `merge_chunk`: the first (a fifth of that, so merging starts
-early) decoded before the answer returns, the others by a background thread while the engine
-merges the pages before them (the database's own work and the commits' fsyncs release the GIL).
+(what changed in between comes again in the next round: an unchanged etag, or a no-op).
 Later pulls use RFC 6578 sync-collection asking for the bodies too (calendar-data), so a changed
 round is one request; an expired token is reported as CursorExpired (the engine then lists
 everything, etags only, and fetches just the bodies it lacks). Servers without sync-collection
@@ -39,9 +36,7 @@ import contextlib
 import hashlib
 import logging
 import re
-import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import Future
 from typing import Any, TypeVar
 from urllib.parse import quote, unquote, urljoin, urlsplit
 from zoneinfo import ZoneInfo
@@ -86,7 +81,6 @@ TIMEOUT = 30
 MULTIGET_CHUNK = 500
 SYNC_MAX_PAGES = 100  # truncated sync-collection answers (RFC 6578 3.6) followed up to this
 HOMES_MAX = 1024
-IMPORT_PAGE = "caldav:import:"  # + the page number: the later pages of a first import
 WRITE_PRIVILEGES = {"write", "write-content", "all", "bind"}
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9@._-]{1,120}$")
 
@@ -209,7 +203,6 @@ class Provider(BaseProvider):
         self._client: DAVClient | None = None
         self._home: str | None = None
         self._base: str | None = None  # scheme://host[:port]/ of the calendar home
-        self._imports: dict[str, _Import] = {}  # first imports between their pages, by calendar
 
     # -- plumbing ------------------------------------------------------------------------------
     def _guard(self, url: str) -> None:
@@ -309,9 +302,8 @@ class Provider(BaseProvider):
         window: Window | None = None,
         page: str | None = None,
     ) -> Changes:
-        """Everything at once, except a first import, which comes in pages (see the module doc).
-        No window here."""
-        return await asyncio.to_thread(self.changes, calendar, cursor, known, page)
+        """Everything at once (CalDAV has no paging and no window here: `page`/`window` unused)."""
+        return await asyncio.to_thread(self.changes, calendar, cursor, known)
 
     async def put_event(self, calendar: RemoteCalendar, event: Outgoing) -> RemoteEvent:
         return await asyncio.to_thread(self.put, calendar, event)
@@ -390,11 +382,7 @@ class Provider(BaseProvider):
             )
         return out
 
-    def changes(
-        self, calendar: RemoteCalendar, cursor: str | None, known: Mapping[str, str | None], page: str | None = None
-    ) -> Changes:
-        if page is not None and page.startswith(IMPORT_PAGE):
-            return self._import_page(calendar, int(page[len(IMPORT_PAGE) :]))
+    def changes(self, calendar: RemoteCalendar, cursor: str | None, known: Mapping[str, str | None]) -> Changes:
         if cursor is None and not known:
             first = self._first_import(calendar)
             if first is not None:
@@ -455,49 +443,9 @@ class Provider(BaseProvider):
             text = props[_CALENDAR_DATA]
             if text:
                 bodies[href] = text
-        items = [(h, listed[h], bodies[h]) for h in bodies]
-        size = self.merge_chunk or len(items) or 1
-        head = max(1, size // 5)  # a short first page: the engine starts merging sooner
-        pages = [items[:head], *(items[i : i + size] for i in range(head, len(items), size))]
-        job = _Import(cursor, [h for h in listed if h not in bodies], len(pages))
-        first = Changes(present=set(listed), full=True)
-        self._decode_into(first, calendar, pages[0])
-        if len(pages) > 1:
-            self._imports[calendar.remote_id] = job
-            job.start(lambda: self._decode_pages(calendar, job, pages[1:]))
-            first.next_page = f"{IMPORT_PAGE}1"
-            return first
-        return self._last_page(calendar, job, first)
-
-    def _decode_pages(self, calendar: RemoteCalendar, job: _Import, pages: list[list[Any]]) -> None:
-        """The background half of a first import: pages 1… decoded in order, each handed over
-        as soon as it is ready."""
-        for n, items in enumerate(pages, 1):
-            if job.cancelled:
-                return
-            changes = Changes(full=True)
-            try:
-                self._decode_into(changes, calendar, items)
-            except BaseException as exc:  # noqa: BLE001 - handed to the engine's next fetch
-                job.pages[n].set_exception(exc)
-                return
-            job.pages[n].set_result(changes)
-
-    def _import_page(self, calendar: RemoteCalendar, n: int) -> Changes:
-        job = self._imports.get(calendar.remote_id)
-        if job is None or not 0 < n < len(job.pages):
-            raise ProviderError("a first import's page was asked for out of turn")
-        changes = job.pages[n].result(timeout=TIMEOUT * 4)
-        if n + 1 < len(job.pages):
-            changes.next_page = f"{IMPORT_PAGE}{n + 1}"
-            return changes
-        del self._imports[calendar.remote_id]
-        return self._last_page(calendar, job, changes)
-
-    def _last_page(self, calendar: RemoteCalendar, job: _Import, changes: Changes) -> Changes:
-        """The cursor, and the bodies the query left out (fetched by multiget)."""
-        changes.cursor = job.cursor
-        self._read_into(changes, calendar, job.missing)
+        changes = Changes(present=set(listed), cursor=cursor, full=True)
+        self._decode_into(changes, calendar, ((h, listed[h], bodies[h]) for h in bodies))
+        self._read_into(changes, calendar, [h for h in listed if h not in bodies])
         return changes
 
     def _collection_prop(self, calendar: RemoteCalendar, body: str, name: str) -> str | None:
@@ -696,33 +644,10 @@ class Provider(BaseProvider):
             raise ProviderError(f"DELETE {href} failed (HTTP {resp.status})", retryable=resp.status >= 500)
 
     def close_now(self) -> None:
-        for job in self._imports.values():  # a round that failed between a first import's pages
-            job.cancel()
-        self._imports.clear()
         if self._client is not None:
             with contextlib.suppress(Exception):  # closing must never fail a sync
                 self._client.close()
             self._client = None
-
-
-class _Import:
-    """A first import between its pages: the cursor its last page carries, the hrefs whose
-    bodies the query left out, and one future per page (page 0 is returned directly)."""
-
-    def __init__(self, cursor: str | None, missing: list[str], pages: int) -> None:
-        self.cursor, self.missing = cursor, missing
-        self.pages: list[Future[Changes]] = [Future() for _ in range(pages)]
-        self.cancelled = False
-        self.thread: threading.Thread | None = None
-
-    def start(self, work: Callable[[], None]) -> None:
-        self.thread = threading.Thread(target=work, name="caldav-decode", daemon=True)
-        self.thread.start()
-
-    def cancel(self) -> None:
-        self.cancelled = True
-        if self.thread is not None:
-            self.thread.join(timeout=TIMEOUT)
 
 
 def _raw(resp: Any) -> bytes | None:
