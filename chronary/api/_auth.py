@@ -11,6 +11,7 @@ from litestar.handlers.base import BaseRouteHandler
 from chronary.errors import Forbidden
 from chronary.services import keys as key_service
 from chronary.services import sessions
+from chronary.services.context import Principal
 from chronary.store.db import Database
 
 Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Awaitable[None]]
@@ -54,6 +55,21 @@ def api_key_guard(db: Database) -> Guard:
                     raise Forbidden("Writes from the web UI need the session's X-CSRF-Token header")
                 connection.state.principal = found.principal
                 return
-        connection.state.principal = await db.read(lambda tx: key_service.authenticate(tx, key))
+        connection.state.principal = await _authenticate(db, cache, key)
 
+    cache = key_service.KeyCache()
     return require_api_key
+
+
+async def _authenticate(db: Database, cache: key_service.KeyCache, key: str | None) -> Principal:
+    """The key's Principal: from the cache while the database's stamp is the one it was filled
+    under (no commit since changed a key, agent or org, in any process), else looked up."""
+    if not key:
+        return await db.read(lambda tx: key_service.authenticate(tx, key))
+    stamp = db.stamp()  # before the lookup: a revocation committed after it moves the stamp
+    key_digest = key_service.digest(key)
+    found = cache.get(key_digest, stamp)
+    if found is None:
+        found = await db.read(lambda tx: key_service.authenticate(tx, key))
+        cache.put(key_digest, found, stamp)
+    return found

@@ -113,6 +113,33 @@ def authenticate(tx: Tx, presented: str | None) -> Principal:
     return Principal(org_id=row["org_id"], key_id=row["id"], agent_id=row["agent_id"], permissions=granted(row))
 
 
+class KeyCache:
+    """Authenticated keys (SHA-256 of the presented key → its Principal) for one stamp of the
+    database (`Database.stamp`, which moves with every commit that changed api_keys, agents or
+    orgs, in any process): a request whose key is here skips the lookup on a reader thread. An
+    entry is used only under the stamp it was filled under, so a revoked key stops working with
+    the commit that revoked it; the stamp must be read before the lookup that fills it. Only
+    successes are kept, at most `max_entries` (then it starts over)."""
+
+    def __init__(self, max_entries: int = 1024) -> None:
+        self.max_entries = max_entries
+        self._stamp: object = None
+        self._entries: dict[str, Principal] = {}
+
+    def get(self, key_digest: str, stamp: object) -> Principal | None:
+        if stamp is None or stamp != self._stamp:
+            return None
+        return self._entries.get(key_digest)
+
+    def put(self, key_digest: str, principal: Principal, stamp: object) -> None:
+        if stamp is None:
+            return
+        if stamp != self._stamp or len(self._entries) >= self.max_entries:
+            self._entries = {}
+            self._stamp = stamp
+        self._entries[key_digest] = principal
+
+
 def bootstrap(tx: Tx) -> tuple[str, str | None]:
     """Create the org on a fresh database and mint its first key; (org_id, secret or None)."""
     org = org_store.get_default(tx.conn)

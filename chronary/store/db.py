@@ -12,6 +12,12 @@ synchronous=FULL), and only then is any of them answered. A request is acknowled
 its writes are durable, as before; under load the commits (the fsyncs) are shared. If COMMIT
 itself fails, every write of the group fails with that error.
 
+Credentials stamp: a commit that changed `STAMPED_TABLES` (API keys, agents) appends a byte to
+the file `<database>-stamp`, before and after its COMMIT and in whatever process made it (the
+server, `chronary keys revoke`), so `stamp()` (one stat) differs from any value read before that
+commit. The server's authenticated-key cache (services/keys.KeyCache) is only trusted for the
+stamp it was filled under: a revoked key stops working at once, wherever it was revoked.
+
 After a commit the writer says who has work (`wake_on`, `Tx.wake`): a worker is woken only by
 commits that wrote a table it reads, or that a listener marked for it — not by every commit.
 
@@ -23,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import queue
 import threading
 from collections.abc import Callable, Iterable
@@ -39,6 +46,9 @@ from chronary.clock import Clock, SystemClock
 T = TypeVar("T")
 GROUP_MAX = 64  # writes committed together at most (a bound on how long the first one waits)
 _SAVEPOINT = "chronary_write"
+# what a presented API key resolves to comes from these rows: a commit that changed any moves `stamp()`
+STAMPED_TABLES = frozenset({"api_keys", "agents", "orgs"})
+Stamp = tuple[int, int, int]
 
 
 def _dict_rows(cursor: apsw.Cursor, row: tuple[Any, ...]) -> dict[str, Any]:
@@ -132,6 +142,30 @@ class Database:
         self.notify: Callable[[Iterable[str]], None] | None = None
         # the change pipeline every Tx carries (services/changes.Pipeline), set by open_runtime
         self.changes: Any = None
+        self.stamp_path = Path(f"{path}-stamp")
+
+    def stamp(self) -> Stamp | None:
+        """Moves with every commit that changed `STAMPED_TABLES`, from any process (the file only
+        grows: one byte per such commit); None when the file cannot be read or made."""
+        try:
+            st = os.stat(self.stamp_path)
+        except FileNotFoundError:
+            try:
+                self._restamp()
+                st = os.stat(self.stamp_path)
+            except OSError:
+                return None
+        except OSError:
+            return None
+        return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def _restamp(self) -> None:
+        with open(self.stamp_path, "ab") as f:  # O_APPEND: concurrent processes each add their byte
+            f.write(b".")
+
+    def _restamp_if(self, tables: set[str]) -> None:
+        if not STAMPED_TABLES.isdisjoint(tables):
+            self._restamp()
 
     def wake_on(self, signal: str, *tables: str) -> None:
         """Notify `signal` after every commit that inserted, updated or deleted rows of `tables`."""
@@ -176,6 +210,7 @@ class Database:
             try:
                 tx = Tx(conn, self.clock.now(), True, self.changes)
                 result = fn(tx)
+                self._restamp_if(touched)
                 conn.execute("COMMIT")
             except BaseException:
                 # COMMIT itself can fail (a deferred constraint, disk full): roll back so this
@@ -185,13 +220,20 @@ class Database:
                     conn.execute("ROLLBACK")
                 raise
             tables = set(touched)
+            self._restamp_if(tables)
         self._after_commit(tables, tx.wake)
         return result
 
     def write_sync_raw(self, fn: Callable[[apsw.Connection], T]) -> T:
         """Hand `fn` the bare connection (it manages its own transactions): migrations."""
         with self._write_lock:
-            return fn(self._conn())
+            conn = self._conn()
+            touched = self._touched()
+            touched.clear()
+            try:
+                return fn(conn)
+            finally:
+                self._restamp_if(touched)
 
     def read_sync(self, fn: Callable[[Tx], T]) -> T:
         """Run `fn` on one consistent snapshot (a deferred read transaction)."""
@@ -301,6 +343,7 @@ class Database:
                 conn.execute("BEGIN IMMEDIATE")
                 for job in jobs:
                     self._run_in_savepoint(conn, job, wake)
+                self._restamp_if(touched)
                 conn.execute("COMMIT")
             except BaseException as exc:  # noqa: BLE001 - the transaction is lost: all of it fails
                 if not conn.getautocommit():
@@ -312,6 +355,7 @@ class Database:
                         job.value = exc
                 return
             tables = set(touched)
+            self._restamp_if(tables)
         self._after_commit(tables, wake)
 
     def _run_in_savepoint(self, conn: apsw.Connection, job: _Job, wake: set[str]) -> None:
