@@ -23,6 +23,7 @@ from litestar.datastructures import ResponseHeader
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 
+from chronary.api._common import ERRORS
 from chronary.errors import PreconditionFailed, ValidationError
 from chronary.schemas.common import ErrorEnvelope
 
@@ -65,6 +66,11 @@ PRECONDITION_FAILED = {
         generate_examples=False,
     )
 }
+WRITE_ERRORS = {**ERRORS, **PRECONDITION_FAILED}  # a conditional write's documented errors
+CONDITIONAL = (
+    "Send `If-Match` with the ETag you read to change it only if nobody else has since (412 "
+    "`precondition_failed` with the current `ETag` otherwise)."
+)
 NOT_MODIFIED = {304: ResponseSpec(data_container=None, description="Not modified: If-None-Match holds the current ETag")}
 
 

@@ -7,11 +7,12 @@ from litestar.params import Parameter
 
 from chronary.api._common import ERRORS, Limit, Offset, page_body
 from chronary.api._etag import (
+    CONDITIONAL,
     ETAG_HEADER,
     IF_MATCH,
     IF_NONE_MATCH,
     NOT_MODIFIED,
-    PRECONDITION_FAILED,
+    WRITE_ERRORS,
     conditional,
     if_match,
     tagged,
@@ -20,12 +21,6 @@ from chronary.schemas.agents import Agent, AgentCreate, AgentList, AgentStatus, 
 from chronary.services import agents as svc
 from chronary.services.context import Ctx
 from chronary.store.db import Database
-
-_CONDITIONAL = (
-    "Send `If-Match` with the ETag you read to change it only if nobody else has since (412 "
-    "`precondition_failed` with the current `ETag` otherwise)."
-)
-_WRITE_ERRORS = {**ERRORS, **PRECONDITION_FAILED}
 
 
 class AgentController(Controller):
@@ -58,8 +53,8 @@ class AgentController(Controller):
     @patch(
         "/{agent_id:str}",
         summary="Change an agent (at least one field; metadata replaces)",
-        description=_CONDITIONAL,
-        responses=_WRITE_ERRORS,
+        description=CONDITIONAL,
+        responses=WRITE_ERRORS,
         response_headers=ETAG_HEADER,
     )
     async def update(
@@ -71,8 +66,8 @@ class AgentController(Controller):
     @delete(
         "/{agent_id:str}",
         summary="Delete an agent, its calendars and events; revoke its keys",
-        description=_CONDITIONAL,
-        responses=_WRITE_ERRORS,
+        description=CONDITIONAL,
+        responses=WRITE_ERRORS,
     )
     async def remove(self, agent_id: str, db: Database, ctx: Ctx, if_match_header: str | None = IF_MATCH) -> None:
         check = if_match(if_match_header)

@@ -8,11 +8,12 @@ from litestar import Controller, Response, delete, get, patch, post
 
 from chronary.api._common import ERRORS, Limit, Offset, page_body
 from chronary.api._etag import (
+    CONDITIONAL,
     ETAG_HEADER,
     IF_MATCH,
     IF_NONE_MATCH,
     NOT_MODIFIED,
-    PRECONDITION_FAILED,
+    WRITE_ERRORS,
     conditional,
     if_match,
     tagged,
@@ -21,12 +22,6 @@ from chronary.schemas.calendars import Calendar, CalendarCreate, CalendarList, C
 from chronary.services import calendars as svc
 from chronary.services.context import Ctx
 from chronary.store.db import Database
-
-_CONDITIONAL = (
-    "Send `If-Match` with the ETag you read to change it only if nobody else has since (412 "
-    "`precondition_failed` with the current `ETag` otherwise)."
-)
-_WRITE_ERRORS = {**ERRORS, **PRECONDITION_FAILED}
 
 
 class CalendarController(Controller):
@@ -58,8 +53,8 @@ class CalendarController(Controller):
     @patch(
         "/{calendar_id:str}",
         summary="Change a calendar (at least one field)",
-        description=_CONDITIONAL,
-        responses=_WRITE_ERRORS,
+        description=CONDITIONAL,
+        responses=WRITE_ERRORS,
         response_headers=ETAG_HEADER,
     )
     async def update(
@@ -71,8 +66,8 @@ class CalendarController(Controller):
     @delete(
         "/{calendar_id:str}",
         summary="Delete a calendar and all its events",
-        description=_CONDITIONAL,
-        responses=_WRITE_ERRORS,
+        description=CONDITIONAL,
+        responses=WRITE_ERRORS,
     )
     async def remove(self, calendar_id: str, db: Database, ctx: Ctx, if_match_header: str | None = IF_MATCH) -> None:
         check = if_match(if_match_header)

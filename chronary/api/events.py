@@ -10,11 +10,12 @@ from litestar.params import Parameter
 
 from chronary.api._common import ERRORS, Limit, Offset, page_body
 from chronary.api._etag import (
+    CONDITIONAL,
     ETAG_HEADER,
     IF_MATCH,
     IF_NONE_MATCH,
     NOT_MODIFIED,
-    PRECONDITION_FAILED,
+    WRITE_ERRORS,
     conditional,
     if_match,
     tagged,
@@ -45,11 +46,7 @@ _OCCURRENCE = (
     "exception with that id (a cancelled occurrence stays listed with status cancelled); deleting one adds "
     "an EXDATE to the series, so it is gone from lists, feeds and availability (GET answers 404)."
 )
-_CONDITIONAL = (
-    " Send `If-Match` with the ETag you read to change it only if nobody else has since (412 "
-    "`precondition_failed` with the current `ETag` otherwise); an occurrence has its own ETag."
-)
-_WRITE_ERRORS = {**ERRORS, **PRECONDITION_FAILED}
+_CONDITIONAL = " " + CONDITIONAL.removesuffix(".") + "; an occurrence has its own ETag."
 _CREATE_ERRORS = {
     **ERRORS,
     409: ResponseSpec(
@@ -119,7 +116,7 @@ class CalendarEventController(Controller):
         "/{event_id:str}",
         summary="Change an event (≥ 1 field; description: null clears)",
         description=_OCCURRENCE + _CONDITIONAL,
-        responses=_WRITE_ERRORS,
+        responses=WRITE_ERRORS,
         response_headers=ETAG_HEADER,
     )
     async def update(
@@ -138,7 +135,7 @@ class CalendarEventController(Controller):
         "/{event_id:str}",
         summary="Delete an event (a series with its exceptions)",
         description=_OCCURRENCE + _CONDITIONAL,
-        responses=_WRITE_ERRORS,
+        responses=WRITE_ERRORS,
     )
     async def remove(
         self, calendar_id: str, event_id: str, db: Database, ctx: Ctx, if_match_header: str | None = IF_MATCH
@@ -151,7 +148,7 @@ class CalendarEventController(Controller):
         status_code=200,
         summary="Cancel an event",
         description=_CONDITIONAL.strip(),
-        responses=_WRITE_ERRORS,
+        responses=WRITE_ERRORS,
         response_headers=ETAG_HEADER,
     )
     async def cancel(
@@ -165,7 +162,7 @@ class CalendarEventController(Controller):
         status_code=200,
         summary="Confirm a hold",
         description=_CONDITIONAL.strip(),
-        responses=_WRITE_ERRORS,
+        responses=WRITE_ERRORS,
         response_headers=ETAG_HEADER,
     )
     async def confirm(
@@ -179,7 +176,7 @@ class CalendarEventController(Controller):
         status_code=204,
         summary="Release (delete) a hold",
         description=_CONDITIONAL.strip(),
-        responses=_WRITE_ERRORS,
+        responses=WRITE_ERRORS,
     )
     async def release(
         self, calendar_id: str, event_id: str, db: Database, ctx: Ctx, if_match_header: str | None = IF_MATCH
