@@ -17,8 +17,10 @@ from litestar.plugins import PluginProtocol
 from chronary import __version__, api, connect_api
 from chronary.api import web_ui
 from chronary.api._auth import api_key_guard
+from chronary.api._body import MAX_BODY_BYTES
 from chronary.api._common import app_dependencies, v1_dependencies
 from chronary.api._errors import EXCEPTION_HANDLERS
+from chronary.api._hot import HotRoutes
 from chronary.api._idempotency import idempotency_middleware
 from chronary.api._middleware import RequestContextMiddleware
 from chronary.api._openapi import ClosedStructSchemaPlugin, document_idempotency
@@ -28,7 +30,6 @@ from chronary.mcp import mount as mcp_mount
 from chronary.runtime import Runtime, open_runtime
 from chronary.workers import WorkerSet, discover
 
-MAX_BODY_BYTES = 1024 * 1024
 log = logging.getLogger("chronary")
 
 
@@ -36,14 +37,21 @@ class ChronaryApp(Litestar):
     """Litestar with the request-context middleware around everything, routing included.
 
     Litestar runs app middleware only for matched routes; wrapping `__call__` gives 404s and
-    405s their request id and the JSON-only check too.
+    405s their request id and the JSON-only check too. Inside it, the hot routes (api/_hot.py)
+    answer the commonest write's plain requests before Litestar routes them.
     """
 
+    front: Any = None  # what requests meet first (create_app): request ids, JSON-only, hot routes
+
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
+        if scope["type"] == "lifespan" or self.front is None:
             await super().__call__(scope, receive, send)
             return
-        await RequestContextMiddleware(super().__call__)(scope, receive, send)
+        await self.front(scope, receive, send)
+
+    async def routed(self, scope: Any, receive: Any, send: Any) -> None:
+        """Litestar's own handling: routing, middleware, guards, handlers."""
+        await super().__call__(scope, receive, send)
 
     @staticmethod
     def _get_default_plugins(plugins: list[PluginProtocol]) -> list[PluginProtocol]:
@@ -160,6 +168,7 @@ def create_app(settings: Settings, clock: Clock | None = None, runtime: Runtime 
         debug=False,
         logging_config=None,
     )
+    app.front = RequestContextMiddleware(HotRoutes(app.routed, runtime.db, settings.base_url))
     document_idempotency(app, ("/v1/", "/connect/v1/"))
     # also on app.state for tests and tools holding the app; handlers get these injected
     # (api/_common.app_dependencies: runtime, db, settings, secrets, clock)

@@ -58,12 +58,18 @@ def iso(dt: datetime | None) -> str | None:
     """UTC ISO 8601 with `Z`, seconds precision — the one format the API answers with."""
     if dt is None:
         return None
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    utc = dt.astimezone(UTC)
+    if utc.year < 1000:  # strftime's year has no leading zeros; isoformat's has
+        return utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return utc.isoformat(timespec="seconds")[:19] + "Z"  # isoformat: the same text, in C (every write)
 
 
 def iso_ms(dt: datetime) -> str:
     """Millisecond precision, for created_at/updated_at columns that must sort by write order."""
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+    utc = dt.astimezone(UTC)
+    if utc.year < 1000:
+        return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+    return utc.isoformat(timespec="milliseconds")[:23] + "Z"
 
 
 def to_ts(dt: datetime) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
@@ -22,15 +23,18 @@ def presented_key(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
 
     A non-Bearer Authorization (say Basic, added by a proxy) does not hide a valid x-api-key.
     """
-    auth = connection.headers.get("authorization")
-    if auth:
-        scheme, _, token = auth.strip().partition(" ")
+    return key_of(connection.headers.get("authorization"), connection.headers.get("x-api-key"))
+
+
+def key_of(authorization: str | None, x_api_key: str | None) -> str | None:
+    """`presented_key` from the two headers' values (None: that header is absent)."""
+    if authorization:
+        scheme, _, token = authorization.strip().partition(" ")
         if scheme.lower() == "bearer":
             return token.strip()
-    header = connection.headers.get("x-api-key")
-    if header is not None:
-        return header.strip()
-    return "" if auth else None
+    if x_api_key is not None:
+        return x_api_key.strip()
+    return "" if authorization else None
 
 
 _SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
@@ -57,8 +61,24 @@ def api_key_guard(db: Database) -> Guard:
                 return
         connection.state.principal = await _authenticate(db, cache, key)
 
-    cache = key_service.KeyCache()
+    cache = key_cache(db)
     return require_api_key
+
+
+_CACHES: WeakKeyDictionary[Database, key_service.KeyCache] = WeakKeyDictionary()
+
+
+def key_cache(db: Database) -> key_service.KeyCache:
+    """One cache of authenticated keys per database, shared by its guards and the hot routes."""
+    cache = _CACHES.get(db)
+    if cache is None:
+        cache = _CACHES[db] = key_service.KeyCache()
+    return cache
+
+
+async def authenticate(db: Database, key: str | None) -> Principal:
+    """The Principal of an API key as the guard finds it (Unauthorized when it is no key)."""
+    return await _authenticate(db, key_cache(db), key)
 
 
 async def _authenticate(db: Database, cache: key_service.KeyCache, key: str | None) -> Principal:

@@ -18,6 +18,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from chronary import ids
 from chronary.api._auth import api_key_guard
+from chronary.api._body import MAX_BODY_BYTES, read_body, replaying
 from chronary.errors import IdempotencyInProgress
 from chronary.runtime import Runtime
 from chronary.services import idempotency
@@ -25,7 +26,6 @@ from chronary.services.context import Principal
 from chronary.store.db import Tx
 
 METHODS = frozenset({"POST", "PATCH"})
-MAX_BODY_BYTES = 1024 * 1024  # larger bodies are refused by the app itself (413); not remembered
 WAIT_SECONDS = 10.0  # how long a retry waits for a first request that is still running
 
 
@@ -43,8 +43,8 @@ class IdempotencyMiddleware:
             await self.app(scope, receive, send)
             return
         key = idempotency.check_key(raw_key.strip())
-        body, complete = await _read_body(receive)
-        replay = _replaying(body, receive if not complete else None)
+        body, complete = await read_body(receive, MAX_BODY_BYTES)
+        replay = replaying(body, receive if not complete else None)
         if not complete:
             await self.app(scope, replay, send)
             return
@@ -121,39 +121,6 @@ def _key_header(scope: Scope) -> str | None:
         if name == b"idempotency-key":
             return bytes(value).decode("latin-1")
     return None
-
-
-async def _read_body(receive: Receive) -> tuple[bytes, bool]:
-    """The request body, and whether it was read whole (False: over the limit, or a disconnect)."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            return b"".join(chunks), False
-        chunk = message.get("body", b"")
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            return b"".join(chunks), False
-        if not message.get("more_body", False):
-            return b"".join(chunks), True
-
-
-def _replaying(body: bytes, rest: Receive | None) -> Receive:
-    """A receive that hands the app the body already read, then the rest of the stream (if any)."""
-    sent = False
-
-    async def receive() -> Any:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": rest is not None}
-        if rest is not None:
-            return await rest()
-        return {"type": "http.disconnect"}
-
-    return receive
 
 
 def _answer_of(messages: list[Message]) -> idempotency.Answer:

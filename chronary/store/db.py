@@ -128,7 +128,8 @@ class Database:
         self._local = threading.local()
         self._all: list[apsw.Connection] = []
         self._all_lock = threading.Lock()
-        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[list[_Job] | None] = queue.SimpleQueue()
+        self._pending: dict[asyncio.AbstractEventLoop, list[_Job]] = {}  # per loop: writes of this turn
         self._writer: threading.Thread | None = None
         self._writer_lock = threading.Lock()
         self._closed = False
@@ -257,8 +258,27 @@ class Database:
                 if self._writer is None:
                     self._writer = threading.Thread(target=self._write_loop, name="chronary-writer_0", daemon=True)
                     self._writer.start()
-        self._queue.put(job)
+        pending = self._pending.get(loop)
+        if pending is None:  # the first write of this turn of the loop: hand them over after it
+            pending = self._pending[loop] = []
+            loop.call_soon(self._hand_over, loop)
+        pending.append(job)
         return job.future
+
+    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Queue, as one batch, the writes a turn of `loop` submitted (run on that loop).
+
+        The writer then starts once the requests that arrived together have all been read, while
+        the loop waits for their answers, instead of contending with the loop for the GIL from
+        the first of them on (each SQLite call releases it): bench/write_bench.py."""
+        jobs = self._pending.pop(loop, [])
+        with self._writer_lock:  # `close` marks the end of the queue under this lock
+            if not self._closed:
+                self._queue.put(jobs)
+                return
+        for job in jobs:
+            job.value = RuntimeError("the database is closed: no more writes")
+        _settle(jobs)
 
     def _write_loop(self) -> None:
         while True:
@@ -266,16 +286,16 @@ class Database:
             if first is None:
                 self._refuse_late()
                 return
-            group, stop = [first], False
+            group, stop = list(first), False
             while len(group) < GROUP_MAX:
                 try:
-                    job = self._queue.get_nowait()
+                    more = self._queue.get_nowait()
                 except queue.Empty:
                     break
-                if job is None:
+                if more is None:
                     stop = True
                     break
-                group.append(job)
+                group += more
             self._run(group)
             if stop:
                 self._refuse_late()
@@ -286,10 +306,10 @@ class Database:
         late: list[_Job] = []
         while True:
             try:
-                job = self._queue.get_nowait()
+                jobs = self._queue.get_nowait()
             except queue.Empty:
                 break
-            if job is not None:
+            for job in jobs or ():
                 job.value = RuntimeError("the database is closed: no more writes")
                 late.append(job)
         for job in late:

@@ -3,14 +3,38 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, overload
 
 import apsw
+import msgspec
+
+_JSON = msgspec.json.Encoder()
 
 
 def dumps(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    """Compact UTF-8 JSON (msgspec: ~10x faster than json.dumps, on every write's JSON columns);
+    json.dumps for what msgspec refuses (NaN and infinities it would write as null)."""
+    if value is None:
+        return None
+    try:
+        text = _JSON.encode(value).decode()
+    except (TypeError, OverflowError):
+        text = ""
+    if "null" in text and _has_nonfinite(value) or not text:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return text
+
+
+def _has_nonfinite(value: Any) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_has_nonfinite(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_has_nonfinite(v) for v in value)
+    return False
 
 
 def loads(value: str | None) -> Any:

@@ -163,3 +163,37 @@ def test_writes_after_close_are_refused(tmp_path: Any) -> None:
     rt.db.close()
     with pytest.raises(RuntimeError, match="closed"):
         asyncio.run(rt.db.write(_org("org_after")))
+
+
+def test_writes_of_one_turn_of_the_loop_reach_the_writer_as_one_group(api: Any) -> None:
+    """Requests read together submit their writes in one turn of the event loop; the writer gets
+    them at its end, together (one commit), rather than starting on the first while the loop is
+    still reading the others."""
+    db = api.runtime.db
+    commits: list[int] = []
+    db.commit_listeners.append(lambda: commits.append(1))
+
+    async def main() -> list[Any]:
+        # created in one turn: every task's first step runs in the next turn, and submits there
+        return await asyncio.gather(*(db.write(_org(f"org_turn{i}")) for i in range(12)))
+
+    assert asyncio.run(main()) == [f"org_turn{i}" for i in range(12)]
+    assert len(commits) == 1
+    assert {f"org_turn{i}" for i in range(12)} <= _orgs(api)
+
+
+def test_writes_still_waiting_for_their_turn_when_the_database_closes_are_refused(tmp_path: Any) -> None:
+    from chronary.config import Settings
+    from chronary.runtime import open_runtime
+
+    rt = open_runtime(Settings(data_dir=tmp_path / "data", workers=False))
+
+    async def main() -> Any:
+        assert await rt.db.write(_org("org_open")) == "org_open"  # the writer thread runs
+        late = asyncio.ensure_future(rt.db.write(_org("org_late")))
+        await asyncio.sleep(0)  # submitted: waiting for the end of this turn to be handed over
+        rt.db.close()
+        return await asyncio.wait_for(late, 5)
+
+    with pytest.raises(RuntimeError, match="closed"):
+        asyncio.run(main())
