@@ -97,12 +97,22 @@ def default_pipeline(payload_limit: int = 64 * 1024) -> Pipeline:
 
 def _calendar_is_mapped(tx: Tx, change: Change) -> bool:
     """sync-push acts only on event changes of a calendar some connection mirrors."""
-    return change.calendar is not None and listeners.calendar_is_mapped(tx.conn, change.calendar["id"])
+    if change.calendar is None:
+        return False
+    calendar_id = change.calendar["id"]
+    return tx.memo(
+        ("mapped", calendar_id), ("connection_calendars",), lambda: listeners.calendar_is_mapped(tx.conn, calendar_id)
+    )
 
 
 def _type_has_trigger(tx: Tx, change: Change) -> bool:
     """automation acts only on logged webhook changes whose type some flow trigger matches."""
-    return change.type is not None and change.webhook and listeners.type_has_trigger(tx.conn, change.type)
+    change_type = change.type
+    if change_type is None or not change.webhook:
+        return False
+    return tx.memo(
+        ("trigger", change_type), ("flow_trigger_types",), lambda: listeners.type_has_trigger(tx.conn, change_type)
+    )
 
 
 def open_runtime(settings: Settings, clock: Clock | None = None, *, pipeline: Pipeline | None = None) -> Runtime:

@@ -42,13 +42,13 @@ def emit(
     return event_id
 
 
+RECEIVER_TABLES = ("webhook_endpoints",)  # what has_receivers reads
+
+
 def wants(tx: Tx, change: Change) -> bool:
     """Does the webhook consumer have work in this change now? Only when it is sent as a webhook
-    and some endpoint could receive it (asked once per transaction): the webhook worker is then
+    and some endpoint could receive it (asked once per transaction, or commit group): the webhook worker is then
     woken by the commit; otherwise it passes the change on its own poll."""
     if not change.webhook:
         return False
-    known: bool | None = tx.scratch.get("outbox.receivers")
-    if known is None:
-        known = tx.scratch["outbox.receivers"] = store.has_receivers(tx.conn)
-    return known
+    return tx.memo("outbox.receivers", RECEIVER_TABLES, lambda: store.has_receivers(tx.conn))

@@ -32,7 +32,7 @@ import contextlib
 import os
 import queue
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Set
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -85,9 +85,11 @@ class Tx:
     listeners `changes.record` calls inside this transaction; None calls none). `origin` is where
     the changes recorded in this transaction come from unless a change names its own: "api" for
     requests; a worker sets "system", "sync:<connection id>" or "subscription:<id>". `scratch`
-    is per-transaction memo space for listeners (what they already did in this transaction).
+    is per-transaction memo space for listeners (what they already did in this transaction);
+    the writes of one commit group share it (it is emptied when one of them rolls back).
     `wake` names the signals to notify once this transaction has committed (work it made for a
-    worker that no table of `Database.wake_on` shows).
+    worker that no table of `Database.wake_on` shows). `written` is the tables this transaction
+    has written so far (the update hook's; rolled-back savepoints' included).
     """
 
     conn: apsw.Connection
@@ -97,6 +99,19 @@ class Tx:
     origin: str = "api"
     scratch: dict[str, Any] = field(default_factory=dict)
     wake: set[str] = field(default_factory=set)
+    written: Set[str] = frozenset()
+
+    def memo(self, key: Hashable, tables: Iterable[str], compute: Callable[[], T]) -> T:
+        """`compute()`, remembered for the rest of this transaction while it has written none of
+        `tables` (those the answer reads): a cheap question every change of a transaction, or of
+        a commit group, asks again (is there a webhook endpoint? is this calendar mirrored?)."""
+        if not self.written.isdisjoint(tables):
+            return compute()
+        memo: dict[Hashable, Any] = self.scratch.setdefault("tx.memo", {})
+        if key not in memo:
+            memo[key] = compute()
+        value: T = memo[key]
+        return value
 
 
 @dataclass(eq=False)
@@ -209,7 +224,7 @@ class Database:
             touched.clear()
             conn.execute("BEGIN IMMEDIATE")
             try:
-                tx = Tx(conn, self.clock.now(), True, self.changes)
+                tx = Tx(conn, self.clock.now(), True, self.changes, written=touched)
                 result = fn(tx)
                 self._restamp_if(touched)
                 conn.execute("COMMIT")
@@ -361,8 +376,9 @@ class Database:
             touched.clear()
             try:
                 conn.execute("BEGIN IMMEDIATE")
+                scratch: dict[str, Any] = {}  # one transaction: its once-per-transaction work is done once
                 for job in jobs:
-                    self._run_in_savepoint(conn, job, wake)
+                    self._run_in_savepoint(conn, job, wake, scratch, touched)
                 self._restamp_if(touched)
                 conn.execute("COMMIT")
             except BaseException as exc:  # noqa: BLE001 - the transaction is lost: all of it fails
@@ -378,9 +394,11 @@ class Database:
             self._restamp_if(tables)
         self._after_commit(tables, wake)
 
-    def _run_in_savepoint(self, conn: apsw.Connection, job: _Job, wake: set[str]) -> None:
+    def _run_in_savepoint(
+        self, conn: apsw.Connection, job: _Job, wake: set[str], scratch: dict[str, Any], written: set[str]
+    ) -> None:
         conn.execute(f"SAVEPOINT {_SAVEPOINT}")
-        tx = Tx(conn, self.clock.now(), True, self.changes)
+        tx = Tx(conn, self.clock.now(), True, self.changes, scratch=scratch, written=written)
         try:
             job.value, job.ok = job.fn(tx), True
         except BaseException as exc:  # noqa: BLE001 - handed to the waiting coroutine
@@ -389,6 +407,7 @@ class Database:
                 raise
             conn.execute(f"ROLLBACK TO {_SAVEPOINT}")
             conn.execute(f"RELEASE {_SAVEPOINT}")
+            scratch.clear()  # what it did once for the group is undone: the next write does it again
             return
         conn.execute(f"RELEASE {_SAVEPOINT}")
         wake |= tx.wake

@@ -197,3 +197,61 @@ def test_writes_still_waiting_for_their_turn_when_the_database_closes_are_refuse
 
     with pytest.raises(RuntimeError, match="closed"):
         asyncio.run(main())
+
+
+def test_a_commit_group_does_its_once_per_transaction_work_once_and_redoes_it_after_a_rollback(api: Any) -> None:
+    """The writes of one group share the transaction's scratch: the calendar's revision moves
+    once for the group; a write that rolls back takes its share with it, so the next one in the
+    group moves the revision again (the feed cache key still moves with every committed change)."""
+    from chronary.schemas.events import EventCreate
+    from chronary.services import events as event_service
+    from chronary.services.context import Ctx, Principal
+
+    cal = api.calendar()
+    db = api.runtime.db
+    ctx = Ctx(Principal(org_id=api.runtime.org_id, key_id="key_test"), "http://x")
+
+    def revision() -> int:
+        return int(
+            db.read_sync(
+                lambda tx: next(iter(tx.conn.execute("SELECT revision FROM calendars WHERE id = ?", (cal["id"],))))[
+                    "revision"
+                ]
+            )
+        )
+
+    def create(title: str) -> Callable[[Tx], Any]:
+        return lambda tx: event_service.create(tx, ctx, cal["id"], EventCreate(title=title, start_time=T0, end_time=T1))
+
+    def create_then_fail(tx: Tx) -> None:
+        create("rolled back")(tx)
+        raise ValueError("refused after its change was recorded")
+
+    start = revision()
+    _queued_behind_a_held_write(db, _org("org_hold1"), [create("a"), create("b"), create("c")])
+    assert revision() == start + 1  # three creates, one transaction: one bump
+    start = revision()
+    head, rest = _queued_behind_a_held_write(db, _org("org_hold2"), [create("d"), create_then_fail, create("e")])
+    assert isinstance(rest[1], ValueError)
+    assert revision() == start + 2  # "d" bumped; after the rollback emptied the scratch, "e" bumped again
+    titles = sorted(e["title"] for e in api.get(f"/v1/calendars/{cal['id']}/events?limit=50").json()["data"])
+    assert titles == ["a", "b", "c", "d", "e"]
+
+
+def test_a_memo_is_asked_again_once_its_tables_were_written_in_the_transaction(api: Any) -> None:
+    db = api.runtime.db
+    asked: list[int] = []
+
+    def count_orgs(tx: Tx) -> int:
+        asked.append(1)
+        return int(next(iter(tx.conn.execute("SELECT count(*) AS n FROM orgs")))["n"])
+
+    def write(tx: Tx) -> tuple[int, int, int]:
+        first = tx.memo("orgs", ("orgs",), lambda: count_orgs(tx))
+        again = tx.memo("orgs", ("orgs",), lambda: count_orgs(tx))  # remembered
+        tx.conn.execute("INSERT INTO orgs (id, name, created_at) VALUES ('org_memo', 'x', 'now')")
+        after = tx.memo("orgs", ("orgs",), lambda: count_orgs(tx))  # orgs written: asked again
+        return first, again, after
+
+    first, again, after = db.write_sync(write)
+    assert again == first and after == first + 1 and len(asked) == 2
