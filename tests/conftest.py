@@ -91,6 +91,13 @@ class Api:
         assert r.status_code == 201, r.text
         return r.json()
 
+    def receive_webhooks(self) -> dict[str, Any]:
+        """An endpoint for every change type, never reached (no workers run here): while one could
+        receive them, changes are logged with the payload it would get; without one, without."""
+        r = self.post("/v1/webhooks", json={"url": "http://127.0.0.1:9/hooks", "events": ["*"]})
+        assert r.status_code == 201, r.text
+        return dict(r.json())
+
     def agent_key(self, agent_id: str) -> str:
         r = self.post("/v1/keys", json={"name": "agent key", "agent_id": agent_id})
         assert r.status_code == 201, r.text

@@ -18,10 +18,11 @@ _INSERT = f"INSERT INTO change_log ({', '.join(_COLUMNS)}) VALUES ({', '.join('?
 
 
 def append(conn: apsw.Connection, row: dict[str, Any]) -> int:
-    """Add a change (the columns of `changes`, payload included); returns its seq."""
+    """Add a change (the columns of `changes`, payload included: None keeps none); returns its seq."""
     conn.execute(_INSERT, tuple(row[c] for c in _COLUMNS))
     seq = conn.last_insert_rowid()
-    conn.execute("INSERT INTO change_payloads (seq, payload) VALUES (?, ?)", (seq, row["payload"]))
+    if row["payload"] is not None:
+        conn.execute("INSERT INTO change_payloads (seq, payload) VALUES (?, ?)", (seq, row["payload"]))
     return seq
 
 
@@ -59,6 +60,12 @@ def drop_payloads(conn: apsw.Connection, after_seq: int, upto_seq: int) -> None:
     """Forget the payloads of the changes in (after_seq, upto_seq]: every consumer has them."""
     if upto_seq > after_seq:
         conn.execute("DELETE FROM change_payloads WHERE seq > ? AND seq <= ?", (after_seq, upto_seq))
+
+
+def count_between(conn: apsw.Connection, after_seq: int, upto_seq: int) -> int:
+    """How many changes are logged in (after_seq, upto_seq]."""
+    row = one(conn, "SELECT count(*) AS n FROM change_log WHERE seq > ? AND seq <= ?", (after_seq, upto_seq))
+    return int(row["n"]) if row else 0
 
 
 def any_after(conn: apsw.Connection, seq: int) -> bool:

@@ -26,6 +26,7 @@ from typing import Any
 from chronary import ids
 from chronary.services import changes
 from chronary.store import connections as con_store
+from chronary.store import outbox as outbox_store
 from chronary.store import webhooks as store
 from chronary.store.db import Tx
 from chronary.store.rows import loads
@@ -124,10 +125,17 @@ def from_provider(tx: Tx, row: Mapping[str, Any], ep: Mapping[str, Any], kinds: 
     return _provider_kind(tx, row, connection_id, kinds) == provider
 
 
+def nobody_receives(tx: Tx) -> bool:
+    """No endpoint is active or paused: fan-out would make no delivery of any change."""
+    return not outbox_store.has_receivers(tx.conn)
+
+
 def fan_out(tx: Tx, rows: list[dict[str, Any]]) -> None:
     """The consumer's handler: changes (store/changes.after rows, in seq order) become deliveries
-    to every active or paused endpoint that wants them. Changes not sent as webhooks are passed."""
-    rows = [r for r in rows if r["webhook"]]
+    to every active or paused endpoint that wants them. Changes not sent as webhooks are passed,
+    and so are those logged without a payload: no endpoint could receive them when they were made
+    (services/changes.record), so none that exists now was meant to."""
+    rows = [r for r in rows if r["webhook"] and r["payload"] is not None]
     if not rows:
         return
     endpoints = store.active_endpoints(tx.conn)

@@ -107,7 +107,9 @@ class WebhookWorker:
 
     async def fan_out(self) -> int:
         """Deliveries for every change after the consumer's cursor; returns how many changes."""
-        return await changes.consume(self.runtime.db, dispatch.CONSUMER, dispatch.fan_out, FAN_OUT_BATCH)
+        return await changes.consume(
+            self.runtime.db, dispatch.CONSUMER, dispatch.fan_out, FAN_OUT_BATCH, idle=dispatch.nobody_receives
+        )
 
     async def prune(self) -> int:
         """At most hourly (by the injected clock): drop finished deliveries and consumed changes

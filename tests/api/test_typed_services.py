@@ -58,7 +58,9 @@ STAMP = "2026-01-05T09:00:00.000Z"
 
 @pytest.fixture
 def tapi(make_api: Any) -> Any:
-    return make_api(clock=ManualClock(T0))
+    api = make_api(clock=ManualClock(T0))
+    api.receive_webhooks()  # changes are logged with the payloads an endpoint gets
+    return api
 
 
 def org_ctx(api: Any) -> Ctx:

@@ -85,6 +85,7 @@ def clock() -> ManualClock:
 @pytest.fixture
 def app(make_api: Any, clock: ManualClock) -> Api:
     api = make_api(clock=clock)
+    api.receive_webhooks()  # moment changes are logged with the payloads an endpoint gets
     assert fire(api, clock, T0).first_scan  # the first scan only sets the cursor
     return api
 
@@ -390,6 +391,7 @@ def test_worker_restart_after_a_gap_fires_missed_moments_once_and_skips_older(
     make_api: Any, clock: ManualClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     api = make_api(clock=clock, moments_grace_minutes=30)
+    api.receive_webhooks()
     _, cal, _ = setup(api)
     early = api.event(cal["id"], "2026-01-05T09:10:00Z", "2026-01-05T09:20:00Z", title="Early")
     late = api.event(cal["id"], "2026-01-05T09:50:00Z", "2026-01-05T10:30:00Z", title="Late")

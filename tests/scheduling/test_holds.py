@@ -19,6 +19,7 @@ def hold(api: Any, cal_id: str, start: str, end: str, **fields: Any) -> Any:
 
 
 def test_default_expiry_is_15_minutes_and_the_sweep_expires_on_time(sapi: Any, sclock: Any) -> None:
+    sapi.receive_webhooks()  # holds' changes logged with their payloads
     a = sapi.agent("A")
     cal = sapi.calendar(a["id"])
     r = hold(sapi, cal["id"], f"{MON}T10:00:00Z", f"{MON}T11:00:00Z", priority=7)
@@ -65,6 +66,7 @@ def test_explicit_expiry_and_bounds(sapi: Any, sclock: Any) -> None:
 
 
 def test_confirm_makes_it_permanent_and_release_deletes(sapi: Any, sclock: Any) -> None:
+    sapi.receive_webhooks()  # holds' changes logged with their payloads
     a = sapi.agent("A")
     cal = sapi.calendar(a["id"])
     h1 = hold(sapi, cal["id"], f"{MON}T10:00:00Z", f"{MON}T11:00:00Z").json()
@@ -98,6 +100,7 @@ def test_hold_over_a_confirmed_event_of_the_same_agent_is_409_unless_allowed(sap
 
 def test_running_worker_expires_holds_when_the_clock_moves(make_api: Any, sclock: Any) -> None:
     api = make_api(clock=sclock, workers=True)
+    api.receive_webhooks()  # the expiry's change logged with its payload (deliveries to it just fail)
     a = api.agent("A")
     cal = api.calendar(a["id"])
     h = hold(api, cal["id"], f"{MON}T10:00:00Z", f"{MON}T11:00:00Z", hold_expires_at="2026-03-20T07:00:00Z").json()

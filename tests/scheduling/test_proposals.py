@@ -42,6 +42,7 @@ def events_of(api: Any, cal_id: str, status: str | None = None) -> list[dict[str
 
 
 def test_holds_placed_then_resolution_creates_events_and_releases_holds(sapi: Any) -> None:
+    sapi.receive_webhooks()  # proposals' changes logged with their payloads
     (o, p1, p2), cals = team(sapi)
     prp = propose(sapi, o["id"], [p1["id"], p2["id"]], expires_at="2026-03-22T00:00:00Z")
     assert prp["id"].startswith("prp_") and prp["status"] == "open"
@@ -129,6 +130,7 @@ def test_whole_decline_and_accept_after_counter_resolves_on_counter(sapi: Any) -
 
 
 def test_force_resolve_and_cancel(sapi: Any) -> None:
+    sapi.receive_webhooks()  # proposals' changes logged with their payloads
     (o, p1, p2), cals = team(sapi)
     prp = propose(sapi, o["id"], [p1["id"], p2["id"]])
     r = sapi.post(f"/v1/proposals/{prp['id']}/resolve", json={"slot_index": 0})

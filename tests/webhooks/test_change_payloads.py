@@ -34,21 +34,53 @@ def _fan_out(api: Any) -> int:
     return asyncio.run(changes.consume(api.runtime.db, dispatch.CONSUMER, dispatch.fan_out))
 
 
+def _agents_logged(api: Any) -> list[dict[str, Any]]:
+    return [r for r in _log(api) if r["type"] == "agent.created"]
+
+
 def test_payloads_go_once_every_consumer_has_read_them(make_api: Any) -> None:
     api = make_api()
+    api.receive_webhooks()
+    _fan_out(api)
     api.agent("Ada")
-    (logged,) = _log(api)
+    (logged,) = _agents_logged(api)
     assert list(logged) == COLUMNS  # the `changes` view has the shape the table had
     assert json.loads(logged["payload"])["data"]["object"]["name"] == "Ada"
     assert _fan_out(api) == 1
-    (passed,) = _log(api)
+    (passed,) = _agents_logged(api)
     assert passed["payload"] is None and _payload_rows(api) == 0
     assert {k: v for k, v in passed.items() if k != "payload"} == {k: v for k, v in logged.items() if k != "payload"}
+
+
+def test_a_change_no_endpoint_could_receive_is_logged_without_its_payload(make_api: Any) -> None:
+    """Without a webhook endpoint no consumer wants a change: it is logged (the seq, type, ids and
+    origin stay for the retention prune) but its payload is never written, and the webhook
+    consumer passes such changes unread. An endpoint made later starts after them; one that comes
+    back from disabled gets none of what was logged without a payload meanwhile."""
+    api = make_api()
+    api.agent("Ada")
+    (logged,) = _agents_logged(api)
+    assert logged["payload"] is None and _payload_rows(api) == 0
+    assert _fan_out(api) == 1  # passed without being read
+
+    hook = api.receive_webhooks()
+    api.agent("Bob")
+    assert _payload_rows(api) == 1  # Bob's change could be received
+    db = api.runtime.db
+    db.write_sync(lambda tx: tx.conn.execute("UPDATE webhook_endpoints SET status = 'disabled' WHERE id = ?", (hook["id"],)))
+    api.agent("Cy")  # logged while nobody could receive it
+    db.write_sync(lambda tx: tx.conn.execute("UPDATE webhook_endpoints SET status = 'active' WHERE id = ?", (hook["id"],)))
+    assert _fan_out(api) >= 2
+    sent = db.read_sync(
+        lambda tx: [json.loads(d["payload"]) for d in tx.conn.execute("SELECT payload FROM webhook_deliveries")]
+    )
+    assert [p["data"]["object"]["name"] for p in sent if p["type"] == "agent.created"] == ["Bob"]
 
 
 def test_a_consumer_that_is_behind_keeps_the_payloads_it_has_not_read(make_api: Any) -> None:
     api = make_api()
     db = api.runtime.db
+    db.changes.consumer("slow")  # a consumer that wants every change
     db.write_sync(lambda tx: change_store.ensure_cursor(tx.conn, "slow"))
     api.agent("Ada")
     api.agent("Bob")
