@@ -89,6 +89,14 @@ def to_struct(row: dict[str, Any], calendar: dict[str, Any]) -> Event:
     )
 
 
+def struct_of(presented: dict[str, Any]) -> Event:
+    """The API shape of an event's dict form (`present`): the same values, not worked out again."""
+    attendees = [
+        EventAttendee(email=a["email"], name=a.get("name"), agent_id=a.get("agent_id")) for a in presented["attendees"]
+    ]
+    return Event(**{**presented, "attendees": attendees})
+
+
 def calendar_of(tx: Tx, row: dict[str, Any]) -> dict[str, Any]:
     """The stored calendar of a stored event row (it is there: events go with their calendar)."""
     calendar = cal_store.get(tx.conn, row["calendar_id"])
@@ -300,9 +308,10 @@ def create(tx: Tx, ctx: Ctx, calendar_id: str, data: EventCreate) -> Event:
         _require_free(tx, calendar, row)
     event_store.create(tx.conn, row)
     out = present(row, calendar)
+    created = struct_of(out)
     kind = "event.hold_created" if data.status == "hold" else "event.created"
     _changed(tx, "created", None, row, calendar, kind, out)
-    return to_struct(row, calendar)
+    return created
 
 
 def get(tx: Tx, ctx: Ctx, calendar_id: str, event_id: str) -> Event:

@@ -44,6 +44,14 @@ import apsw
 from chronary.clock import Clock, SystemClock
 
 T = TypeVar("T")
+# Savepoint and statement journals (a commit group's writes each run in a savepoint) stay in memory
+# up to this size before SQLite moves them to a temporary file: SQLite's default (64 KiB) sent most
+# groups' journals through a new temp file, a couple of dozen writes each. A process-wide setting,
+# made before this module opens any connection (SQLite must be reinitialised for it).
+JOURNAL_SPILL_BYTES = 4 * 1024 * 1024
+apsw.shutdown()
+apsw.config(apsw.SQLITE_CONFIG_STMTJRNL_SPILL, JOURNAL_SPILL_BYTES)
+apsw.initialize()
 GROUP_MAX = 64  # writes committed together at most (a bound on how long the first one waits)
 _SAVEPOINT = "chronary_write"
 # what a presented API key resolves to comes from these rows: a commit that changed any moves `stamp()`

@@ -37,8 +37,18 @@ def _has_nonfinite(value: Any) -> bool:
     return False
 
 
+_DECODE = msgspec.json.Decoder()
+
+
 def loads(value: str | None) -> Any:
-    return None if value is None else json.loads(value)
+    """The JSON column's value (msgspec: ~4x faster than json.loads, on every row read);
+    json.loads for what msgspec refuses (NaN and infinities json.dumps may have written)."""
+    if value is None:
+        return None
+    try:
+        return _DECODE.decode(value)
+    except msgspec.DecodeError:
+        return json.loads(value)
 
 
 @overload

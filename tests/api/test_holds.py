@@ -161,6 +161,7 @@ def test_expired_holds_are_deleted_by_the_worker(setup):
     from chronary.workers.holds import HoldExpiryWorker
 
     api, clock, cal = setup
+    api.receive_webhooks()  # the expiry's change is logged with its payload
     h = _hold(api, cal).json()
     keep = _hold(
         api,

@@ -97,6 +97,7 @@ def test_fields_and_conversions_match_the_route(server: Any, extra: dict[str, An
     assert hot.status_code == routed.status_code == 201, (hot.text, routed.text)
     assert passed.count == 1
     assert _plain(hot.json()) == _plain(routed.json())
+    assert client.get(f"{url}/{hot.json()['id']}").content == hot.content  # as the stored event reads back
 
 
 BAD = [

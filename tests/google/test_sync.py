@@ -162,6 +162,7 @@ def test_expired_sync_token_means_a_full_resync_without_duplicates(gapi: Api, go
 
 
 def test_revoked_grant_is_reported_and_repaired_by_reauthorizing(gapi: Api, google: FakeGoogle) -> None:
+    gapi.receive_webhooks()  # changes are logged with the payloads an endpoint gets
     google.put_event(EMAIL, _timed("Kept", "2027-03-01T09:00:00+01:00", "2027-03-01T10:00:00+01:00"))
     con, cal = _setup(gapi, google)
     sync(gapi, con["id"])

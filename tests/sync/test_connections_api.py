@@ -36,6 +36,7 @@ def test_wrong_password_is_400_and_stores_nothing(api: Api, radicale: Radicale) 
 
 
 def test_create_discovers_calendars_and_never_returns_the_password(api: Api, radicale: Radicale, caplog) -> None:
+    api.receive_webhooks()  # changes are logged with the payloads an endpoint gets
     caplog.set_level(logging.DEBUG)
     user = radicale.new_user()
     radicale.make_calendar(user, "work", "Work")

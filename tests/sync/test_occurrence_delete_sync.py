@@ -96,6 +96,7 @@ def test_deleted_occurrence_goes_up_as_an_exdate_and_a_cancelled_one_as_cancelle
 
 
 def test_an_exdate_made_on_the_phone_pulls_into_the_deleted_state(api: Api, radicale: Radicale) -> None:
+    api.receive_webhooks()  # changes are logged with the payloads an endpoint gets
     cal, con, mapped, _ = _setup(api, radicale, tz="Europe/Berlin")
     cal_id = mapped["calendar_id"]
     base = f"/v1/calendars/{cal_id}/events"

@@ -35,6 +35,7 @@ def _remote(cal: Any) -> dict[str, Any]:
 
 
 def test_both_sides_converge(api: Api, radicale: Radicale) -> None:
+    api.receive_webhooks()  # changes are logged with the payloads an endpoint gets
     cal, con, mapped, _ = _setup(api, radicale)
     cal_id = mapped["calendar_id"]
     cal.save_event(vevent("phone-a", "Dentist"))
