@@ -168,7 +168,7 @@ def create_app(settings: Settings, clock: Clock | None = None, runtime: Runtime 
         debug=False,
         logging_config=None,
     )
-    app.front = RequestContextMiddleware(HotRoutes(app.routed, runtime.db, settings.base_url))
+    app.front = RequestContextMiddleware(HotRoutes(app.routed, runtime.db, settings.base_url), runtime.activity.seen)
     document_idempotency(app, ("/v1/", "/connect/v1/"))
     # also on app.state for tests and tools holding the app; handlers get these injected
     # (api/_common.app_dependencies: runtime, db, settings, secrets, clock)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import partial
@@ -62,6 +63,22 @@ def _set_all(events: list[asyncio.Event]) -> None:
         ev.set()
 
 
+class ApiActivity:
+    """When the API last began answering a request (time.monotonic), for background work that
+    yields to it: webhook senders pace themselves while requests come in. Set by the request
+    middleware on the event loop and read from other threads: one float, no lock."""
+
+    def __init__(self) -> None:
+        self.last = float("-inf")
+
+    def seen(self) -> None:
+        self.last = time.monotonic()
+
+    def busy(self, within: float) -> bool:
+        """Did a request arrive in the last `within` seconds?"""
+        return time.monotonic() - self.last < within
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -73,6 +90,7 @@ class Runtime:
     schema_version: int = 0  # migrations run only at start, so it is read once (GET /health stays off the database)
     signals: Signals = field(default_factory=Signals)
     extras: dict[str, Any] = field(default_factory=dict)
+    activity: ApiActivity = field(default_factory=ApiActivity)
 
 
 def default_pipeline(payload_limit: int = 64 * 1024) -> Pipeline:

@@ -7,6 +7,7 @@ text/plain is refused with 415 instead of being parsed as JSON by accident.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from litestar.enums import ScopeType
@@ -18,13 +19,16 @@ _BODY_METHODS = {"POST", "PUT", "PATCH"}
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, on_request: Callable[[], None] | None = None) -> None:
         self.app = app
+        self.on_request = on_request  # runtime.ApiActivity.seen: background work yields to requests
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:  # the enum (a str) lets mypy narrow Scope to HTTPScope
             await self.app(scope, receive, send)
             return
+        if self.on_request is not None:
+            self.on_request()
         request_id = ids.new_id("req")
         scope.setdefault("state", {})["request_id"] = request_id
         header = (b"x-request-id", request_id.encode())

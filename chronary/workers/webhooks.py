@@ -11,7 +11,8 @@ transaction spans network I/O. On start, attempts a previous process left in fli
 at once with the same payload id.
 
 The senders run on their own event loop thread (`SenderThread`), so a draining backlog does not
-hold up the API's event loop. Requests go through one `webhooks.http.WebhookSession` (every
+hold up the API's event loop; while the API is answering requests they pace themselves
+(`BUSY_RATE`), so it does not take the machine's CPU from the API either. Requests go through one `webhooks.http.WebhookSession` (every
 request checked, keep-alive connections pinned to the checked address); an endpoint's HMAC key
 is set up once (`sign.Signer`).
 
@@ -53,6 +54,13 @@ MIN_TICK_INTERVAL = 0.05
 MAX_BATCH = 64  # deliveries one sender claims (and then records) in one transaction
 BATCH_SECONDS = 0.2  # a batch grows only while it is sent in less than this
 REST = 0.5  # after a batch of several, a sender pauses half as long as the batch took
+# While the API is answering requests (one began in the last BUSY_WITHIN seconds), the senders
+# together start at most BUSY_RATE deliveries a second, spaced evenly: a backlog draining at full
+# speed (~2,000/s to a fast receiver) takes both cores of a small machine from the API, whose p99
+# then doubles (bench/webhook_bench.py); at this pace it barely moves, and the backlog still goes
+# out at several times the rate most receivers accept. Idle, a backlog drains at full speed.
+BUSY_RATE = 500.0
+BUSY_WITHIN = 0.5
 T = TypeVar("T")
 OPTIONS_KEY = "webhooks.options"  # runtime.extras[OPTIONS_KEY]: constructor overrides (tests)
 
@@ -74,6 +82,7 @@ class WebhookWorker:
         transport: httpx.AsyncBaseTransport | None = None,
         rng: random.Random | None = None,
         min_tick_interval: float = MIN_TICK_INTERVAL,
+        busy_rate: float = BUSY_RATE,
     ) -> None:
         self.runtime = runtime
         self.timeout = timeout
@@ -87,6 +96,8 @@ class WebhookWorker:
         self.transport = transport
         self.rng = rng
         self.min_tick_interval = min_tick_interval
+        self.busy_rate = busy_rate
+        self._next_start = 0.0  # sender loop time: the earliest the next paced delivery may start
         self.tasks: dict[str, asyncio.Future[None]] = {}  # endpoint -> its sender (on the sender thread)
         self._sender: SenderThread | None = None
         self._due: dict[str, str] = {}  # endpoint -> earliest sendable delivery, as of the last tick
@@ -199,20 +210,35 @@ class WebhookWorker:
                 if not claims:
                     return
                 started = loop.time()
+                paced = False
                 for n, claimed in enumerate(claims):
                     if self._stopping:  # released in the next settle, as if never claimed
                         unsent = claims[n:]
                         break
+                    paced = await self._pace() or paced
                     finished.append((claimed, await self._attempt(claimed)))
                 claims = []
                 worked = loop.time() - started
                 size = _next_size(size, finished, worked)
-                if len(finished) > 1:  # a backlog: rest a little, so API requests get the GIL and CPU
+                if len(finished) > 1 and not paced:  # a backlog: rest a little, so API requests get the GIL and CPU
                     await asyncio.sleep(worked * REST)
         finally:
             left = len(claims) - len(finished) - len(unsent)
             if left > 0:  # cancelled mid-batch: these stay claimed; `recover` retries them at start
                 log.info("webhook sender for %s stopped with %d claimed attempt(s) unfinished", endpoint_id, left)
+
+    async def _pace(self) -> bool:
+        """While the API is busy, wait for this delivery's slot (`busy_rate` a second, shared by
+        every sender: they all run on the sender loop); True when it was paced."""
+        if not self.runtime.activity.busy(BUSY_WITHIN):
+            return False
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        start = max(self._next_start, now)
+        self._next_start = start + 1.0 / self.busy_rate
+        if start > now:
+            await asyncio.sleep(start - now)
+        return True
 
     @staticmethod
     def _log_failures(

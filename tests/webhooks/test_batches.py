@@ -142,3 +142,49 @@ def test_a_sender_stopped_mid_batch_hands_back_what_it_did_not_send(make_api, cl
     assert all(e["attempts"] == 0 for e in log if e["status"] == "pending")
     assert api.runtime.db.read_sync(lambda tx: store.interrupted_attempts(tx.conn)) == []
     assert len(receiver.requests) == 8
+
+
+def test_while_the_api_answers_requests_a_backlog_is_paced(make_api, clock, receiver, driver):
+    """A backlog drains at full speed while the API is idle, and at `busy_rate` deliveries a
+    second in all, evenly spaced, while requests come in (draining it must not crowd them out)."""
+    import threading
+    import time
+
+    api = make_api(clock=clock)
+    wh = hook(api, receiver.url, events=["agent.created"])
+    activity = api.runtime.activity
+
+    def backlog(n: int, prefix: str) -> None:
+        api.patch(f"/v1/webhooks/{wh['id']}", json={"status": "paused"})
+        for i in range(n):
+            api.agent(f"{prefix} {i}")
+        pending_for(api, driver, wh["id"], n)
+        api.patch(f"/v1/webhooks/{wh['id']}", json={"status": "active"})
+        assert activity.busy(1.0)  # every request marks the API busy (the request middleware)
+
+    backlog(20, "idle")
+    activity.last = float("-inf")  # nobody has asked the API anything for a while
+    started = time.monotonic()
+    driver(api.runtime, busy_rate=20.0).run()
+    assert len(receiver.wait_for(20)) == 20
+    assert time.monotonic() - started < 0.6  # not paced: 20 at 20/s would take a second
+
+    backlog(12, "busy")
+    stop = threading.Event()
+
+    def requests_keep_coming() -> None:
+        while not stop.wait(0.05):
+            activity.seen()
+
+    beat = threading.Thread(target=requests_keep_coming, daemon=True)
+    beat.start()
+    try:
+        started = time.monotonic()
+        driver(api.runtime, busy_rate=20.0).run()
+        paced = time.monotonic() - started
+    finally:
+        stop.set()
+        beat.join()
+    got = receiver.wait_for(32)
+    assert [r.json["data"]["object"]["name"] for r in got[20:]] == [f"busy {i}" for i in range(12)]
+    assert paced >= 11 / 20.0 - 0.02  # one start every 50 ms
