@@ -10,10 +10,12 @@ stored event rows also carry `kind` (created | updated | deleted), the before/af
 calendar row: what in-transaction listeners need.
 
 `record` does, in this order, in the caller's transaction:
-1. for an event-row change, moves the calendar's `revision` (once per calendar and transaction:
-   feed caches and sync cursors key on it);
+1. for an event-row change, moves the calendar's `revision` (once per calendar and transaction,
+   or commit group: feed caches and sync cursors key on it);
 2. for a change with a type, appends it to the durable change log (store/changes.py: table
-   `changes`, payload in the exact webhook shape) — so it commits or rolls back with the change;
+   `changes`, payload in the exact webhook shape, written only when some consumer `wants` the
+   change: with no webhook endpoint that could receive it, nobody would read it) — so it commits
+   or rolls back with the change;
 3. calls the in-transaction listeners the runtime registered (`Tx.changes`, a `Pipeline` built by
    `chronary.runtime.open_runtime`; nothing registers itself on import). A listener runs inside
    the same transaction, so it sees each change exactly once by construction: if the

@@ -52,7 +52,7 @@ JOURNAL_SPILL_BYTES = 4 * 1024 * 1024
 apsw.shutdown()
 apsw.config(apsw.SQLITE_CONFIG_STMTJRNL_SPILL, JOURNAL_SPILL_BYTES)
 apsw.initialize()
-GROUP_MAX = 64  # writes committed together at most (a bound on how long the first one waits)
+GROUP_MAX = 64  # writes taken into one commit (a bound on how long the first waits; a loop turn's batch stays whole)
 _SAVEPOINT = "chronary_write"
 # what a presented API key resolves to comes from these rows: a commit that changed any moves `stamp()`
 STAMPED_TABLES = frozenset({"api_keys", "agents", "orgs"})

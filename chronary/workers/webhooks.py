@@ -12,9 +12,9 @@ at once with the same payload id.
 
 The senders run on their own event loop thread (`SenderThread`), so a draining backlog does not
 hold up the API's event loop; while the API is answering requests they pace themselves
-(`BUSY_RATE`), so it does not take the machine's CPU from the API either. Requests go through one `webhooks.http.WebhookSession` (every
-request checked, keep-alive connections pinned to the checked address); an endpoint's HMAC key
-is set up once (`sign.Signer`).
+(`BUSY_RATE`), so it does not take the machine's CPU from the API either. Requests go through
+one `webhooks.http.WebhookSession` (every request checked, keep-alive connections pinned to the
+checked address); an endpoint's HMAC key is set up once (`sign.Signer`).
 
 The loop wakes after database commits (new changes; a burst of commits makes one tick per
 `min_tick_interval`), when a sender finishes, when a retry falls due by the injected clock, and at
