@@ -2,31 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 from typing import Any
-
-import msgspec
 
 from chronary import limits
 from chronary.config import Settings
 from chronary.errors import PayloadTooLarge, ValidationError
 from chronary.outbound import HTTP_SCHEMES, InvalidUrl, OutboundError, check_target, parse_url
+from chronary.store.rows import json_bytes
 
 METADATA_MAX_BYTES = 16 * 1024
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")  # fullmatch: `$` would accept a trailing newline
-
-
-_JSON = msgspec.json.Encoder()
-
-
-def _json_size(value: Any) -> int:
-    """Bytes of the compact UTF-8 JSON it is stored as (msgspec; json for what msgspec refuses)."""
-    try:
-        return len(_JSON.encode(value))
-    except (TypeError, OverflowError):
-        return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
 
 
 def check_metadata(value: Any, param: str = "metadata") -> dict[str, Any]:
@@ -34,7 +21,7 @@ def check_metadata(value: Any, param: str = "metadata") -> dict[str, Any]:
         return {}
     if not isinstance(value, dict):
         raise ValidationError(f"{param} must be a JSON object", param)
-    size = _json_size(value)
+    size = len(json_bytes(value))  # as stored
     if size > METADATA_MAX_BYTES:
         raise PayloadTooLarge(f"{param} is {size} bytes; the limit is {METADATA_MAX_BYTES} bytes (16 KB)", param)
     return value
