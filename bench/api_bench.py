@@ -100,13 +100,18 @@ def local_server() -> Iterator[tuple[str, str]]:
                 raise SystemExit("no org key printed:\n" + "".join(lines))
             yield base, key.group(0)
         finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
+            stop_server(proc)
+
+
+def stop_server(proc: subprocess.Popen[str]) -> None:
+    """SIGTERM to the server's process group, then SIGKILL if it is still there after 15 s."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 @contextmanager

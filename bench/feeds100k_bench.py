@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import socket
 import statistics
 import subprocess
@@ -45,6 +44,8 @@ from zoneinfo import ZoneInfo
 import httpx
 
 sys.path.append(str(Path(__file__).resolve().parent.parent))  # after PYTHONPATH: "before" runs use the old code
+
+from api_bench import stop_server  # noqa: E402
 
 from chronary.config import Settings  # noqa: E402
 from chronary.runtime import open_runtime  # noqa: E402
@@ -163,16 +164,6 @@ def serve(data_dir: Path) -> tuple[subprocess.Popen[str], str]:
             time.sleep(0.1)
 
 
-def stop(proc: subprocess.Popen[str]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
@@ -225,7 +216,7 @@ def main() -> None:
                 assert avail.status_code == 200, avail.text
                 step("availability, 31 days", (time.perf_counter() - t0) * 1000)
         finally:
-            stop(proc)
+            stop_server(proc)
     print(f"feed: {vevents} VEVENTs, {size / 1e6:.1f} MB")
     print(f"{'step':32} {'ms':>9} {'VmRSS MB':>9} {'VmHWM MB':>9}")
     for name, ms, rss, hwm in rows:
